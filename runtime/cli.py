@@ -1,0 +1,54 @@
+"""The `kflpcap` command line: one sub-command per module, registered here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (sub-command, module under runtime/ that defines `register(subparsers)`)
+COMMANDS: list[tuple[str, str]] = [
+    ("run", "runtime.cmd_run"),
+    ("streams", "runtime.cmd_streams"),
+    ("items", "runtime.cmd_items"),
+    ("kfl", "runtime.cmd_kfl"),
+    ("scripts", "runtime.cmd_scripts"),
+    ("repo", "runtime.cmd_repo"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kflpcap",
+        description="Continuous, query-based network forensics: keep the L4 streams that match KFL "
+        "queries as gzipped PCAP repositories, driven by Kubeshark-style JavaScript scripts.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for _name, module in COMMANDS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
