@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from capture import StreamStore
-
     from wrappers.outbox import Outbox
 
 
