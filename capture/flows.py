@@ -1,0 +1,432 @@
+"""`Capture`: decoded packets -> L4 streams (flow table), the stream store and TCP reassembly."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from collections.abc import Callable, Iterable
+from struct import Struct
+
+from capture.decode import SKIP_REASONS, Decoder
+from capture.model import NS, CaptureConfig, Packet, StreamHandler, StreamMeta
+from capture.store import PACKET_OVERHEAD, Record, StreamStore
+from capture.tcp import TcpDirection
+
+log = logging.getLogger("kflpcap.capture")
+
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+SEQ_ACK = Struct("!II")
+TICK_NS = NS  # retention/fragments are checked once per second of capture time
+SWEEP_NS = 5 * NS  # idle flows are looked for every 5 s of capture time
+
+HandlerFactory = Callable[[StreamMeta], StreamHandler | None]
+PacketListener = Callable[[str, int, int, int, bool], None]
+
+
+def _ip_text(raw: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+
+
+class Flow:
+    """Flow-table state of one stream (TCP or UDP)."""
+
+    __slots__ = (
+        "asm",
+        "base",
+        "closed",
+        "fin",
+        "handler",
+        "idle_ns",
+        "keys",
+        "last_ts",
+        "rec",
+        "rst",
+        "seen",
+        "sid",
+        "tcp",
+    )
+
+    def __init__(self, rec: Record, tcp: bool, idle_ns: int, keys: tuple[bytes, bytes]) -> None:
+        self.rec = rec
+        self.sid = rec.meta.stream_id
+        self.tcp = tcp
+        self.idle_ns = idle_ns
+        self.keys = keys
+        self.last_ts = rec.meta.first_ts_ns
+        self.handler: StreamHandler | None = None
+        self.asm: tuple[TcpDirection, TcpDirection] | None = None
+        self.closed = ""  # close reason once closed
+        self.fin = 0  # bit per direction
+        self.rst = False
+        self.seen = 0  # bit per direction: base sequence number known
+        self.base = [0, 0]
+
+
+class Capture:
+    """Feeds packets through decoding, the flow table, the store and the stream handlers.
+
+    `packet_listener(stream_id, ts_ns, caplen, orig_len, fragmented)`, when set, is called for
+    every packet that lands in a stream; `warn(text)` once per skip reason (default: logging).
+    """
+
+    def __init__(
+        self, config: CaptureConfig | None = None, handler_factory: HandlerFactory | None = None
+    ) -> None:
+        self.config = cfg = config or CaptureConfig()
+        self.handler_factory = handler_factory
+        self.packet_listener: PacketListener | None = None
+        self.warn: Callable[[str], None] = log.warning
+        self.store = StreamStore(cfg)
+        self.store.on_drop = self._on_drop
+        self._decode = Decoder(cfg, self._skip).decode
+        self._decoder = self._decode.__self__
+        self._tcp_idle = int(cfg.tcp_idle_s * NS)
+        self._udp_idle = int(cfg.udp_idle_s * NS)
+        self._tcp: dict[bytes, tuple[Flow, int]] = {}
+        self._udp: dict[bytes, tuple[Flow, int]] = {}
+        self._flows: dict[str, Flow] = {}  # every flow whose record is still in the store
+        self._live: dict[str, Flow] = {}  # flows not closed yet
+        self._next_id = 0
+        self._now = 0
+        self._next_tick = 0
+        self._next_sweep = 0
+        self._packets = 0
+        self._streamed = 0
+        self._skipped: dict[str, int] = {}
+        self._stats = {
+            "tcp_retransmitted": 0,
+            "tcp_overlaps": 0,
+            "tcp_out_of_order": 0,
+            "tcp_ooo_overflow": 0,
+            "tcp_gaps": 0,
+            "tcp_gap_bytes": 0,
+            "tcp_snaplen_gap_bytes": 0,
+            "tcp_rst_ignored": 0,
+            "handler_errors": 0,
+        }
+        self._cap = cfg.stream_cap_bytes
+        self._budget = cfg.budget_bytes
+
+    # -- public surface -------------------------------------------------------------------------
+
+    @property
+    def counters(self) -> dict[str, int]:
+        c: dict[str, int] = {
+            "packets_read": self._packets,
+            "packets_streamed": self._streamed,
+            "packets_skipped": sum(self._skipped.values()),
+            "ip_fragments": self._decoder.fragmented_packets,
+            "streams": self._next_id,
+            "streams_open": len(self._live),
+        }
+        c.update({f"skipped_{k}": v for k, v in sorted(self._skipped.items())})
+        c.update(self._stats)
+        c.update(self.store.counters)
+        return c
+
+    @property
+    def now_ns(self) -> int:
+        """The capture clock: the newest packet timestamp (or tick) seen so far."""
+        return self._now
+
+    def feed(self, ts_ns: int, linktype: int, data: bytes, orig_len: int) -> None:
+        self.feed_packet((ts_ns, linktype, data, orig_len))
+
+    def consume(self, packets: Iterable[Packet]) -> None:
+        """Feed every packet of an iterable (a `PacketSource`: its snaplens go to the store)."""
+        snaplens = getattr(packets, "snaplens", None)
+        if snaplens is not None:
+            self.store.snaplens = snaplens
+        feed = self.feed_packet
+        for pkt in packets:
+            feed(pkt)
+
+    def tick(self, now_ns: int) -> None:
+        """Advance the clock: idle timeouts, retention, fragment timeouts."""
+        if now_ns > self._now:
+            self._now = now_ns
+        self._tick(self._now, sweep=True)
+
+    def finish(self, now_ns: int | None = None) -> None:
+        """End of input: close every open stream (handlers get `on_close(ts, "end")`)."""
+        ts = self._now if now_ns is None else now_ns
+        for flow in list(self._live.values()):
+            self._close(flow, max(ts, flow.last_ts), "end")
+
+    # -- hot path -------------------------------------------------------------------------------
+
+    def feed_packet(self, pkt: Packet) -> None:
+        ts = pkt[0]
+        self._packets += 1
+        if ts > self._now:
+            self._now = ts
+            if ts >= self._next_tick:
+                self._tick(ts, sweep=ts >= self._next_sweep)
+        r = self._decode(pkt)
+        if r is None:
+            return
+        proto, src, dst, buf, off, wlen, frags = r
+        if proto == 6:
+            if len(buf) < off + 20:
+                self._skip("truncated_tcp")
+                return
+            key = src + dst + buf[off : off + 4]
+            flags = buf[off + 13]
+            ent = self._tcp.get(key)
+            if ent is None or ent[0].closed == "idle" or ts - ent[0].last_ts > self._tcp_idle or (
+                flags & 0x12 == SYN
+            ):
+                ent = self._tcp_lookup(ent, key, src, dst, buf, off, flags, ts)
+            flow, d = ent
+            if not flow.seen & (1 << d):
+                flow.seen |= 1 << d
+                flow.base[d] = SEQ_ACK.unpack_from(buf, off + 4)[0]
+        else:
+            if len(buf) < off + 8:
+                self._skip("truncated_udp")
+                return
+            key = src + dst + buf[off : off + 4]
+            ent = self._udp.get(key)
+            if ent is None or ent[0].closed or ts - ent[0].last_ts > self._udp_idle:
+                ent = self._udp_lookup(ent, key, src, dst, buf, off, ts)
+            flow, d = ent
+        flow.last_ts = ts
+        rec = flow.rec
+        if frags is None:
+            self._streamed += 1
+            rec.count += 1
+            rec.wire += pkt[3]
+            rec.last_ts = ts
+            if not rec.evicted:
+                n = len(pkt[2])
+                if rec.data_bytes + n <= self._cap:
+                    rec.packets.append(pkt)
+                    rec.data_bytes += n
+                    cost = n + PACKET_OVERHEAD
+                    rec.cost += cost
+                    store = self.store
+                    store.held += cost
+                    if store.held > self._budget:
+                        store.evict()
+                else:
+                    self.store.over_cap(rec)
+            else:
+                self.store.lost_to_eviction()
+            if self.packet_listener is not None:
+                self.packet_listener(flow.sid, ts, len(pkt[2]), pkt[3], False)
+        else:
+            self._keep_fragments(flow, frags)
+        if flow.handler is not None:
+            try:
+                if flow.tcp:
+                    self._tcp_data(flow, d, buf, off, wlen, flags, ts)
+                else:
+                    self._udp_data(flow, d, buf, off, wlen, ts)
+            except Exception as exc:  # a dissector bug must not stop the capture
+                self._handler_failed(flow, exc)
+        if flow.tcp and flags & (FIN | RST):
+            self._tcp_flags(flow, d, flags, buf, off, ts)
+
+    # -- slow paths -----------------------------------------------------------------------------
+
+    def _keep_fragments(self, flow: Flow, frags: list[Packet]) -> None:
+        rec = flow.rec
+        store = self.store
+        rec.datagrams += 1
+        rec.fragments += len(frags)
+        for pkt in frags:
+            self._streamed += 1
+            rec.count += 1
+            rec.wire += pkt[3]
+            rec.last_ts = max(rec.last_ts, pkt[0])
+            n = len(pkt[2])
+            if rec.evicted:
+                store.lost_to_eviction()
+            elif rec.data_bytes + n <= self._cap:
+                rec.packets.append(pkt)
+                rec.data_bytes += n
+                rec.cost += n + PACKET_OVERHEAD
+                store.held += n + PACKET_OVERHEAD
+            else:
+                store.over_cap(rec)
+            if self.packet_listener is not None:
+                self.packet_listener(flow.sid, pkt[0], n, pkt[3], True)
+        if store.held > self._budget:
+            store.evict()
+
+    def _tcp_lookup(self, ent: tuple[Flow, int] | None, key: bytes, src: bytes, dst: bytes, buf: bytes,
+                    off: int, flags: int, ts: int) -> tuple[Flow, int]:
+        """Find the stream of a TCP packet, or start a new one (first packet, idle, tuple reuse)."""
+        if ent is not None:
+            flow, d = ent
+            if flow.closed == "idle":
+                pass
+            elif ts - flow.last_ts > self._tcp_idle:
+                self._close(flow, flow.last_ts, "idle")
+            elif flags & 0x12 == SYN and flow.seen & (1 << d) and (
+                flow.fin or flow.rst or SEQ_ACK.unpack_from(buf, off + 4)[0] != flow.base[d]
+            ):
+                self._close(flow, ts, "rst" if flow.rst else "fin" if flow.fin else "idle")
+            else:
+                return ent
+        sport = (buf[off] << 8) | buf[off + 1]
+        dport = (buf[off + 2] << 8) | buf[off + 3]
+        # the SYN sender is the client; else the higher (ephemeral) port; else the first sender
+        client_is_src = not flags & ACK if flags & SYN else sport >= dport
+        return self._open(self._tcp, "tcp", key, src, dst, sport, dport, client_is_src, ts)
+
+    def _udp_lookup(self, ent: tuple[Flow, int] | None, key: bytes, src: bytes, dst: bytes, buf: bytes,
+                    off: int, ts: int) -> tuple[Flow, int]:
+        if ent is not None and not ent[0].closed:
+            self._close(ent[0], ent[0].last_ts, "idle")
+        sport = (buf[off] << 8) | buf[off + 1]
+        dport = (buf[off + 2] << 8) | buf[off + 3]
+        return self._open(self._udp, "udp", key, src, dst, sport, dport, sport >= dport, ts)
+
+    def _open(self, table: dict[bytes, tuple[Flow, int]], l4: str, key: bytes, src: bytes, dst: bytes,
+              sport: int, dport: int, client_is_src: bool, ts: int) -> tuple[Flow, int]:
+        n = self._next_id
+        self._next_id = n + 1
+        sid = f"{n:012d}.pcap" if l4 == "tcp" else f"{n:012d}_udp.pcap"
+        if client_is_src:
+            meta = StreamMeta(sid, l4, _ip_text(src), sport, _ip_text(dst), dport, ts)
+        else:
+            meta = StreamMeta(sid, l4, _ip_text(dst), dport, _ip_text(src), sport, ts)
+        rkey = dst + src + key[-2:] + key[-4:-2]
+        rec = self.store.open(meta)
+        flow = Flow(rec, l4 == "tcp", self._tcp_idle if l4 == "tcp" else self._udp_idle, (key, rkey))
+        d = 0 if client_is_src else 1
+        table[key] = (flow, d)
+        table[rkey] = (flow, 1 - d)
+        self._flows[sid] = flow
+        self._live[sid] = flow
+        if self.handler_factory is not None:
+            try:
+                flow.handler = self.handler_factory(meta)
+            except Exception as exc:
+                self._handler_failed(flow, exc)
+            if flow.handler is not None and flow.tcp:
+                max_ooo = self.config.ooo_max_bytes
+                flow.asm = (TcpDirection(flow.handler, 0, max_ooo, self._stats),
+                            TcpDirection(flow.handler, 1, max_ooo, self._stats))
+        return flow, d
+
+    def _tcp_data(self, flow: Flow, d: int, buf: bytes, off: int, wlen: int, flags: int, ts: int) -> None:
+        doff = (buf[off + 12] >> 4) << 2
+        if doff < 20 or doff > wlen:
+            self._skip_handler_only("bad_tcp_header")
+            return
+        seq, ack = SEQ_ACK.unpack_from(buf, off + 4)
+        asm = flow.asm[d]  # type: ignore[index]
+        if flags & SYN:
+            asm.syn(seq)
+            seq = (seq + 1) & 0xFFFFFFFF
+        if flags & RST:
+            return
+        plen = wlen - doff
+        if plen or flags & FIN:
+            asm.segment(seq, buf[off + doff : off + wlen], plen, ts, bool(flags & FIN))
+        if flags & ACK:
+            flow.asm[1 - d].ack(ack, ts)  # type: ignore[index]
+
+    def _udp_data(self, flow: Flow, d: int, buf: bytes, off: int, wlen: int, ts: int) -> None:
+        payload = buf[off + 8 : off + wlen]
+        handler = flow.handler
+        handler.on_data(d, payload, ts)  # type: ignore[union-attr]
+        if wlen - 8 > len(payload):
+            handler.on_gap(d, wlen - 8 - len(payload), ts)  # type: ignore[union-attr]
+
+    def _tcp_flags(self, flow: Flow, d: int, flags: int, buf: bytes, off: int, ts: int) -> None:
+        if flags & RST:
+            flow.rst = True
+            if flow.closed:
+                return
+            if flow.asm is not None:
+                expected = flow.asm[d].next
+                if expected is not None and SEQ_ACK.unpack_from(buf, off + 4)[0] != expected:
+                    self._stats["tcp_rst_ignored"] += 1  # out of window (RFC 5961): injected or stale
+                    return
+            self._close(flow, ts, "rst")
+            return
+        flow.fin |= 1 << d
+        if flow.fin == 3 and not flow.closed:
+            self._close(flow, ts, "fin")
+
+    def _close(self, flow: Flow, ts: int, reason: str) -> None:
+        if flow.closed:
+            return
+        flow.closed = reason
+        self._live.pop(flow.sid, None)
+        handler = flow.handler
+        if handler is not None:
+            flow.handler = None
+            try:
+                if flow.asm is not None:
+                    flow.asm[0].flush(ts)
+                    flow.asm[1].flush(ts)
+                handler.on_close(ts, reason)
+            except Exception as exc:
+                self._handler_failed(flow, exc)
+            flow.asm = None
+        self.store.close(flow.rec, ts)
+
+    def _on_drop(self, rec: Record, what: str) -> None:
+        flow = self._flows.get(rec.meta.stream_id)
+        if flow is None:
+            return
+        if what == "evicted":
+            self._close_handler(flow, "evicted")
+            return
+        del self._flows[flow.sid]
+        self._live.pop(flow.sid, None)
+        table = self._tcp if flow.tcp else self._udp
+        for key in flow.keys:
+            ent = table.get(key)
+            if ent is not None and ent[0] is flow:
+                del table[key]
+
+    def _close_handler(self, flow: Flow, reason: str) -> None:
+        handler = flow.handler
+        if handler is None:
+            return
+        flow.handler = None
+        flow.asm = None
+        try:
+            handler.on_close(flow.last_ts, reason)
+        except Exception as exc:
+            self._handler_failed(flow, exc)
+
+    def _handler_failed(self, flow: Flow, exc: Exception) -> None:
+        self._stats["handler_errors"] += 1
+        if self._stats["handler_errors"] == 1:
+            self.warn(f"stream handler failed on {flow.sid}: {type(exc).__name__}: {exc} "
+                      "(its stream is no longer dissected; further failures are only counted)")
+        flow.handler = None
+        flow.asm = None
+
+    def _tick(self, now: int, sweep: bool) -> None:
+        self._next_tick = now + TICK_NS
+        if sweep:
+            self._next_sweep = now + SWEEP_NS
+            for flow in list(self._live.values()):
+                if now - flow.last_ts > flow.idle_ns:
+                    self._close(flow, flow.last_ts, "idle")
+            self._decoder.expire(now)
+        self.store.advance(now)
+
+    def _skip(self, reason: str) -> None:
+        n = self._skipped.get(reason, 0)
+        self._skipped[reason] = n + 1
+        if n == 0:
+            self.warn(f"skipping packets: {SKIP_REASONS.get(reason, reason)} "
+                      f"(first at packet {self._packets}; counted as skipped_{reason})")
+
+    def _skip_handler_only(self, reason: str) -> None:
+        key = f"handler_{reason}"
+        self._stats[key] = self._stats.get(key, 0) + 1
+
+
+def print_warning(text: str) -> None:
+    """A `Capture.warn` for command-line tools: one line on stderr."""
+    print(f"kflpcap: warning: {text}", file=sys.stderr)

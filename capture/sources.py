@@ -1,0 +1,166 @@
+"""Packet sources: capture files (pcap, pcapng, gzip-compressed), stdin and live interfaces."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from capture.model import Packet
+from capture.readers import MAX_RECORD, NotACapture, read_capture
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class _Prefixed(io.RawIOBase):
+    """A binary stream that first returns `prefix`, then reads from `rest`."""
+
+    def __init__(self, prefix: bytes, rest: BinaryIO) -> None:
+        self._prefix = prefix
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+        if self._prefix:
+            n = min(len(b), len(self._prefix))
+            b[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._rest.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def _uncompressed(raw: BinaryIO) -> BinaryIO:
+    head = raw.read(2)
+    stream = io.BufferedReader(_Prefixed(head, raw), 1 << 20)
+    if head == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return stream  # type: ignore[return-value]
+
+
+class PacketSource:
+    """An iterator of `(ts_ns, linktype, data, orig_len)` over several inputs, read in order.
+
+    `errors` gets one line per problem (input, byte offset, what was wrong); `failed` lists the
+    inputs that were not captures at all (or could not be opened). `heartbeat`, when set, is
+    called whenever a live source waited without a packet (so a driver can tick its clocks).
+    """
+
+    def __init__(
+        self,
+        specs: list[str],
+        bpf: str | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.specs = list(specs)
+        self.bpf = bpf
+        self.on_error = on_error
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        self.snaplens: dict[int, int] = {}
+        self.live = any(s.startswith("iface:") for s in self.specs)
+        self.heartbeat: Callable[[], None] | None = None
+        self._live_sources: list = []
+        self._stopped = False
+
+    def snaplen(self, linktype: int) -> int:
+        return self.snaplens.get(linktype, MAX_RECORD)
+
+    def stop(self) -> None:
+        """End the iteration soon (live inputs notice within their poll interval)."""
+        self._stopped = True
+        for src in self._live_sources:
+            src.stop()
+
+    def _error(self, text: str) -> None:
+        self.errors.append(text)
+        if self.on_error is not None:
+            self.on_error(text)
+
+    def _snap(self, linktype: int, snaplen: int) -> None:
+        self.snaplens[linktype] = max(snaplen, self.snaplens.get(linktype, 0))
+
+    def __iter__(self) -> Iterator[Packet]:
+        for spec in self.specs:
+            if self._stopped:
+                return
+            if spec.startswith("iface:"):
+                yield from self._live(spec[len("iface:") :])
+            else:
+                yield from self._file(spec)
+
+    def _live(self, name: str) -> Iterator[Packet]:
+        from capture.live import LiveSource
+
+        try:
+            src = LiveSource(name, bpf=self.bpf)
+        except OSError as exc:
+            self.failed.append(f"iface:{name}")
+            self._error(f"iface:{name}: cannot capture: {exc}")
+            return
+        self._live_sources.append(src)
+        self._snap(src.linktype, src.snaplen)
+        src.heartbeat = self.heartbeat
+        with src:
+            yield from src
+
+    def _file(self, spec: str) -> Iterator[Packet]:
+        name = "<stdin>" if spec == "-" else spec
+        try:
+            raw: BinaryIO = sys.stdin.buffer if spec == "-" else open(Path(spec), "rb")  # noqa: SIM115
+        except OSError as exc:
+            self.failed.append(spec)
+            self._error(f"{name}: cannot open: {exc.strerror or exc}")
+            return
+        try:
+            stream = _uncompressed(raw)
+            try:
+                packets = read_capture(stream, lambda off, msg: self._error(f"{name}: offset {off}: {msg}"),
+                                       self._snap)
+            except NotACapture as exc:
+                self.failed.append(spec)
+                self._error(f"{name}: offset 0: not a pcap/pcapng capture ({exc})")
+                return
+            except (OSError, EOFError) as exc:
+                self.failed.append(spec)
+                self._error(f"{name}: offset 0: unreadable ({exc})")
+                return
+            try:
+                if self.bpf:
+                    packets = _filtered(packets, self.bpf)
+                for pkt in packets:
+                    yield pkt
+                    if self._stopped:
+                        return
+            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+                self._error(f"{name}: compressed stream damaged: {exc}")
+        finally:
+            if raw is not sys.stdin.buffer:
+                raw.close()
+
+
+def _filtered(packets: Iterator[Packet], bpf: str) -> Iterator[Packet]:
+    from capture.bpf import OfflineFilter
+
+    filters: dict[int, OfflineFilter] = {}
+    for pkt in packets:
+        flt = filters.get(pkt[1])
+        if flt is None:
+            flt = filters[pkt[1]] = OfflineFilter(bpf, pkt[1])
+        if flt.match(pkt[2], pkt[3]):
+            yield pkt
+
+
+def open_sources(
+    specs: list[str],
+    bpf: str | None = None,
+    on_error: Callable[[str], None] | None = None,
+) -> PacketSource:
+    """Files (`.gz` too), `"-"` for stdin, `iface:NAME` for a live interface; read in order."""
+    return PacketSource(specs, bpf=bpf, on_error=on_error)

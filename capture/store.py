@@ -1,0 +1,243 @@
+"""Every packet of every stream, bounded by retention, a per-stream cap and a global budget (SPEC §3).
+
+Accounting is of real memory: each held packet costs its captured bytes plus `PACKET_OVERHEAD`
+(the bytes object header, the 4-tuple, the timestamp int and the list slot, measured with
+tracemalloc on CPython 3.11). Eviction order: closed unpinned streams by close time, then live
+unpinned streams by first packet.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from capture.model import NS, CaptureConfig, Packet, StreamMeta
+
+PACKET_OVERHEAD = 176
+RECORD_OVERHEAD = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """A snapshot of one stream as the store knows it."""
+
+    stream_id: str
+    l4: str
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    first_ts_ns: int
+    last_ts_ns: int
+    packets: int
+    bytes: int
+    wire_bytes: int
+    closed: bool
+    truncated_packets: int
+    evicted: bool
+    ip_fragments: int = 0
+    reassembled_datagrams: int = 0
+
+
+class Record:
+    """The store's state of one stream (the capture appends to it directly on the hot path)."""
+
+    __slots__ = (
+        "closed",
+        "close_ts",
+        "cost",
+        "count",
+        "data_bytes",
+        "datagrams",
+        "evicted",
+        "fragments",
+        "last_ts",
+        "meta",
+        "packets",
+        "pins",
+        "released",
+        "truncated",
+        "wire",
+    )
+
+    def __init__(self, meta: StreamMeta) -> None:
+        self.meta = meta
+        self.packets: list[Packet] = []
+        self.count = 0
+        self.data_bytes = 0
+        self.cost = RECORD_OVERHEAD
+        self.wire = 0
+        self.last_ts = meta.first_ts_ns
+        self.closed = False
+        self.close_ts = 0
+        self.pins = 0
+        self.truncated = 0
+        self.evicted = False
+        self.released = False
+        self.fragments = 0
+        self.datagrams = 0
+
+
+class StreamStore:
+    """Packets per stream id with pinning, retention, per-stream cap and eviction."""
+
+    def __init__(self, config: CaptureConfig | None = None) -> None:
+        cfg = config or CaptureConfig()
+        self.cap = cfg.stream_cap_bytes
+        self.budget = cfg.budget_bytes
+        self.retention_ns = int(cfg.retention_s * NS)
+        self.held = 0
+        self.now_ns = 0
+        self._recs: dict[str, Record] = {}
+        self._closed: deque[Record] = deque()
+        self.snaplens: dict[int, int] = {}  # a PacketSource's, shared by Capture.consume
+        # set by Capture: a stream's packets were evicted ("evicted") or it left the store ("released")
+        self.on_drop: Callable[[Record, str], None] | None = None
+        # set by whoever wants the last word on every stream before it leaves the store
+        self.on_release: Callable[[StreamInfo], None] | None = None
+        self._c = {
+            "streams_evicted": 0,
+            "packets_evicted": 0,
+            "streams_truncated": 0,
+            "packets_truncated": 0,
+            "streams_released": 0,
+            "over_budget_all_pinned": 0,
+        }
+
+    # -- public surface -------------------------------------------------------------------------
+
+    def info(self, stream_id: str) -> StreamInfo | None:
+        rec = self._recs.get(stream_id)
+        if rec is None:
+            return None
+        m = rec.meta
+        return StreamInfo(
+            m.stream_id, m.l4, m.client_ip, m.client_port, m.server_ip, m.server_port, m.first_ts_ns,
+            rec.last_ts, rec.count, rec.data_bytes, rec.wire, rec.closed, rec.truncated, rec.evicted,
+            rec.fragments, rec.datagrams,
+        )
+
+    def packets(self, stream_id: str, start: int = 0) -> list[Packet]:
+        rec = self._recs.get(stream_id)
+        if rec is None:
+            return []
+        return rec.packets[start:] if start else list(rec.packets)
+
+    def pin(self, stream_id: str) -> bool:
+        """Hold a stream (reference counted). False when the stream is no longer in the store."""
+        rec = self._recs.get(stream_id)
+        if rec is None:
+            return False
+        rec.pins += 1
+        return True
+
+    def unpin(self, stream_id: str) -> None:
+        rec = self._recs.get(stream_id)
+        if rec is None or rec.pins == 0:
+            return
+        rec.pins -= 1
+        if rec.pins == 0:
+            if rec.closed and rec.close_ts + self.retention_ns <= self.now_ns:
+                self._release(rec)
+            elif self.held > self.budget:
+                self.evict()
+
+    def snaplen(self, linktype: int) -> int:
+        return self.snaplens.get(linktype, 262144)
+
+    def stream_ids(self) -> list[str]:
+        """Ids of every stream still in the store, in order of first packet."""
+        return list(self._recs)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        c = dict(self._c)
+        c["bytes_held"] = self.held
+        c["streams_held"] = len(self._recs)
+        c["budget_bytes"] = self.budget
+        return c
+
+    # -- used by Capture ------------------------------------------------------------------------
+
+    def open(self, meta: StreamMeta) -> Record:
+        rec = Record(meta)
+        self._recs[meta.stream_id] = rec
+        self.held += RECORD_OVERHEAD
+        return rec
+
+    def over_cap(self, rec: Record) -> None:
+        """A packet did not fit under the per-stream cap: count it."""
+        if rec.truncated == 0:
+            self._c["streams_truncated"] += 1
+        rec.truncated += 1
+        self._c["packets_truncated"] += 1
+
+    def lost_to_eviction(self) -> None:
+        self._c["packets_evicted"] += 1
+
+    def close(self, rec: Record, ts_ns: int) -> None:
+        if rec.closed:
+            return
+        rec.closed = True
+        rec.close_ts = ts_ns
+        self._closed.append(rec)
+
+    def advance(self, now_ns: int) -> None:
+        """Release closed streams whose retention ran out on the capture clock.
+
+        An expired stream that is pinned leaves the queue; `unpin` releases it later.
+        """
+        self.now_ns = now_ns
+        limit = now_ns - self.retention_ns
+        closed = self._closed
+        while closed and closed[0].close_ts <= limit:
+            rec = closed.popleft()
+            if not rec.released and not rec.pins:
+                self._release(rec)
+
+    def evict(self) -> None:
+        """Drop the packets of the oldest unpinned streams until the held bytes fit the budget.
+
+        Closed streams go first (by close time), then live ones (by first packet); a record stays
+        (marked `evicted`) until its retention ends, so late packets still find their stream.
+        Frees down to 15/16 of the budget so eviction runs in batches.
+        """
+        target = self.budget - (self.budget >> 4)
+        for rec in self._closed:
+            if self.held <= target:
+                return
+            if not rec.pins and not rec.evicted:
+                self._drop_packets(rec)
+        for rec in list(self._recs.values()):
+            if self.held <= target:
+                return
+            if not rec.pins and not rec.evicted:
+                self._drop_packets(rec)
+                if self.on_drop is not None and not rec.closed:
+                    self.on_drop(rec, "evicted")
+        if self.held > self.budget:
+            self._c["over_budget_all_pinned"] += 1
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _drop_packets(self, rec: Record) -> None:
+        if not rec.evicted:
+            rec.evicted = True
+            self._c["streams_evicted"] += 1
+            self._c["packets_evicted"] += len(rec.packets)
+        self.held -= rec.cost - RECORD_OVERHEAD
+        rec.cost = RECORD_OVERHEAD
+        rec.packets = []
+
+    def _release(self, rec: Record) -> None:
+        if self.on_release is not None:
+            self.on_release(self.info(rec.meta.stream_id))
+        rec.released = True
+        self.held -= rec.cost
+        rec.cost = 0
+        rec.packets = []
+        del self._recs[rec.meta.stream_id]
+        self._c["streams_released"] += 1
+        if self.on_drop is not None:
+            self.on_drop(rec, "released")
