@@ -527,9 +527,11 @@ class _Generator:
         checksum part, ip length, wire length, ip id offset).
         """
         raw, self._raw = self._raw, []
+        t0 = raw[0][1]  # the first packet is at the flow's start: tshark numbers streams in that order
         per_dir = [0, 0]
         out: list[tuple] = []
-        for d, ts, seq, ack, flags, payload, psum in raw:
+        for d, t, seq, ack, flags, payload, psum in raw:
+            ts = t - t0
             k = per_dir[d]
             per_dir[d] += 1
             if kind == "dns":
@@ -704,7 +706,7 @@ class _Generator:
         prev = self.start_us - 1
         dns_flows = 0
         while self.n < self.target:
-            frac = (self.n + rng.random() * 14) / self.target
+            frac = (self.n + rng.random() * 14) / self.target if self.n else 0.0
             t = max(prev + 1, self.start_us + int(span * min(frac, 1.0)))
             prev = t
             if len(self.pending) > _FLUSH_AT:
