@@ -1,0 +1,136 @@
+"""`kflpcap kfl check QUERY...` and `kflpcap kfl match QUERY [ITEMS.jsonl|-]`: try KFL queries."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from typing import IO
+
+import orjson
+
+import kfl
+
+EXIT_MATCHED, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "kfl",
+        help="check KFL queries, or match them against items",
+        description="Check KFL queries (see docs/kfl.md) or run one against items.",
+    )
+    sub = p.add_subparsers(dest="kfl_command", metavar="ACTION", required=True)
+    macro_help = "an extra macro for the queries (repeatable), e.g. --macro 'prod=dst.namespace == \"prod\"'"
+
+    check = sub.add_parser(
+        "check",
+        help="say whether queries are valid",
+        description="Print 'ok' for each valid query, else where and why it is not. Unknown helpers "
+        "(always false) are warned about on stderr. Exit 0 when every query is valid, else 1.",
+    )
+    check.add_argument("queries", nargs="+", metavar="QUERY")
+    check.add_argument("--macro", action="append", default=[], metavar="NAME=EXPANSION", help=macro_help)
+    check.set_defaults(func=run_check)
+
+    match = sub.add_parser(
+        "match",
+        help="print the items (JSON lines) that match a query",
+        description="Read items as JSON lines and print those that match QUERY (after redact()), "
+        "stopping after limit(n) matches. Exit 0 when something matched, 1 when nothing did, 2 on "
+        "a bad query or bad input lines (reported on stderr, the other lines are still matched).",
+    )
+    match.add_argument("query", metavar="QUERY")
+    match.add_argument("items", nargs="?", default="-", metavar="ITEMS.jsonl",
+                       help="one item (JSON object) a line; - for stdin (default)")
+    match.add_argument("--macro", action="append", default=[], metavar="NAME=EXPANSION", help=macro_help)
+    match.add_argument("--count", action="store_true", help="print only the number of matching items")
+    match.set_defaults(func=run_match)
+
+
+def _macros(specs: list[str]) -> dict[str, str]:
+    macros = {}
+    for spec in specs:
+        name, sep, expansion = spec.partition("=")
+        if not sep:
+            raise ValueError(f"--macro {spec!r}: expected NAME=EXPANSION")
+        macros[name.strip()] = expansion.strip()
+    return macros
+
+
+def _compile(query: str, macro_specs: list[str]) -> kfl.Query | None:
+    """The query, or None after printing why it is not one."""
+    try:
+        return kfl.compile(query, _macros(macro_specs))
+    except kfl.KFLSyntaxError as exc:
+        print(exc, file=sys.stderr if exc.query != query else sys.stdout)
+    except ValueError as exc:
+        print(f"kflpcap kfl: {exc}", file=sys.stderr)
+    return None
+
+
+def run_check(args: argparse.Namespace) -> int:
+    try:
+        _macros(args.macro)
+    except ValueError as exc:
+        print(f"kflpcap kfl: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    status = 0
+    several = len(args.queries) > 1
+    for number, text in enumerate(args.queries, 1):
+        if several:
+            print(f"query {number}: {text}")
+        query = _compile(text, args.macro)
+        if query is None:
+            status = 1
+            continue
+        print("ok")
+        for name in query.unknown_helpers:
+            print(f"warning: unknown helper '{name}()' is always false", file=sys.stderr)
+    return status
+
+
+def _lines(path: str) -> Iterator[tuple[int, bytes]]:
+    stream: IO[bytes]
+    stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    with stream:
+        yield from enumerate(stream, 1)
+
+
+def run_match(args: argparse.Namespace) -> int:
+    query = _compile(args.query, args.macro)
+    if query is None:
+        return EXIT_ERROR
+    name = "<stdin>" if args.items == "-" else args.items
+    matched = bad = 0
+    out = sys.stdout.buffer
+    try:
+        for number, line in _lines(args.items):
+            if not line.strip():
+                continue
+            try:
+                item = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                item, problem = None, str(exc)
+            else:
+                problem = "" if isinstance(item, dict) else f"a JSON {type(item).__name__}, not an object"
+            if problem:
+                bad += 1
+                print(f"{name}:{number}: not an item: {problem}", file=sys.stderr)
+                continue
+            ok, item = query.apply(item)
+            if not ok:
+                continue
+            matched += 1
+            if not args.count:
+                out.write(orjson.dumps(item) + b"\n")
+            if query.limit is not None and matched >= query.limit:
+                break
+    except OSError as exc:
+        print(f"kflpcap kfl match: {name}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.count:
+        print(matched)
+    if bad:
+        return EXIT_ERROR
+    return EXIT_MATCHED if matched else EXIT_NO_MATCH
