@@ -1,0 +1,210 @@
+"""A throw-away test network with real servers and clients, and a capture of what crossed it.
+
+Topology (created by `LiveNet`, removed on exit; nothing is addressed outside it):
+
+    netns <tag>-cli: eth0 10.213.0.2 ──veth── kfl<tag>c ─┐
+                                                          ├─ bridge kfl<tag>br (root namespace, no address)
+    netns <tag>-srv: eth0 10.213.0.1 ──veth── kfl<tag>s ─┘
+
+The server namespace runs `runtime.demo.servers` (HTTP on 80 and 8080, some paths answer 500; DNS on
+53 UDP+TCP), the client namespace runs `runtime.demo.clients` (a seeded `ClientPlan`). Every packet
+between them crosses `capture_iface` (`kfl<tag>c`) in the root namespace, so a capture there, by
+dumpcap or by `kflpcap run --interface`, sees all of it while still reaching services on 127.0.0.1
+(SeaweedFS). Needs root. Typical use:
+
+    with LiveNet() as net:
+        net.start_servers()
+        with net.capture(tmp / "reference.pcap"):
+            log = net.run_clients(ClientPlan.quick())
+        want = expected_flows(log, net)   # {"http500_streams": [...], "dns_flows": [...], ...}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from runtime.demo.clients import ClientPlan
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVER_IP = "10.213.0.1"
+CLIENT_IP = "10.213.0.2"
+PREFIX_LEN = 24
+
+
+def flow_id(l4: str, client_ip: str, client_port: int, server_ip: str, server_port: int) -> str:
+    """One L4 stream as text, client first: `tcp 10.213.0.2:41234 > 10.213.0.1:80`."""
+    return f"{l4} {client_ip}:{client_port} > {server_ip}:{server_port}"
+
+
+def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, check=check, capture_output=True, text=True)
+
+
+def _disable_ipv6(path: str) -> None:
+    # No IPv6 on the test links: no router solicitations or MLD reports in the capture.
+    with contextlib.suppress(OSError), open(path, "w") as fh:
+        fh.write("1")
+
+
+class LiveNet:
+    """Two network namespaces joined by a bridge in the root namespace; see the module doc."""
+
+    def __init__(self, tag: str | None = None) -> None:
+        self.tag = tag or secrets.token_hex(3)
+        self.server_ns = f"kflpcap-{self.tag}-srv"
+        self.client_ns = f"kflpcap-{self.tag}-cli"
+        self.bridge = f"kfl{self.tag}br"
+        self.capture_iface = f"kfl{self.tag}c"
+        self.server_port_iface = f"kfl{self.tag}s"
+        self.server_ip = SERVER_IP
+        self.client_ip = CLIENT_IP
+        self._servers: subprocess.Popen | None = None
+
+    def __enter__(self) -> LiveNet:
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    def ns_argv(self, ns: str, argv: list[str]) -> list[str]:
+        """`argv` to run inside namespace `ns` (server_ns or client_ns)."""
+        return ["ip", "netns", "exec", ns, *argv]
+
+    def python_argv(self, ns: str, module: str, *args: str) -> list[str]:
+        """Run `python3 -m module args` inside `ns` with this repository importable."""
+        return self.ns_argv(ns, [sys.executable, "-m", module, *args])
+
+    def up(self) -> None:
+        _run(["ip", "link", "add", self.bridge, "type", "bridge"])
+        _disable_ipv6(f"/proc/sys/net/ipv6/conf/{self.bridge}/disable_ipv6")
+        for ns, port_iface, ip in (
+            (self.server_ns, self.server_port_iface, self.server_ip),
+            (self.client_ns, self.capture_iface, self.client_ip),
+        ):
+            _run(["ip", "netns", "add", ns])
+            _run(self.ns_argv(ns, ["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; "
+                                               "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"]))
+            _run(["ip", "link", "add", port_iface, "type", "veth", "peer", "name", "eth0", "netns", ns])
+            _disable_ipv6(f"/proc/sys/net/ipv6/conf/{port_iface}/disable_ipv6")
+            _run(["ip", "link", "set", port_iface, "master", self.bridge, "up"])
+            _run(["ip", "-n", ns, "addr", "add", f"{ip}/{PREFIX_LEN}", "dev", "eth0"])
+            _run(["ip", "-n", ns, "link", "set", "lo", "up"])
+            # One MSS per packet (no TSO super-frames), as on a physical link.
+            _run(["ip", "-n", ns, "link", "set", "eth0", "gso_max_segs", "1"])
+            _run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+        _run(["ip", "link", "set", self.bridge, "up"])
+
+    def down(self) -> None:
+        self.stop_servers()
+        for link in (self.capture_iface, self.server_port_iface, self.bridge):
+            _run(["ip", "link", "del", link], check=False)
+        for ns in (self.client_ns, self.server_ns):
+            _run(["ip", "netns", "del", ns], check=False)
+
+    def start_servers(self, http_ports: tuple[int, ...] = (80, 8080), dns_port: int = 53) -> None:
+        """Start the demo HTTP and DNS servers in the server namespace; returns once they listen."""
+        args = ["--addr", self.server_ip, "--dns-port", str(dns_port)]
+        for port in http_ports:
+            args += ["--http-port", str(port)]
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        self._servers = subprocess.Popen(self.python_argv(self.server_ns, "runtime.demo.servers", *args),
+                                         stdout=subprocess.PIPE, text=True, env=env)
+        line = self._servers.stdout.readline().strip() if self._servers.stdout else ""
+        if line != "ready":
+            self.stop_servers()
+            raise RuntimeError(f"demo servers did not start (said {line!r})")
+
+    def stop_servers(self) -> None:
+        if self._servers is None:
+            return
+        self._servers.send_signal(signal.SIGTERM)
+        try:
+            self._servers.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._servers.kill()
+            self._servers.wait()
+        if self._servers.stdout:
+            self._servers.stdout.close()
+        self._servers = None
+
+    def run_clients(self, plan: ClientPlan | None = None) -> dict:
+        """Run the client mix in the client namespace; returns its log (see `runtime.demo.clients`)."""
+        plan = plan or ClientPlan.quick()
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        done = subprocess.run(
+            self.python_argv(self.client_ns, "runtime.demo.clients", "--server", self.server_ip,
+                             "--plan", plan.to_json()),
+            capture_output=True, text=True, env=env, timeout=plan.duration_s + 120,
+        )
+        if not done.stdout:
+            raise RuntimeError(f"demo clients failed: {done.stderr.strip()}")
+        log = json.loads(done.stdout)
+        log["client"] = self.client_ip
+        return log
+
+    @contextlib.contextmanager
+    def capture(self, path: Path, bpf: str | None = None, settle_s: float = 0.5) -> Iterator[Path]:
+        """dumpcap on `capture_iface` into classic pcap at `path` while the block runs. On exit waits
+        `settle_s` for the last segments (FIN/ACK), then stops dumpcap so it flushes."""
+        argv = ["dumpcap", "-q", "-P", "-i", self.capture_iface, "-w", str(path)]
+        if bpf:
+            argv += ["-f", bpf]
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+        said = []
+        for line in proc.stderr or []:
+            said.append(line)
+            if line.startswith("Capturing on"):
+                break
+        else:
+            proc.wait()
+            raise RuntimeError(f"dumpcap did not start: {''.join(said).strip()}")
+        try:
+            yield path
+            time.sleep(settle_s)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+
+
+def expected_flows(log: dict, net: LiveNet | None = None) -> dict:
+    """What a capture of `log`'s traffic must contain, derived from what the clients saw:
+    `http_streams`, `http500_streams` (connections with at least one 500 answer), `dns_flows`
+    (one per query: UDP or TCP), all as sorted `flow_id` texts, plus counts by status and rcode."""
+    client = net.client_ip if net else log.get("client", CLIENT_IP)
+    server = net.server_ip if net else log["server"]
+    http_streams: set[str] = set()
+    http500: set[str] = set()
+    for request in log["http"]:
+        flow = flow_id("tcp", client, request["local_port"], server, request["server_port"])
+        http_streams.add(flow)
+        if request["status"] == 500:
+            http500.add(flow)
+    dns_flows = {flow_id(q["transport"], client, q["local_port"], server, 53) for q in log["dns"]}
+    return {
+        "http_streams": sorted(http_streams),
+        "http500_streams": sorted(http500),
+        "dns_flows": sorted(dns_flows),
+        "http_requests": len(log["http"]),
+        "http_by_status": dict(sorted(Counter(str(r["status"]) for r in log["http"]).items())),
+        "dns_queries": len(log["dns"]),
+        "dns_by_rcode": dict(sorted(Counter(q["rcode"] for q in log["dns"]).items())),
+    }
