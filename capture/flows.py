@@ -19,6 +19,7 @@ FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 SEQ_ACK = Struct("!II")
 TICK_NS = NS  # retention/fragments are checked once per second of capture time
 SWEEP_NS = 5 * NS  # idle flows are looked for every 5 s of capture time
+RST_GRACE_NS = NS // 2  # a RST closes a dissected stream unless payload follows within this time
 
 HandlerFactory = Callable[[StreamMeta], StreamHandler | None]
 PacketListener = Callable[[str, int, int, int, bool], None]
@@ -87,6 +88,7 @@ class Capture:
         self._udp: dict[bytes, tuple[Flow, int]] = {}
         self._flows: dict[str, Flow] = {}  # every flow whose record is still in the store
         self._live: dict[str, Flow] = {}  # flows not closed yet
+        self._rst_pending: dict[str, tuple[Flow, int]] = {}  # RST seen, handler closes at the next tick
         self._next_id = 0
         self._now = 0
         self._next_tick = 0
@@ -103,6 +105,7 @@ class Capture:
             "tcp_gap_bytes": 0,
             "tcp_snaplen_gap_bytes": 0,
             "tcp_rst_ignored": 0,
+            "tcp_rst_overridden": 0,
             "handler_errors": 0,
         }
         self._cap = cfg.stream_cap_bytes
@@ -151,6 +154,8 @@ class Capture:
     def finish(self, now_ns: int | None = None) -> None:
         """End of input: close every open stream (handlers get `on_close(ts, "end")`)."""
         ts = self._now if now_ns is None else now_ns
+        for flow, rst_ts in list(self._rst_pending.values()):
+            self._close(flow, rst_ts, "rst")
         for flow in list(self._live.values()):
             self._close(flow, max(ts, flow.last_ts), "end")
 
@@ -325,6 +330,8 @@ class Capture:
         if flags & RST:
             return
         plen = wlen - doff
+        if plen and flow.rst and self._rst_pending.pop(flow.sid, None) is not None:
+            self._stats["tcp_rst_overridden"] += 1
         if plen or flags & FIN:
             asm.segment(seq, buf[off + doff : off + wlen], plen, ts, bool(flags & FIN))
         if flags & ACK:
@@ -347,7 +354,10 @@ class Capture:
                 if expected is not None and SEQ_ACK.unpack_from(buf, off + 4)[0] != expected:
                     self._stats["tcp_rst_ignored"] += 1  # out of window (RFC 5961): injected or stale
                     return
-            self._close(flow, ts, "rst")
+            if flow.asm is None:
+                self._close(flow, ts, "rst")
+            else:  # closed at the next tick unless data follows (an injected RST the peers ignored)
+                self._rst_pending[flow.sid] = (flow, ts)
             return
         flow.fin |= 1 << d
         if flow.fin == 3 and not flow.closed:
@@ -357,6 +367,7 @@ class Capture:
         if flow.closed:
             return
         flow.closed = reason
+        self._rst_pending.pop(flow.sid, None)
         self._live.pop(flow.sid, None)
         handler = flow.handler
         if handler is not None:
@@ -407,6 +418,10 @@ class Capture:
 
     def _tick(self, now: int, sweep: bool) -> None:
         self._next_tick = now + TICK_NS
+        if self._rst_pending:
+            for flow, ts in list(self._rst_pending.values()):
+                if now - ts >= RST_GRACE_NS:
+                    self._close(flow, ts, "rst")
         if sweep:
             self._next_sweep = now + SWEEP_NS
             for flow in list(self._live.values()):
