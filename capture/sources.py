@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -36,11 +37,37 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-def _uncompressed(raw: BinaryIO) -> BinaryIO:
+class _Gunzip:
+    """Decompresses a gzip stream; a damaged or cut-short stream ends it after what did decompress."""
+
+    def __init__(self, raw: BinaryIO, err: Callable[[str], None]) -> None:
+        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        self._err = err
+        self._eof = False
+
+    def read(self, n: int) -> bytes:
+        parts = []
+        want = n
+        while want > 0 and not self._eof:
+            try:
+                piece = self._gz.read1(min(want, 1 << 16))
+            except (EOFError, OSError, zlib.error) as exc:
+                self._eof = True
+                self._err(f"compressed stream damaged or cut short after {self._gz.tell()} bytes ({exc})")
+                break
+            if not piece:
+                self._eof = True
+                break
+            parts.append(piece)
+            want -= len(piece)
+        return b"".join(parts)
+
+
+def _uncompressed(raw: BinaryIO, err: Callable[[str], None]) -> BinaryIO:
     head = raw.read(2)
     stream = io.BufferedReader(_Prefixed(head, raw), 1 << 20)
     if head == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+        return _Gunzip(stream, err)  # type: ignore[return-value]
     return stream  # type: ignore[return-value]
 
 
@@ -119,7 +146,7 @@ class PacketSource:
             self._error(f"{name}: cannot open: {exc.strerror or exc}")
             return
         try:
-            stream = _uncompressed(raw)
+            stream = _uncompressed(raw, lambda msg: self._error(f"{name}: {msg}"))
             try:
                 packets = read_capture(stream, lambda off, msg: self._error(f"{name}: offset {off}: {msg}"),
                                        self._snap)
@@ -127,19 +154,19 @@ class PacketSource:
                 self.failed.append(spec)
                 self._error(f"{name}: offset 0: not a pcap/pcapng capture ({exc})")
                 return
-            except (OSError, EOFError) as exc:
+            except OSError as exc:
                 self.failed.append(spec)
                 self._error(f"{name}: offset 0: unreadable ({exc})")
                 return
+            if self.bpf:
+                packets = _filtered(packets, self.bpf)
             try:
-                if self.bpf:
-                    packets = _filtered(packets, self.bpf)
                 for pkt in packets:
                     yield pkt
                     if self._stopped:
                         return
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
-                self._error(f"{name}: compressed stream damaged: {exc}")
+            except OSError as exc:
+                self._error(f"{name}: read failed: {exc}")
         finally:
             if raw is not sys.stdin.buffer:
                 raw.close()
