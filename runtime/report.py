@@ -1,0 +1,237 @@
+"""What `kflpcap run` shows a person: the progress bar while reading, the summary at the end, and the
+exit code. Everything is built from one plain stats dict (`new_stats()` gives its shape), which the
+pipeline keeps up to date and `runtime.metrics` also reads, so this module needs no pipeline to test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # some scripts or uploads failed (listed in the summary)
+EXIT_USAGE = 2  # bad usage or bad input
+
+Stats = Mapping[str, Any]
+
+
+def new_stats() -> dict[str, Any]:
+    """The stats dict of one run, all zero. The pipeline updates it in place (plain ints, no locks:
+    readers copy what they iterate); every key is optional for the readers."""
+    return {
+        "source": "",  # what is read: file names, "-" or "iface:eth0"
+        "live": False,
+        "elapsed_s": 0.0,  # wall seconds since the run started
+        "input": {
+            "bytes_read": 0,  # of the capture files, for the progress bar
+            "bytes_total": 0,  # 0 when unknown (live, stdin)
+            "errors": [],  # one line each: file, byte offset, what was wrong (bad input: exit 2)
+        },
+        "packets": 0,  # packets read
+        "bytes": 0,  # captured bytes read
+        "drops": {},  # reason -> packets not streamed or lost (kernel, truncated, link type, ...)
+        "streams": {"tcp": 0, "udp": 0, "open": 0},  # seen per transport; open now
+        "store": {"bytes": 0, "budget": 0, "evicted_streams": 0, "evicted_packets": 0,
+                  "truncated_streams": 0},
+        "items": {},  # protocol name -> items dissected
+        # title -> {"file": path, "status": "loaded"|"failed"|"unloaded", "error": text, "errors": {kind: n}}
+        "scripts": {},
+        # one per (script, query): {"script", "index", "query", "matches", "streams"}
+        "matches": [],
+        # one per repository written: {"script", "index", "query", "location" (path or s3:// URL),
+        # "streams", "packets", "bytes_raw", "bytes_gz"}
+        "repositories": [],
+        "errors": {},  # kind -> count: script, hook, job, helper, upload, capture, ...
+        # failed: artifacts not delivered when the run ended, {"key", "error"}
+        "uploads": {"pending": 0, "spool_bytes": 0, "done": 0, "retries": 0, "failed": []},
+    }
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _total_matches(stats: Stats) -> int:
+    return sum(m.get("matches", 0) for m in list(stats.get("matches") or []))
+
+
+class RunProgress:
+    """The progress bar of a run: bytes of the input (when known), packets/s, items, matches.
+    Use as a context manager and call `update(stats)` periodically (a few times a second)."""
+
+    def __init__(self, console: Console | None = None, disable: bool = False) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[packets]} packets · {task.fields[rate]} packets/s · "
+                       "{task.fields[items]} items · {task.fields[matches]} matches"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=disable,
+            transient=False,
+        )
+        self._task = self._progress.add_task("reading", total=None, packets="0", rate="0", items="0",
+                                             matches="0")
+        self._last: tuple[float, int] | None = None
+        self._rate = 0.0
+
+    def __enter__(self) -> RunProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, stats: Stats, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        packets = int(stats.get("packets", 0))
+        if self._last is not None and now > self._last[0]:
+            instant = (packets - self._last[1]) / (now - self._last[0])
+            self._rate = instant if self._rate == 0 else 0.5 * self._rate + 0.5 * instant
+        self._last = (now, packets)
+        source = dict(stats.get("input") or {})
+        total = source.get("bytes_total") or None
+        self._progress.update(
+            self._task,
+            description="capturing" if stats.get("live") else "reading",
+            total=total,
+            completed=source.get("bytes_read", 0) if total else 0,
+            packets=f"{packets:,}",
+            rate=f"{self._rate:,.0f}",
+            items=f"{sum(dict(stats.get('items') or {}).values()):,}",
+            matches=f"{_total_matches(stats):,}",
+        )
+
+
+def _overview(stats: Stats) -> Table:
+    table = Table(title="kflpcap run", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    elapsed = float(stats.get("elapsed_s", 0.0))
+    packets = int(stats.get("packets", 0))
+    rate = f" ({packets / elapsed:,.0f}/s)" if elapsed > 0 else ""
+    streams = dict(stats.get("streams") or {})
+    table.add_row("source", str(stats.get("source", "")))
+    table.add_row("elapsed", f"{elapsed:.1f} s")
+    table.add_row("packets", f"{packets:,}{rate}, {human_bytes(stats.get('bytes', 0))}")
+    table.add_row("streams", f"{streams.get('tcp', 0) + streams.get('udp', 0):,} "
+                             f"(tcp {streams.get('tcp', 0):,}, udp {streams.get('udp', 0):,})")
+    drops = dict(stats.get("drops") or {})
+    if drops:
+        table.add_row("not streamed", ", ".join(f"{k} {v:,}" for k, v in sorted(drops.items())))
+    store = dict(stats.get("store") or {})
+    if store.get("evicted_streams") or store.get("truncated_streams"):
+        table.add_row("stream store", f"evicted {store.get('evicted_streams', 0):,} streams, "
+                                      f"truncated {store.get('truncated_streams', 0):,}")
+    items = dict(stats.get("items") or {})
+    table.add_row("items", ", ".join(f"{k} {v:,}" for k, v in sorted(items.items(), key=lambda kv: -kv[1]))
+                  or "0")
+    return table
+
+
+def _matches(stats: Stats) -> Table:
+    table = Table(title="Matches per script and query", title_justify="left")
+    for col, justify in (("script", "left"), ("#", "right"), ("query", "left"), ("matches", "right"),
+                         ("streams", "right")):
+        table.add_column(col, justify=justify)
+    for m in stats.get("matches") or []:
+        table.add_row(str(m.get("script", "")), str(m.get("index", "")), str(m.get("query", "")),
+                      f"{m.get('matches', 0):,}", f"{m.get('streams', 0):,}")
+    return table
+
+
+def _repositories(stats: Stats) -> Table:
+    repos = list(stats.get("repositories") or [])
+    table = Table(title=f"Repositories written: {len(repos)}", title_justify="left")
+    for col, justify in (("script", "left"), ("#", "right"), ("location", "left"), ("streams", "right"),
+                         ("packets", "right"), ("PCAP", "right"), ("gzip", "right")):
+        table.add_column(col, justify=justify, overflow="fold")
+    raw = gz = 0
+    for r in repos:
+        raw += r.get("bytes_raw", 0)
+        gz += r.get("bytes_gz", 0)
+        table.add_row(str(r.get("script", "")), str(r.get("index", "")), str(r.get("location", "")),
+                      f"{r.get('streams', 0):,}", f"{r.get('packets', 0):,}",
+                      human_bytes(r.get("bytes_raw", 0)), human_bytes(r.get("bytes_gz", 0)))
+    if len(repos) > 1:
+        table.add_section()
+        table.add_row("total", "", "", "", "", human_bytes(raw), human_bytes(gz), style="bold")
+    return table
+
+
+def _problems(stats: Stats) -> Table | None:
+    table = Table(title="Errors and uploads", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for kind, n in sorted(dict(stats.get("errors") or {}).items()):
+        table.add_row(f"{kind} errors", f"{n:,}")
+    for title, script in sorted(dict(stats.get("scripts") or {}).items()):
+        if script.get("status") == "failed":
+            table.add_row("script failed", f"{title} ({script.get('file', '')}): {script.get('error', '')}")
+    for line in dict(stats.get("input") or {}).get("errors") or []:
+        table.add_row("bad input", str(line))
+    uploads = dict(stats.get("uploads") or {})
+    if uploads.get("pending"):
+        spooled = human_bytes(uploads.get("spool_bytes", 0))
+        table.add_row("uploads pending", f"{uploads['pending']:,} ({spooled} spooled, sent at next start)")
+    for failed in uploads.get("failed") or []:
+        table.add_row("upload failed", f"{failed.get('key', '')}: {failed.get('error', '')}")
+    return table if table.row_count else None
+
+
+def _wireshark_hint(stats: Stats) -> Text | None:
+    for repo in stats.get("repositories") or []:
+        location = str(repo.get("location", ""))
+        if location.startswith("s3://"):
+            name = location.rsplit("/", 1)[-1]
+            return Text(f"Open a repository in Wireshark: aws s3 cp {location} . && wireshark {name}")
+        if location:
+            return Text(f"Open a repository in Wireshark (it reads .pcap.gz directly): wireshark {location}")
+    return None
+
+
+def summary(stats: Stats) -> RenderableType:
+    """The end-of-run summary as one renderable."""
+    parts: list[RenderableType] = [_overview(stats)]
+    if stats.get("matches"):
+        parts.append(_matches(stats))
+    parts.append(_repositories(stats))
+    problems = _problems(stats)
+    if problems is not None:
+        parts.append(problems)
+    hint = _wireshark_hint(stats)
+    if hint is not None:
+        parts.append(hint)
+    return Group(*parts)
+
+
+def print_summary(stats: Stats, console: Console | None = None) -> None:
+    (console or Console(stderr=True)).print(summary(stats))
+
+
+def failures(stats: Stats) -> list[str]:
+    """One line per failed script or upload (the reasons for exit code 1)."""
+    out = [f"script {title}: {script.get('error', '')}"
+           for title, script in sorted(dict(stats.get("scripts") or {}).items())
+           if script.get("status") == "failed"]
+    out += [f"upload {f.get('key', '')}: {f.get('error', '')}"
+            for f in dict(stats.get("uploads") or {}).get("failed") or []]
+    return out
+
+
+def exit_code(stats: Stats, usage_error: bool = False) -> int:
+    """2 for bad usage or bad input, else 1 when a script or an upload failed, else 0."""
+    if usage_error or dict(stats.get("input") or {}).get("errors"):
+        return EXIT_USAGE
+    return EXIT_FAILED if failures(stats) else EXIT_OK

@@ -1,0 +1,106 @@
+"""The progress bar, the summary and the exit code, rendered to a string console."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from runtime.report import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    RunProgress,
+    exit_code,
+    failures,
+    human_bytes,
+    new_stats,
+    print_summary,
+)
+from tests.product.stats_sample import sample_stats
+
+
+def render(stats: dict) -> str:
+    out = io.StringIO()
+    print_summary(stats, Console(file=out, width=240, color_system=None))
+    return out.getvalue()
+
+
+def test_summary_says_what_was_read_matched_and_kept() -> None:
+    stats = sample_stats()
+    text = render(stats)
+    assert f"{stats['packets']:,}" in text and f"{stats['packets'] / stats['elapsed_s']:,.0f}/s" in text
+    assert f"{stats['streams']['tcp'] + stats['streams']['udp']:,}" in text
+    for protocol, n in stats["items"].items():
+        assert f"{protocol} {n:,}" in text
+    for m in stats["matches"]:
+        assert m["query"] in text and f"{m['matches']:,}" in text
+    for repo in stats["repositories"]:
+        assert repo["location"] in text
+        assert human_bytes(repo["bytes_raw"]) in text and human_bytes(repo["bytes_gz"]) in text
+    total_raw = sum(r["bytes_raw"] for r in stats["repositories"])
+    total_gz = sum(r["bytes_gz"] for r in stats["repositories"])
+    assert human_bytes(total_raw) in text and human_bytes(total_gz) in text
+    assert f"Repositories written: {len(stats['repositories'])}" in text
+    assert "hook errors" in text and "load errors" in text
+    assert stats["scripts"]["Broken"]["error"] in text
+    assert "uploads pending" in text and human_bytes(stats["uploads"]["spool_bytes"]) in text
+    assert f"wireshark {stats['repositories'][0]['location']}" in text
+
+
+def test_summary_of_an_empty_run_has_no_problem_section() -> None:
+    text = render(new_stats())
+    assert "Repositories written: 0" in text
+    assert "Errors and uploads" not in text and "wireshark" not in text
+
+
+def test_s3_locations_get_a_download_hint() -> None:
+    stats = new_stats()
+    stats["repositories"] = [{"script": "s", "query": "dns", "location": "s3://bucket/p/node/kfl_0/x.pcap.gz"}]
+    assert "aws s3 cp s3://bucket/p/node/kfl_0/x.pcap.gz . && wireshark x.pcap.gz" in render(stats)
+
+
+def test_exit_codes() -> None:
+    clean = new_stats()
+    assert exit_code(clean) == EXIT_OK and failures(clean) == []
+    assert exit_code(clean, usage_error=True) == EXIT_USAGE
+
+    broken = sample_stats()
+    assert exit_code(broken) == EXIT_FAILED
+    assert failures(broken) == [f"script Broken: {broken['scripts']['Broken']['error']}"]
+
+    upload = new_stats()
+    upload["uploads"]["failed"] = [{"key": "k/kfl_0/a.pcap.gz", "error": "AccessDenied"}]
+    assert exit_code(upload) == EXIT_FAILED
+    assert failures(upload) == ["upload k/kfl_0/a.pcap.gz: AccessDenied"]
+    assert "upload failed" in render(upload) and "AccessDenied" in render(upload)
+
+    bad_input = sample_stats()
+    bad_input["input"]["errors"] = ["demo.pcap: offset 4096: record length 900000 > snaplen"]
+    assert exit_code(bad_input) == EXIT_USAGE
+    assert "offset 4096" in render(bad_input)
+
+
+def test_progress_shows_rate_items_and_matches() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=200, force_terminal=True, color_system=None)
+    stats = sample_stats()
+    with RunProgress(console) as progress:
+        stats["packets"], stats["input"]["bytes_read"] = 1000, 100_000
+        progress.update(stats, now=10.0)
+        stats["packets"], stats["input"]["bytes_read"] = 5000, 200_000
+        progress.update(stats, now=12.0)
+    text = out.getvalue()
+    items = sum(stats["items"].values())
+    matches = sum(m["matches"] for m in stats["matches"])
+    assert f"5,000 packets · 2,000 packets/s · {items} items · {matches} matches" in text
+    assert f"{200_000 * 100 // stats['input']['bytes_total']}%" in text
+
+
+def test_progress_without_a_known_size_still_counts() -> None:
+    out = io.StringIO()
+    stats = new_stats()
+    stats.update(live=True, packets=42)
+    with RunProgress(Console(file=out, width=200, force_terminal=True, color_system=None)) as progress:
+        progress.update(stats, now=1.0)
+    assert "capturing" in out.getvalue() and "42 packets" in out.getvalue()
