@@ -47,8 +47,7 @@ def _bad_character(error: UnexpectedCharacters, query: str) -> KFLSyntaxError:
         raw = RAW_PREFIX.search(query, 0, pos) is not None
         what = "regex" if raw else "string"
         return KFLSyntaxError(f"{what} is not closed (no matching {char})", query, pos - 1 if raw else pos)
-    expected = _describe(set(error.allowed or ()))
-    return KFLSyntaxError(f"unexpected character {char!r}; expected {expected}", query, pos)
+    return KFLSyntaxError(f"unexpected character {char!r}; expected {_describe(_accepts(error))}", query, pos)
 
 
 def _bad_token(error: UnexpectedToken, query: str, parser: Lark) -> KFLSyntaxError:
@@ -78,15 +77,15 @@ def _bad_token(error: UnexpectedToken, query: str, parser: Lark) -> KFLSyntaxErr
     return KFLSyntaxError(f"expected {_describe(expected)}{after}, found {found}", query, pos)
 
 
-def _accepts(error: UnexpectedToken) -> set[str]:
+def _accepts(error: UnexpectedToken | UnexpectedCharacters) -> set[str]:
     """The exact set of terminals the parser would take here (LALR's `expected` is a superset)."""
     interactive = getattr(error, "interactive_parser", None)
     if interactive is not None:
         try:
             return set(interactive.accepts())
-        except Exception:
+        except UnexpectedInput:
             pass
-    return set(error.expected)
+    return set(getattr(error, "expected", None) or getattr(error, "allowed", None) or ())
 
 
 def _describe(expected: set[str]) -> str:
