@@ -96,3 +96,44 @@ def _write_pcapng(
             out.clear()
     fileobj.write(b"".join(out))
     return len(packets)
+
+
+def count_packets(data: bytes) -> int:
+    """Packet records in a classic pcap (either byte order, µs or ns) or pcapng capture."""
+    if len(data) < 24:
+        raise ValueError("not a capture: shorter than a pcap header")
+    magic = data[:4]
+    if magic == b"\x0a\x0d\x0d\x0a":
+        return _count_pcapng(data)
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        rec = struct.Struct("<IIII")
+    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        rec = struct.Struct(">IIII")
+    else:
+        raise ValueError(f"not a capture: magic {magic.hex()}")
+    pos, n, end = 24, 0, len(data)
+    while pos < end:
+        if pos + 16 > end:
+            raise ValueError(f"truncated record header at offset {pos}")
+        caplen = rec.unpack_from(data, pos)[2]
+        pos += 16 + caplen
+        if pos > end:
+            raise ValueError(f"truncated packet data at offset {pos - caplen}")
+        n += 1
+    return n
+
+
+def _count_pcapng(data: bytes) -> int:
+    pos, n, end = 0, 0, len(data)
+    order = "<"
+    while pos < end:
+        if pos + 12 > end:
+            raise ValueError(f"truncated block at offset {pos}")
+        if data[pos : pos + 4] == b"\x0a\x0d\x0d\x0a":
+            order = "<" if data[pos + 8 : pos + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+        block_type, total = struct.unpack_from(order + "II", data, pos)
+        if total < 12 or pos + total > end:
+            raise ValueError(f"bad block length {total} at offset {pos}")
+        n += block_type in (3, 6)
+        pos += total
+    return n

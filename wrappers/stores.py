@@ -193,8 +193,7 @@ class S3Store:
         )
         self._lock_checked = False
         self._mutex = threading.Lock()
-        base = endpoint.rstrip("/") if endpoint else f"https://{bucket}.s3.amazonaws.com"
-        self._base_url = f"{base}/{bucket}" if endpoint else base
+        self._config = {"bucket": bucket, "prefix": self.prefix, "endpoint": endpoint, "region": region}
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
 
     def _key(self, key: str) -> str:
@@ -202,7 +201,7 @@ class S3Store:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def object_url(self, key: str) -> str:
-        return f"{self._base_url}/{self._key(key)}"
+        return s3_object_url(self._config, key)
 
     def _error(self, exc: Exception, what: str) -> StoreError:
         from botocore.exceptions import ClientError
@@ -314,6 +313,18 @@ class S3Store:
                 return False
             raise self._error(exc, f"head {key}") from exc
         return True
+
+
+def s3_object_url(config: dict[str, Any], key: str) -> str:
+    """The URL of `key` in the S3 store described by `config` (path style with an endpoint)."""
+    bucket = config["bucket"]
+    prefix = config.get("prefix", "").strip("/")
+    full = f"{prefix}/{_clean_key(key)}" if prefix else _clean_key(key)
+    if config.get("endpoint"):
+        return f"{config['endpoint'].rstrip('/')}/{bucket}/{full}"
+    region = config.get("region")
+    host = f"{bucket}.s3.{region}.amazonaws.com" if region else f"{bucket}.s3.amazonaws.com"
+    return f"https://{host}/{full}"
 
 
 def _hint(code: str, bucket: str) -> str:

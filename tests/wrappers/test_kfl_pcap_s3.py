@@ -1,0 +1,217 @@
+"""KflPcapS3 on generated captures with the local store: contents vs ground truth, rotation, options."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench.trafficgen import write_capture
+from tests.wrappers.checks import (
+    by_query,
+    stream_tuples,
+    tshark_500_tuples,
+    tshark_packets,
+    tuple_totals,
+)
+from tests.wrappers.drive import SEED_QUERIES, drive, synthetic_items
+from wrappers.pcapfile import count_packets
+from wrappers.repos import verify
+from wrappers.stores import open_store
+
+
+def generated(tmp_path: Path, name: str, **kw) -> tuple[Path, dict]:
+    pcap = tmp_path / f"{name}.pcap"
+    write_capture(pcap, truth_path=tmp_path / f"{name}.json", **kw)
+    return pcap, json.loads((tmp_path / f"{name}.json").read_text())
+
+
+def truth_packets(truth: dict) -> dict[tuple, int]:
+    out = {}
+    for l4 in ("tcp", "udp"):
+        for s in truth["packets_per_stream"][l4]:
+            out[(l4, *s["tuple"])] = s["packets"]
+    return out
+
+
+def repo_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runtime", "repo", *args], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).parents[2])
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory) -> tuple[Path, dict]:
+    return generated(tmp_path_factory.mktemp("gen"), "mixed", packets=6000, seed=11)
+
+
+def test_seed_queries_export_exactly_the_matching_streams(capture, tmp_path: Path) -> None:
+    pcap, truth = capture
+    run = drive(pcap, tmp_path / "data", {"kflArr": SEED_QUERIES}, synthetic_items(truth))
+    assert run.errors == [] and run.left_spooled == 0
+    assert any("no S3 bucket configured" in line for line in run.lines)
+    store = open_store(tmp_path / "data" / "repositories")
+    repos = by_query(store)
+    assert stream_tuples(repos[0]) == Counter(tuple(t) for t in truth["http500_streams"])
+    assert stream_tuples(repos[1], with_l4=True) == Counter(tuple(t) for t in truth["dns_flows"])
+    expected = truth_packets(truth)
+    for index, chain in repos.items():
+        totals = tuple_totals(chain)
+        assert totals == {k: v for k, v in expected.items() if k in totals}
+        for repo in chain:
+            m = repo.manifest
+            path = tmp_path / "data" / "repositories" / repo.data_key
+            assert stat.S_IMODE(path.stat().st_mode) == 0o444
+            assert tshark_packets(path) == m["pcap"]["packets"] == sum(s["packets"] for s in m["streams"])
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == m["pcap"]["sha256"]
+            assert m["query"] == {"index": index, "kfl": SEED_QUERIES[index]}
+            assert m["node"]["name"] == "node-1" and m["names"]["10.0.0.53"]["namespace"] == "kube-system"
+            assert all(s["items"] for s in m["streams"] if not s["continued"])
+            if index == 0:
+                assert tshark_500_tuples(path) == {tuple(t) for t in stream_tuples([repo])}
+    report = verify(store)
+    assert report.problems == [] and report.chains == 2
+
+
+def test_verify_fails_after_tampering_with_a_local_copy(capture, tmp_path: Path) -> None:
+    pcap, truth = capture
+    drive(pcap, tmp_path / "data", {"kflArr": SEED_QUERIES, "maxL4Streams": 40}, synthetic_items(truth))
+    root = tmp_path / "data" / "repositories"
+    ok = repo_cli("verify", str(root))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "OK:" in ok.stdout and "FAIL" not in ok.stdout
+    listing = repo_cli("list", str(root))
+    assert listing.returncode == 0
+    assert "kfl_0/" in listing.stdout and "http and response.status" in listing.stdout
+    victim = sorted(root.glob("node-1/kfl_1/*.pcap.gz"))[1]
+    os.chmod(victim, 0o644)
+    data = bytearray(gzip.decompress(victim.read_bytes()))
+    data[-1] ^= 0xFF  # one flipped bit in the last packet
+    victim.write_bytes(gzip.compress(bytes(data)))
+    bad = repo_cli("verify", str(root))
+    assert bad.returncode == 1
+    assert f"{victim.name} is" in bad.stdout and "SHA-256" in bad.stdout
+    manifest = sorted(root.glob("node-1/kfl_1/*.json"))[0]
+    os.chmod(manifest, 0o644)
+    manifest.write_text(manifest.read_text().replace('"reason"', '"reason "'))
+    worse = repo_cli("verify", "-q", str(root))
+    assert worse.returncode == 1 and "hash chain" in worse.stdout
+
+
+def test_rotation_by_minutes_over_three_hours(tmp_path: Path) -> None:
+    pcap, truth = generated(tmp_path, "3h", packets=4000, seed=5, duration=10800)
+    run = drive(pcap, tmp_path / "data", {"kflArr": SEED_QUERIES, "maxMinutes": 60}, synthetic_items(truth))
+    assert run.errors == []
+    repos = by_query(open_store(tmp_path / "data" / "repositories"))
+    expected = truth_packets(truth)
+    for index in (0, 1):
+        chain = sorted(repos[index], key=lambda r: r.manifest["seq"])
+        assert len(chain) == 3, [r.key for r in chain]
+        windows = [(r.manifest["window"]["start_ns"], r.manifest["window"]["end_ns"]) for r in chain]
+        assert all(a[1] == b[0] for a, b in zip(windows, windows[1:], strict=False))
+        assert [r.manifest["reason"] for r in chain] == ["maxMinutes", "maxMinutes", "end"]
+        for (start, end), repo in zip(windows, chain, strict=True):
+            assert 59 * 60e9 <= end - start <= 61 * 60e9 or repo.manifest["reason"] == "end"
+        totals = tuple_totals(chain)
+        assert sum(totals.values()) == sum(r.manifest["pcap"]["packets"] for r in chain)
+        assert totals == {k: v for k, v in expected.items() if k in totals}
+
+
+def test_rotation_by_stream_count_continues_open_streams(capture, tmp_path: Path) -> None:
+    pcap, truth = capture
+    run = drive(pcap, tmp_path / "data", {"kflArr": SEED_QUERIES, "maxL4Streams": 10}, synthetic_items(truth))
+    assert run.errors == []
+    repos = by_query(open_store(tmp_path / "data" / "repositories"))
+    assert stream_tuples(repos[1], with_l4=True) == Counter(tuple(t) for t in truth["dns_flows"])
+    expected = truth_packets(truth)
+    continued = 0
+    for chain in repos.values():
+        assert all(len(r.manifest["streams"]) <= 10 for r in chain)
+        totals = tuple_totals(chain)
+        assert totals == {k: v for k, v in expected.items() if k in totals}
+        continued += sum(s["continued"] for r in chain for s in r.manifest["streams"])
+    assert len(repos[1]) >= len(truth["dns_flows"]) // 10
+    assert continued > 0  # some streams were open across a rotation and appear in two repositories
+    assert verify(open_store(tmp_path / "data" / "repositories")).problems == []
+
+
+def test_options_problems_are_named_and_valid_queries_keep_working(capture, tmp_path: Path) -> None:
+    pcap, truth = capture
+    options = {"kflArr": ["http and response.status ==", "dns"], "maxMinutes": "soon", "colour": "red",
+               "slackAuthChannelId": "C123", "objectLockMode": "FOREVER"}
+    run = drive(pcap, tmp_path / "data", options, synthetic_items(truth))
+    text = "\n".join(run.errors)
+    assert "unknown option 'colour'" in text
+    assert "option maxMinutes must be a number of minutes > 0, got 'soon'" in text
+    assert "objectLockMode must be COMPLIANCE or GOVERNANCE" in text
+    assert "kflArr[0] is not valid KFL" in text and "^" in text
+    assert len(run.errors) == 4
+    assert run.wrapper.opts.slack_channel_id == "C123" and run.wrapper.opts.max_minutes == 60
+    repos = by_query(open_store(tmp_path / "data" / "repositories"))
+    assert list(repos) == [1]
+    assert stream_tuples(repos[1], with_l4=True) == Counter(tuple(t) for t in truth["dns_flows"])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"verbose": True}, "kflArr is mandatory"), ({"kflArr": "dns"}, "kflArr is mandatory"),
+     ({"kflArr": ["dns"], "active": False}, None)],
+)
+def test_unusable_options_write_nothing(capture, tmp_path: Path, options: dict, message: str | None) -> None:
+    pcap, truth = capture
+    run = drive(pcap, tmp_path / "data", options, synthetic_items(truth))
+    if message:
+        assert len(run.errors) == 1 and message in run.errors[0]
+    else:
+        assert run.errors == [] and "kflPcapS3: Inactive" in run.lines
+    assert not (tmp_path / "data" / "repositories").exists()
+
+
+def test_env_fallbacks_and_kubeshark_tar_layout(capture, tmp_path: Path) -> None:
+    pcap, truth = capture
+    env = {"S3_PREFIX": "forensics/cluster-a"}
+    run = drive(pcap, tmp_path / "data", {"kflArr": SEED_QUERIES, "format": "tar.gz"}, synthetic_items(truth),
+                env=env)
+    assert run.errors == []
+    root = tmp_path / "data" / "repositories"
+    tars = sorted(root.glob("forensics/cluster-a/node-1/kfl_1/kfl_1_kubeshark_*.tar.gz"))
+    assert len(tars) == 1
+    with tarfile.open(tars[0]) as tar:
+        names = sorted(tar.getnames())
+        unix = tars[0].name.split("_")[-1].split(".")[0]
+        assert names == [f"{unix}.pcap", "content.json", "name_resolution_history.json"]
+        content = json.load(tar.extractfile("content.json"))
+        capture_bytes = tar.extractfile(f"{unix}.pcap").read()
+        history = json.load(tar.extractfile("name_resolution_history.json"))
+    assert content["kfl_index"] == 1 and content["kfl_query"] == "dns"
+    assert content["pcap_file_name"] == f"{unix}.pcap" and content["time"].endswith(" GMT")
+    assert len(content["l4_streams"]) == len(truth["dns_flows"])
+    assert list(history) == [unix]
+    extracted = tmp_path / "inner.pcap"
+    extracted.write_bytes(capture_bytes)
+    manifest = json.loads(tars[0].with_name(tars[0].name.replace(".tar.gz", ".json")).read_text())
+    assert tshark_packets(extracted) == count_packets(capture_bytes) == manifest["pcap"]["packets"]
+    assert verify(open_store(root)).problems == []
+    assert io is not None
+
+
+def test_hash_chain_continues_across_restarts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for seed in (1, 2):
+        pcap, truth = generated(tmp_path, f"run{seed}", packets=1500, seed=seed)
+        assert drive(pcap, data, {"kflArr": SEED_QUERIES}, synthetic_items(truth)).errors == []
+    store = open_store(data / "repositories")
+    chain = sorted(by_query(store)[1], key=lambda r: r.manifest["seq"])
+    assert [r.manifest["seq"] for r in chain] == [0, 1]
+    assert chain[0].manifest["previous_manifest_sha256"] is None
+    assert chain[1].manifest["previous_manifest_sha256"] == chain[0].sha256
+    assert verify(store).problems == []
