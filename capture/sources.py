@@ -92,6 +92,10 @@ class PacketSource:
         self.failed: list[str] = []
         self.snaplens: dict[int, int] = {}
         self.live = any(s.startswith("iface:") for s in self.specs)
+        if bpf:
+            from capture.bpf import Filter
+
+            Filter(bpf, 1)  # a syntax error shows now (BpfError), not in the middle of the input
         self.heartbeat: Callable[[], None] | None = None
         self._live_sources: list = []
         self._stopped = False
@@ -167,19 +171,22 @@ class PacketSource:
                         return
             except OSError as exc:
                 self._error(f"{name}: read failed: {exc}")
+            except ValueError as exc:  # BpfError: the filter does not fit this file's link type
+                self._error(f"{name}: {exc}")
         finally:
             if raw is not sys.stdin.buffer:
                 raw.close()
 
 
 def _filtered(packets: Iterator[Packet], bpf: str) -> Iterator[Packet]:
-    from capture.bpf import OfflineFilter
+    """Packets of a file that pass the BPF filter (compiled per link type; BpfError if it does not)."""
+    from capture.bpf import Filter
 
-    filters: dict[int, OfflineFilter] = {}
+    filters: dict[int, Filter] = {}
     for pkt in packets:
         flt = filters.get(pkt[1])
         if flt is None:
-            flt = filters[pkt[1]] = OfflineFilter(bpf, pkt[1])
+            flt = filters[pkt[1]] = Filter(bpf, pkt[1])
         if flt.match(pkt[2], pkt[3]):
             yield pkt
 

@@ -96,8 +96,12 @@ def run(args: argparse.Namespace) -> int:
     if not specs:
         print("kflpcap streams: give --pcap FILE (or -) and/or --interface NAME", file=sys.stderr)
         return 2
-    source = open_sources(specs, bpf=args.bpf, on_error=lambda text: print(f"kflpcap: error: {text}",
-                                                                           file=sys.stderr))
+    try:
+        source = open_sources(specs, bpf=args.bpf, on_error=lambda text: print(f"kflpcap: error: {text}",
+                                                                               file=sys.stderr))
+    except ValueError as exc:  # capture.bpf.BpfError
+        print(f"kflpcap: error: {exc}", file=sys.stderr)
+        return 2
     config = CaptureConfig(tcp_idle_s=args.tcp_idle, udp_idle_s=args.udp_idle,
                            budget_bytes=int(args.budget_mb * (1 << 20)))
     cap = Capture(config)

@@ -1,0 +1,114 @@
+"""Acceptance 4: live capture (AF_PACKET, promiscuous, BPF, kernel timestamps) in network namespaces:
+`kflpcap streams --interface` sees the TCP streams a real HTTP client made to a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.netns import linked_pair, netns_available
+
+pytestmark = [pytest.mark.live, pytest.mark.skipif(not netns_available(), reason="needs root and ip netns")]
+
+CLIENT = """
+import socket, sys, urllib.request
+host, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    with urllib.request.urlopen(f"http://{host}:8080/?req={i}", timeout=5) as r:
+        assert r.status == 200
+        r.read()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(5):
+    s.sendto(b"not http", (host, 9999))
+"""
+
+
+def _capture(link, duration: float, *extra: str) -> subprocess.Popen:
+    return link.a.popen([sys.executable, "-m", "runtime", "streams", "--json", "--interface", link.a_if,
+                         "--duration", str(duration), *extra],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _rows(proc: subprocess.Popen) -> tuple[list[dict], dict, str]:
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    return rows[:-1], rows[-1]["summary"], err
+
+
+def _wait_listening(link, proc: subprocess.Popen) -> None:
+    """The capture is up once its packet socket is bound to the interface (`ss -0` lists it)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.communicate()[1])
+        if f"*:{link.a_if}" in link.a.run(["ss", "-a", "-0"], check=False).stdout:
+            return
+        time.sleep(0.05)
+    raise TimeoutError("the capture did not open its socket")
+
+
+def test_live_capture_sees_the_http_streams() -> None:
+    with linked_pair() as link:
+        link.b.popen([sys.executable, "-m", "http.server", "8080", "--bind", link.b_ip])
+        link.b.wait_tcp(link.b_ip, 8080)
+        before = time.time_ns()
+        cap = _capture(link, 4.0)
+        _wait_listening(link, cap)
+        time.sleep(0.5)
+        link.a.run([sys.executable, "-c", CLIENT, link.b_ip, "3"])
+        after = time.time_ns()
+        rows, summary, _err = _rows(cap)
+    http = [r for r in rows if r["l4"] == "tcp" and r["dst_port"] == 8080]
+    assert len(http) == 3
+    for r in http:
+        assert (r["src_ip"], r["dst_ip"]) == (link.a_ip, link.b_ip)
+        assert r["src_port"] > 1024
+        assert r["packets"] >= 8  # handshake, request, response, FINs and ACKs
+        assert before <= r["first_ts_ns"] <= r["last_ts_ns"] <= after  # kernel timestamps, ns
+    udp = [r for r in rows if r["l4"] == "udp" and r["dst_port"] == 9999]
+    assert len(udp) == 1 and udp[0]["packets"] == 5
+    assert summary["packets_streamed"] >= sum(r["packets"] for r in http) + 5
+
+
+def test_live_capture_with_bpf_filter() -> None:
+    with linked_pair() as link:
+        link.b.popen([sys.executable, "-m", "http.server", "8080", "--bind", link.b_ip])
+        link.b.wait_tcp(link.b_ip, 8080)
+        cap = _capture(link, 3.0, "--bpf", "tcp port 8080")
+        _wait_listening(link, cap)
+        time.sleep(0.5)
+        link.a.run([sys.executable, "-c", CLIENT, link.b_ip, "2"])
+        rows, summary, _err = _rows(cap)
+    assert {(r["l4"], r["dst_port"]) for r in rows} == {("tcp", 8080)}
+    assert len(rows) == 2
+    assert summary["packets_read"] == summary["packets_streamed"]
+
+
+def test_live_capture_stops_on_sigterm() -> None:
+    with linked_pair() as link:
+        cap = _capture(link, 60.0)
+        _wait_listening(link, cap)
+        time.sleep(0.5)
+        start = time.monotonic()
+        os.killpg(cap.pid, signal.SIGTERM)
+        _rows_, summary, _err = _rows(cap)
+        assert time.monotonic() - start < 5
+        assert "packets_read" in summary
+
+
+def test_bad_interface_and_bad_filter() -> None:
+    proc = subprocess.run([sys.executable, "-m", "runtime", "streams", "--interface", "nosuchif0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "iface:nosuchif0: cannot capture" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "runtime", "streams", "--interface", "lo",
+                           "--bpf", "tcp port"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "bad BPF filter" in proc.stderr and "Traceback" not in proc.stderr
