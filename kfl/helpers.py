@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,9 @@ TEXT_TESTS: dict[str, Callable[[str, str], bool]] = {
     "endsWith": str.endswith,
     "contains": str.__contains__,
 }
-DATETIME_FORMATS = ("%m/%d/%Y, %I:%M:%S.%f %p", "%m/%d/%Y, %I:%M:%S %p")
+US_DATETIME = re.compile(
+    r"(\d{1,2})/(\d{1,2})/(\d{4}),?\s+(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s*([AaPp])[Mm]\Z"
+)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 
@@ -42,19 +45,21 @@ def now_ms(state: list) -> int:
 def parse_datetime(text: str) -> int | None:
     """UTC milliseconds of "10/19/2021, 6:29:02.593 PM" (ms optional, am/pm any case) or ISO 8601."""
     text = text.strip()
-    for layout in DATETIME_FORMATS:
-        try:
-            moment = datetime.strptime(text, layout).replace(tzinfo=UTC)
-            break
-        except ValueError:
-            continue
-    else:
-        try:
+    us = US_DATETIME.match(text)
+    try:
+        if us:
+            month, day, year, hour, minute, second = (int(g) for g in us.groups()[:6])
+            if not 1 <= hour <= 12:
+                return None
+            hour = hour % 12 + (12 if us.group(8) in "Pp" else 0)
+            micro = int((us.group(7) or "0")[:6].ljust(6, "0"))
+            moment = datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
+        else:
             moment = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
     return (moment - EPOCH) // MILLISECOND
 
 

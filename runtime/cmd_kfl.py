@@ -58,12 +58,12 @@ def _macros(specs: list[str]) -> dict[str, str]:
     return macros
 
 
-def _compile(query: str, macro_specs: list[str]) -> kfl.Query | None:
-    """The query, or None after printing why it is not one."""
+def _compile(query: str, macro_specs: list[str], out: IO[str]) -> kfl.Query | None:
+    """The query, or None after printing why it is not one (to `out`; macro errors to stderr)."""
     try:
         return kfl.compile(query, _macros(macro_specs))
     except kfl.KFLSyntaxError as exc:
-        print(exc, file=sys.stderr if exc.query != query else sys.stdout)
+        print(exc, file=out if exc.query == query else sys.stderr)
     except ValueError as exc:
         print(f"kflpcap kfl: {exc}", file=sys.stderr)
     return None
@@ -80,7 +80,7 @@ def run_check(args: argparse.Namespace) -> int:
     for number, text in enumerate(args.queries, 1):
         if several:
             print(f"query {number}: {text}")
-        query = _compile(text, args.macro)
+        query = _compile(text, args.macro, sys.stdout)
         if query is None:
             status = 1
             continue
@@ -98,7 +98,7 @@ def _lines(path: str) -> Iterator[tuple[int, bytes]]:
 
 
 def run_match(args: argparse.Namespace) -> int:
-    query = _compile(args.query, args.macro)
+    query = _compile(args.query, args.macro, sys.stderr)
     if query is None:
         return EXIT_ERROR
     name = "<stdin>" if args.items == "-" else args.items

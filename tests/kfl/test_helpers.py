@@ -133,7 +133,9 @@ def test_datetime_formats_give_utc_milliseconds(text, expected):
     assert not m(f'timestamp > datetime("{text}")', {"timestamp": ms})
 
 
-@pytest.mark.parametrize("arg", ['"garbage"', '"13/45/2021, 6:29:02 PM"', '""', "12", "true"])
+@pytest.mark.parametrize("arg", ['"garbage"', '"13/45/2021, 6:29:02 PM"', '"2/30/2021, 6:29:02 PM"',
+                                 '"10/19/2021, 13:29:02 PM"', '"10/19/2021, 0:29:02 AM"', '"10/19/2021 PM"',
+                                 '""', "12", "true"])
 def test_unparsable_datetime_is_a_syntax_error(arg):
     with pytest.raises(kfl.KFLSyntaxError) as err:
         kfl.compile(f"timestamp > datetime({arg})")

@@ -1,0 +1,144 @@
+"""Property tests: queries built from the grammar compile; any text either compiles or raises
+KFLSyntaxError (nothing else); `validate` and `compile` agree; matching never raises."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import kfl
+
+from .conftest import ITEMS
+
+ITEMS_TO_MATCH = [*ITEMS, {}, {"a": [1, {"b": None}], "request": "x", "x": {"json": "[1]"}}]
+ROOTS = ["a", "b", "request", "response", "protocol", "x_1", "dst", "src", "ändern", "http", "dns", "data"]
+FIELDS = [*ROOTS, "and", "or", "not", "true", "null", "nil", "status", "headers", "name", "json"]
+HELPERS = ["startsWith", "endsWith", "contains", "json", "xml", "now", "seconds", "days", "limit",
+           "redact", "unknownHelper"]
+REGEXES = [r"4.*", r"^\d+$", r"a|b", r"[a-z]+\.x", r"\"", r"(?i)get"]
+DATES = ["10/19/2021, 6:29:02.593 PM", "1/2/2006, 3:04:05 pm", "2021-10-19T18:29:02Z"]
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def quoted(text: str, single: bool) -> str:
+    body = json.dumps(text)[1:-1]
+    if single:
+        return "'" + body.replace('\\"', '"').replace("'", "\\'") + "'"
+    return '"' + body + '"'
+
+
+literals = st.one_of(
+    st.integers(0, 10**15).map(str),
+    st.floats(0, 1e6, allow_nan=False).map(lambda f: repr(f) if "e" not in repr(f) else "1e3"),
+    st.builds(quoted, st.text(max_size=8), st.booleans()),
+    st.sampled_from(REGEXES).map(lambda r: f'r"{r}"'),
+    st.sampled_from(["true", "false", "nil", "null"]),
+    st.sampled_from(DATES).map(lambda d: f'datetime("{d}")'),
+)
+
+steps = st.one_of(
+    st.sampled_from(FIELDS).map(lambda f: "." + f),
+    st.builds(quoted, st.text(max_size=6), st.booleans()).map(lambda s: f"[{s}]"),
+    st.integers(0, 5).map(lambda i: f"[{i}]"),
+    st.sampled_from([".*", "[*]", ".json()", ".xml()"]),
+    st.sampled_from(FIELDS).map(lambda f: ".." + f),
+)
+
+
+def selector(base: str, more: list[str]) -> str:
+    return base + "".join(more)
+
+
+STEP_CHAINS = st.lists(steps, max_size=2).map("".join)
+COMPARISONS = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
+HELPER_NAMES = st.sampled_from(HELPERS)
+
+
+def build_queries() -> st.SearchStrategy[str]:
+    def extend(expr: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        operand = st.one_of(operands, expr.map(lambda e: f"({e})"))
+        args = st.lists(st.one_of(expr, st.builds(lambda n, e: f"{n}: {e}", st.sampled_from(ROOTS), expr)),
+                        max_size=3).map(", ".join)
+        return st.one_of(
+            st.builds(lambda a, b: f"{a} and {b}", expr, expr),
+            st.builds(lambda a, b: f"{a} || {b}", expr, expr),
+            st.builds(lambda a, b: f"{a} && {b}", expr, expr),
+            st.builds(lambda a, b: f"{a} or {b}", expr, expr),
+            expr.map(lambda e: f"not {e}"),
+            expr.map(lambda e: f"!({e})"),
+            st.builds(lambda a, op, b: f"{a} {op} {b}", operand, COMPARISONS, operand),
+            operand.map(lambda o: f"-{o}"),
+            st.builds(lambda h, a, s: f"{h}({a}){s}", HELPER_NAMES, args, STEP_CHAINS),
+            st.builds(lambda r, h, a: f"{r}.{h}({a})", st.sampled_from(ROOTS), HELPER_NAMES, args),
+        )
+
+    operands = st.one_of(literals, st.builds(selector, st.sampled_from(ROOTS), st.lists(steps, max_size=4)))
+    return st.recursive(operands, extend, max_leaves=12)
+
+
+VALID = build_queries()
+TOKENS = ["a", "b.c", "http", "(", ")", "[", "]", "[0]", '["k"]', ".", "..", "*", ",", ":", "==", "!=", "<",
+          ">=", "and", "or", "not", "!", "&&", "||", "-", "1", "2.5", "1e3", '"s"', "'t'", 'r"x+"', "true",
+          "nil", "null", "json()", "f(", "datetime(", '"10/19/2021, 6:29:02 PM"', "=", "===", "&", "#", '"',
+          "r'", "\\", "\n", "\t", "é", "limit(", "redact(", "-1", "[-1]", "[1.5]"]
+SOUP = st.lists(st.sampled_from(TOKENS), max_size=14).flatmap(
+    lambda tokens: st.sampled_from([" ", ""]).map(lambda sep: sep.join(tokens)))
+
+
+def outcome(query: str):
+    """('ok', Query) or ('error', KFLSyntaxError); anything else raised fails the test."""
+    try:
+        return "ok", kfl.compile(query)
+    except kfl.KFLSyntaxError as exc:
+        return "error", exc
+
+
+def check_consistent(query: str) -> str:
+    kind, result = outcome(query)
+    try:
+        kfl.validate(query)
+        validated = "ok"
+    except kfl.KFLSyntaxError as exc:
+        validated = "error"
+        assert str(exc) == str(result)
+    assert validated == kind
+    if kind == "ok":
+        for item in ITEMS_TO_MATCH:
+            assert result.match(item, now_ms=1_700_000_000_000) in (True, False)
+            ok, out = result.apply(item, now_ms=1_700_000_000_000)
+            assert ok in (True, False) and isinstance(out, dict)
+    else:
+        lines = query.split("\n")
+        assert 1 <= result.line <= len(lines)
+        assert 1 <= result.column <= len(lines[result.line - 1]) + 1
+        assert result.query == query and str(result).startswith(f"{result.line}:{result.column}: ")
+    return kind
+
+
+@SETTINGS
+@given(VALID)
+def test_queries_built_from_the_grammar_compile(query):
+    assert check_consistent(query) == "ok", query
+
+
+@SETTINGS
+@given(SOUP)
+def test_token_soup_compiles_or_raises_kfl_syntax_error(query):
+    check_consistent(query)
+
+
+@SETTINGS
+@given(st.text(max_size=40))
+def test_any_text_compiles_or_raises_kfl_syntax_error(query):
+    check_consistent(query)
+
+
+@SETTINGS
+@given(VALID, st.data())
+def test_damaged_queries_compile_or_raise_kfl_syntax_error(query, data):
+    cut = data.draw(st.integers(0, len(query)))
+    insert = data.draw(st.sampled_from(["", *TOKENS]))
+    drop = data.draw(st.integers(0, 3))
+    check_consistent(query[:cut] + insert + query[cut + drop:])
