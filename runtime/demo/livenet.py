@@ -14,9 +14,8 @@ dumpcap or by `kflpcap run --interface`, sees all of it while still reaching ser
 
     with LiveNet() as net:
         net.start_servers()
-        with net.capture(tmp / "reference.pcap"):
-            log = net.run_clients(ClientPlan.quick())
-        want = expected_flows(log, net)   # {"http500_streams": [...], "dns_flows": [...], ...}
+        log, want = record_reference(net, tmp / "reference.pcap", ClientPlan.quick())
+        # want: {"http500_streams": [...], "dns_flows": [...], "http_streams": [...], counts}
 """
 
 from __future__ import annotations
@@ -157,6 +156,14 @@ class LiveNet:
         log["client"] = self.client_ip
         return log
 
+    def send_probe(self, count: int = 1) -> None:
+        """Send `count` UDP datagrams client -> server port 9 (discard; nothing listens there): traffic
+        that is neither HTTP nor DNS, to see a capture (kflpcap's packet counter) come alive before
+        the client mix starts."""
+        code = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                f"for _ in range({count}): s.sendto(b'probe', ({self.server_ip!r}, 9))")
+        _run(self.ns_argv(self.client_ns, [sys.executable, "-c", code]))
+
     @contextlib.contextmanager
     def capture(self, path: Path, bpf: str | None = None, settle_s: float = 0.5) -> Iterator[Path]:
         """dumpcap on `capture_iface` into classic pcap at `path` while the block runs. On exit waits
@@ -208,3 +215,13 @@ def expected_flows(log: dict, net: LiveNet | None = None) -> dict:
         "dns_queries": len(log["dns"]),
         "dns_by_rcode": dict(sorted(Counter(q["rcode"] for q in log["dns"]).items())),
     }
+
+
+def record_reference(net: LiveNet, pcap: Path, plan: ClientPlan | None = None) -> tuple[dict, dict]:
+    """Run the client mix while dumpcap writes the reference capture `pcap`;
+    returns (the clients' log, `expected_flows` of it)."""
+    with net.capture(pcap):
+        log = net.run_clients(plan)
+    if log["errors"]:
+        raise RuntimeError(f"the demo clients failed: {log['errors']}")
+    return log, expected_flows(log, net)

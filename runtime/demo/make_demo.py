@@ -20,7 +20,7 @@ from pathlib import Path
 
 from runtime.demo import DEMO_PCAP
 from runtime.demo.clients import ClientPlan
-from runtime.demo.livenet import LiveNet, expected_flows
+from runtime.demo.livenet import LiveNet, record_reference
 
 
 def count_packets(pcap: Path) -> int:
@@ -39,10 +39,7 @@ def make_demo(out_dir: Path, plan: ClientPlan) -> dict:
     with tempfile.TemporaryDirectory() as tmp, LiveNet() as net:
         net.start_servers()
         raw = Path(tmp) / "capture.pcap"
-        with net.capture(raw):
-            log = net.run_clients(plan)
-        if log["errors"]:
-            raise RuntimeError(f"the demo clients failed: {log['errors']}")
+        _, expected = record_reference(net, raw, plan)
         pcap = out_dir / "demo.pcap"
         shutil.copyfile(raw, pcap)
         os.chmod(pcap, 0o644)
@@ -56,7 +53,7 @@ def make_demo(out_dir: Path, plan: ClientPlan) -> dict:
             "packets": count_packets(pcap),
             "bytes": pcap.stat().st_size,
             "sha256": hashlib.sha256(pcap.read_bytes()).hexdigest(),
-            **expected_flows(log, net),
+            **expected,
         }
     (out_dir / "demo.json").write_text(json.dumps(description, indent=1) + "\n")
     return description

@@ -9,18 +9,16 @@ from pathlib import Path
 import pytest
 
 from runtime.demo.clients import ClientPlan
-from runtime.demo.livenet import LiveNet, expected_flows
-from tests.product.tshark_oracle import dns_flows, http500_streams, l4_flows
+from runtime.demo.livenet import LiveNet, expected_flows, record_reference
+from tests.product.tshark_oracle import dns_flows, http500_streams, l4_flows, tshark_fields
 
 pytestmark = pytest.mark.live
 
 
 def test_capture_holds_exactly_what_the_clients_did(livenet: LiveNet, tmp_path: Path) -> None:
     pcap = tmp_path / "reference.pcap"
-    with livenet.capture(pcap):
-        log = livenet.run_clients(ClientPlan.quick())
-    assert log["errors"] == []
-    want = expected_flows(log, livenet)
+    log, want = record_reference(livenet, pcap, ClientPlan.quick())
+    assert want == expected_flows(log, livenet)
     assert want["http500_streams"] and want["dns_flows"]
     assert http500_streams(pcap) == set(want["http500_streams"])
     assert dns_flows(pcap) == set(want["dns_flows"])
@@ -42,6 +40,15 @@ def test_client_mix_covers_keepalive_statuses_and_dns_answers(livenet: LiveNet) 
     assert answers[("www.demo.internal.", "A")] == [livenet.server_ip]  # through the CNAME
     assert answers[("api.demo.internal.", "AAAA")] == ["2001:db8::1"]
     assert {q["transport"] for q in log["dns"]} == {"udp", "tcp"}
+
+
+def test_probe_is_captured_and_is_neither_http_nor_dns(livenet: LiveNet, tmp_path: Path) -> None:
+    pcap = tmp_path / "probe.pcap"
+    with livenet.capture(pcap, settle_s=0.2):
+        livenet.send_probe(3)
+    rows = tshark_fields(pcap, "udp.dstport == 9 and not icmp", ["ip.src", "ip.dst"])
+    assert rows == [[livenet.client_ip, livenet.server_ip]] * 3
+    assert not dns_flows(pcap) and not http500_streams(pcap)
 
 
 def test_network_is_gone_after_exit() -> None:

@@ -39,17 +39,19 @@ def dns_flows(pcap: Path) -> set[str]:
     fields = ["ip.src", "ip.dst", "udp.srcport", "udp.dstport", "tcp.srcport", "tcp.dstport",
               "dns.flags.response"]
     flows = set()
-    for src, dst, usport, udport, tsport, tdport, response in tshark_fields(pcap, "dns", fields):
+    for src, dst, usport, udport, tsport, tdport, response in tshark_fields(pcap, "dns and not icmp", fields):
         l4, sport, dport = ("udp", usport, udport) if usport else ("tcp", tsport, tdport)
         flows.add(_flow(l4, src, sport, dst, dport, client_is_src=response in ("0", "False")))
     return flows
 
 
 def l4_flows(pcap: Path) -> set[str]:
-    """Every TCP and UDP flow over IPv4; the client is the side whose port is not a server port."""
+    """Every TCP and UDP flow over IPv4 (not the copies inside ICMP errors); the client is the side
+    whose port is not a server port."""
     fields = ["ip.src", "ip.dst", "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport"]
     flows = set()
-    for src, dst, tsport, tdport, usport, udport in tshark_fields(pcap, "ip and (tcp or udp)", fields):
+    rows = tshark_fields(pcap, "ip and (tcp or udp) and not icmp", fields)
+    for src, dst, tsport, tdport, usport, udport in rows:
         l4, sport, dport = ("tcp", tsport, tdport) if tsport else ("udp", usport, udport)
         flows.add(_flow(l4, src, sport, dst, dport, client_is_src=int(sport) not in SERVER_PORTS))
     return flows
