@@ -19,6 +19,7 @@ import re
 import threading
 import time
 import urllib.request
+import uuid
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -44,6 +45,7 @@ RETRY_S = 10.0
 # belongs to it), then it is released at the next flush
 LINGER_NS = 2_000_000_000  # wall time before a repository the spool refused is tried again
 SLACK_API = "https://slack.com/api/chat.postMessage"
+RUN_ID = uuid.uuid4().hex  # stream ids are per run: (run, stream id) names a stream across manifests
 
 
 @dataclass
@@ -362,6 +364,7 @@ class KflPcapS3:
         return {
             "kflpcap_manifest": 1,
             "seq": link.seq,
+            "run": RUN_ID,
             "query": {"index": i, "kfl": self.opts.kfl_arr[i]},
             "script": {"title": ctx.title, "sha256": ctx.source_sha256},
             "node": ctx.node,

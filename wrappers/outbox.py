@@ -1,13 +1,14 @@
 """The durable outbox: every artifact is spooled (fsync'd) in the data folder, then uploaded.
 
 Layout: `<data_dir>/spool/<id>/` holds a bundle — the artifact files plus `bundle.json` (where each
-file goes: store config, key, SHA-256, size). A bundle is staged in `spool/.tmp-<id>/` and committed by
-renaming that folder (atomic), so after a crash a bundle is either complete or absent; staging
-leftovers are removed at the next start. A background thread uploads committed bundles oldest first,
-files in order (a manifest after its PCAP), and deletes a bundle only after the store confirmed every
-file. Failures retry with exponential backoff (0.5 s doubling to 60 s) for as long as the process
-lives; a key that already holds different bytes moves the bundle to `spool/failed/` with an error.
-A new `Outbox` on the same folder drains what an earlier process left.
+file goes: store config, key, SHA-256, size). A bundle is staged in `spool/.tmp-<id>/` and committed
+by renaming that folder (atomic), so after a crash a bundle is either complete or absent; it is
+deleted by renaming it to `.del-<id>` first. Staging and deletion leftovers are removed at the next
+start. A background thread uploads committed bundles oldest first, files in order (a manifest after
+its PCAP), and deletes a bundle only after the store confirmed every file. Failures retry with
+exponential backoff (0.5 s doubling to 60 s) for as long as the process lives; a key that already
+holds different bytes moves the bundle to `spool/failed/` with an error. A new `Outbox` on the same
+folder drains what an earlier process left.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class Outbox:
 
     def _recover(self) -> None:
         for child in sorted(self.dir.iterdir()):
-            if child.name.startswith(".tmp-"):
+            if child.name.startswith((".tmp-", ".del-")):
                 shutil.rmtree(child, ignore_errors=True)
             elif child.is_dir() and child != self.failed_dir:
                 try:
@@ -265,8 +266,10 @@ class Outbox:
             else:
                 if entry.last_error:
                     self.log(f"upload of bundle {entry.id} succeeded after {entry.attempts} retries")
-                shutil.rmtree(entry.dir)
+                gone = self.dir / f".del-{entry.id}"
+                entry.dir.rename(gone)  # atomic: a crash never leaves half a bundle behind
                 _fsync_path(self.dir, directory=True)
+                shutil.rmtree(gone)
                 self._forget(entry, ok=True)
                 if entry.on_done:
                     try:

@@ -27,16 +27,17 @@ def stream_tuples(repos: list[Repository], with_l4: bool = False) -> Counter:
     return Counter(seen.values())
 
 
-def contiguous_totals(repos: list[Repository]) -> dict[str, int]:
-    """Per stream: its packet ranges across repositories (in order) start at 0, touch, never overlap."""
-    nxt: dict[str, int] = {}
+def contiguous_totals(repos: list[Repository]) -> dict[tuple[str, str], int]:
+    """Per (run, stream): its packet ranges across repositories start at 0, touch, never overlap."""
+    nxt: dict[tuple[str, str], int] = {}
     for repo in sorted(repos, key=lambda r: r.manifest["seq"]):
         for s in repo.manifest["streams"]:
             lo, hi = s["packet_range"]
-            expected = nxt.get(s["id"], 0)
-            assert lo == expected, f"{s['id']} in {repo.key}: packets {lo}..{hi}, expected from {expected}"
+            sid = (repo.manifest["run"], s["id"])
+            expected = nxt.get(sid, 0)
+            assert lo == expected, f"{sid} in {repo.key}: packets {lo}..{hi}, expected from {expected}"
             assert hi - lo == s["packets"] > 0
-            nxt[s["id"]] = hi
+            nxt[sid] = hi
     return nxt
 
 
@@ -70,7 +71,7 @@ def tuple5(s: dict) -> tuple:
 def tuple_totals(repos: list[Repository]) -> dict[tuple, int]:
     """Packets exported per 5-tuple (a connection idle past the TCP timeout becomes two streams)."""
     totals = contiguous_totals(repos)
-    tuples = {s["id"]: tuple5(s) for r in repos for s in r.manifest["streams"]}
+    tuples = {(r.manifest["run"], s["id"]): tuple5(s) for r in repos for s in r.manifest["streams"]}
     out: dict[tuple, int] = {}
     for sid, n in totals.items():
         out[tuples[sid]] = out.get(tuples[sid], 0) + n

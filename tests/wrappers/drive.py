@@ -94,12 +94,20 @@ def drive(
     env: dict[str, str] | None = None,
     close_timeout: float = 60,
     outbox: Outbox | None = None,
+    echo: bool = False,
 ) -> Run:
-    """Replay `pcap` through Capture → items → KflPcapS3 (ticked once per second of capture time)."""
+    """Replay `pcap` through Capture → items → KflPcapS3 (ticked once per second of capture time).
+
+    `echo` also prints every console/error/spool line to stdout as it happens (for child processes).
+    """
     lines: list[str] = []
     errors: list[str] = []
+    say, err = lines.append, errors.append
+    if echo:
+        say = lambda text: (lines.append(text), print(text, flush=True))  # noqa: E731
+        err = lambda text: (errors.append(text), print(f"ERROR {text}", flush=True))  # noqa: E731
     own_outbox = outbox is None
-    box = outbox or Outbox(data_dir, log=lines.append)
+    box = outbox or Outbox(data_dir, log=say)
     wrapper_box: list[KflPcapS3] = []
     cap = Capture(handler_factory=items(lambda item: wrapper_box[0].handle(item, options)))
     ctx = ScriptContext(
@@ -111,8 +119,8 @@ def drive(
         store=cap.store,
         names=lambda: {"10.0.0.53": {"name": "dns", "namespace": "kube-system"}},
         clock=lambda: cap.now_ns,
-        console=lines.append,
-        error=errors.append,
+        console=say,
+        error=err,
         outbox=box,
     )
     wrapper = KflPcapS3(ctx)
