@@ -78,6 +78,9 @@ _UDP6 = struct.Struct("!18sH2s36sHH")
 
 SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
 _FLUSH_AT = 16384
+_TTL_C, _TTL_S = 64, 57  # ip ttl / hop limit of client and server packets (captured at the client)
+_PORTS = struct.Struct("!HH")
+_MAC_GW = bytes.fromhex("02000a010001")
 _ISN_MAX = 0xFFFFFFFF - (1 << 24)  # no seq/ack wrap inside a flow, so checksums need no masking
 _IPID_MAX = 65536 - 512  # ip id base + per-direction packet index stays below 65536
 _POOL = {"http": 1024, "dns": 512, "dns-tcp": 32}  # distinct flows built before flows are reused
@@ -112,19 +115,6 @@ class _Blob:
         return self._prefix(j) - self._prefix(i) * (256 if (j - i) & 1 else 1)
 
 
-def _side(src: bytes, dst: bytes, sport: int, dport: int, proto: int, ttl: int,
-          macs: bytes) -> tuple[bytes, bytes, bytes, int, int]:
-    """Constant header bytes of one flow direction and their checksum contributions:
-    (eth+ip prefix, ip middle, addresses+ports, ip checksum part, l4 checksum part)."""
-    ap = src + dst + struct.pack("!HH", sport, dport)
-    addr_sum = int.from_bytes(src + dst, "big")
-    l4c = addr_sum + proto + sport + dport + (WINDOW if proto == 6 else 0)
-    if len(src) == 16:
-        return macs + b"\x86\xdd\x60\x00\x00\x00", bytes((proto, ttl)), ap, 0, l4c
-    ipc = 0x4500 + 0x4000 + (ttl << 8 | proto) + addr_sum
-    return macs + b"\x08\x00\x45\x00", bytes((0x40, 0, ttl, proto)), ap, ipc, l4c
-
-
 @dataclass(slots=True)
 class _Template:
     """One flow's packets relative to its start: reused with other client addresses and ISNs."""
@@ -137,6 +127,25 @@ class _Template:
     entries: list[tuple]  # see _Generator._take
     codes: list[int]
     queries: int
+    # constant header parts and checksum contributions of the server side (see _Generator._flow)
+    mid_c: bytes = b""
+    mid_s: bytes = b""
+    ipk_c: int = 0
+    ipk_s: int = 0
+    l4k: int = 0
+    span: int = 0  # µs from the first to the last packet
+
+    def __post_init__(self) -> None:
+        self.span = self.entries[-1][1]
+        sval = int.from_bytes(self.sip, "big")
+        self.l4k = sval + self.proto + self.sport + (WINDOW if self.proto == 6 else 0)
+        if self.v6:
+            self.mid_c, self.mid_s = bytes((self.proto, _TTL_C)), bytes((self.proto, _TTL_S))
+        else:
+            self.mid_c = bytes((0x40, 0, _TTL_C, self.proto))
+            self.mid_s = bytes((0x40, 0, _TTL_S, self.proto))
+            self.ipk_c = 0x4500 + 0x4000 + (_TTL_C << 8 | self.proto) + sval
+            self.ipk_s = 0x4500 + 0x4000 + (_TTL_S << 8 | self.proto) + sval
 
 
 @dataclass
@@ -226,7 +235,8 @@ class _Generator:
         self.n = 0
         self.dns_packets = 0
         self._raw: list[tuple] = []
-        self.pools: dict[tuple[str, bool], list[_Template]] = {}
+        self.pools: dict[tuple[str, bool], list[_Template]] = {
+            (k, v6): [] for k in _POOL for v6 in (False, True)}
         # mean time between flow starts, and the time scale inside flows (overlap of ~5 flows)
         self.gap_us = self.dur_us * 14 / self.target
         self.idle_us = min(max(20_000.0, 2 * self.gap_us), self.dur_us / 40)
@@ -237,8 +247,8 @@ class _Generator:
     # ---------------------------------------------------------------- pools
     def _build_pools(self) -> None:
         rng = self.rng
-        self.clients4 = [bytes((10, 1, i >> 8, i & 0xFF)) for i in range(1, 4097)]
-        self.clients6 = [ipaddress.IPv6Address(f"fd00:1::{i:x}").packed for i in range(1, 1025)]
+        self.clients4 = [_client_info(bytes((10, 1, i >> 8, i & 0xFF))) for i in range(1, 4097)]
+        self.clients6 = [_client_info(ipaddress.IPv6Address(f"fd00:1::{i:x}").packed) for i in range(1, 1025)]
         self.next_port: dict[bytes, int] = {}
         self.servers4 = [(bytes((198, 51, 100, i)), f"{rng.choice(_WORDS)}{i}.{rng.choice(_ZONES)}")
                          for i in range(10, 42)]
@@ -246,7 +256,6 @@ class _Generator:
                           f"v6-{rng.choice(_WORDS)}{i}.example.com") for i in range(10, 26)]
         self.resolvers4 = [bytes((10, 1, 0, 53)), bytes((192, 0, 2, 53))]
         self.resolvers6 = [ipaddress.IPv6Address("fd00:1::53").packed]
-        self.mac_gw = bytes.fromhex("02000a010001")
         self.json_bodies = [_Blob(self._json(rng, self._size(rng))) for _ in range(24)]
         self.gzip_bodies = [_Blob(gzip_mod.compress(self._json(rng, self._size(rng)), 6, mtime=0))
                             for _ in range(16)]
@@ -522,106 +531,102 @@ class _Generator:
     def _take(self, v6: bool, kind: str) -> list[tuple]:
         """Turn the recorded segments into emit entries (lengths for the address family).
 
-        TCP: (dir, rel_us, seq_isn, ack_isn, seq, ack, off/flags+window, urg+payload, checksum part,
-        checksum key, ip length, wire length, ip id offset); UDP: (dir, rel_us, udp length, payload,
-        checksum part, ip length, wire length, ip id offset).
+        TCP: (dir, rel_us, seq, ack, off/flags+window, urg+payload, checksum part, ip length,
+        ip length + ip id offset, wire length, ip id offset), seq/ack relative to the sender's and
+        receiver's ISN; the first entry is the SYN. UDP: (dir, rel_us, udp length, payload, checksum part,
+        ip length, ip length + ip id offset, wire length, ip id offset).
         """
         raw, self._raw = self._raw, []
         t0 = raw[0][1]  # the first packet is at the flow's start: tshark numbers streams in that order
         per_dir = [0, 0]
+        eth_ip = 54 if v6 else 14
         out: list[tuple] = []
         for d, t, seq, ack, flags, payload, psum in raw:
-            ts = t - t0
             k = per_dir[d]
             per_dir[d] += 1
             if kind == "dns":
                 ul = 8 + len(payload)
                 ipl = ul if v6 else ul + 20
-                out.append((d, ts, ul, payload, ul + ul + psum, ipl, ipl + (54 if v6 else 14), k))
+                out.append((d, t - t0, ul, payload, ul + ul + psum, ipl, ipl + k, ipl + eth_ip, k))
                 continue
             of = 0x5000 | flags
             tl = 20 + len(payload)
             ipl = tl if v6 else tl + 20
-            syn = flags == SYN
-            out.append((d, ts, d, 2 if syn else 1 - d, seq, ack, struct.pack("!HH", of, WINDOW),
-                        b"\x00\x00" + payload, tl + of + psum + seq + ack, 2 if syn else d, ipl,
-                        ipl + (54 if v6 else 14), k))
+            out.append((d, t - t0, seq, ack, struct.pack("!HH", of, WINDOW), b"\x00\x00" + payload,
+                        tl + of + psum + seq + ack, ipl, ipl + k, ipl + eth_ip, k))
         return out
-
-    def _template(self, kind: str, v6: bool) -> _Template:
-        """A new template while the pool is small, else a random one from the pool."""
-        pool = self.pools.setdefault((kind, v6), [])
-        if len(pool) < _POOL[kind]:
-            tpl = self._build_http(v6) if kind == "http" else self._build_dns(v6, kind == "dns-tcp")
-            pool.append(tpl)
-            return tpl
-        return pool[self.rng.randrange(len(pool))]
 
     # ---------------------------------------------------------------- packets
     def _emit_tcp4(self, entries: list[tuple], t0: int, c: tuple, s: tuple) -> None:
         """Instantiate a TCP/IPv4 template for one flow starting at `t0` (µs)."""
-        rng = self.rng
-        ci, si = rng.randrange(_ISN_MAX), rng.randrange(_ISN_MAX)
-        offs = (ci, si, 0)
-        keys = (c[4] + ci + si, s[4] + si + ci, c[4] + ci)
-        cb, sb = rng.randrange(_IPID_MAX), rng.randrange(_IPID_MAX)
-        sides = ((c[0], c[1], c[2], c[3] + cb, cb), (s[0], s[1], s[2], s[3] + sb, sb))
+        rnd = self.rng.random
+        ci, si = int(rnd() * _ISN_MAX), int(rnd() * _ISN_MAX)
+        cb, sb = int(rnd() * _IPID_MAX), int(rnd() * _IPID_MAX)
+        pre, mid, ap, ic, l4c = c
+        sides = ((pre, mid, ap, ic + cb, cb, ci, si), (s[0], s[1], s[2], s[3] + sb, sb, si, ci))
         app = self.pending.append
         rec = _REC.pack
         pack = _TCP4.pack
-        end = self.end_us
         n = self.n
-        for d, rel, sd, ad, sr, ar, ofw, tail, sc, ki, ipl, wire, k in entries:
-            pre, mid, ap, ic, ib = sides[d]
+        # the SYN: acknowledgement number 0
+        _, rel, sr, _, ofw, tail, sc, ipl, ipk, wire, _ = entries[0]
+        sec, us = divmod(t0 + rel, 1_000_000)
+        app((((t0 + rel) << 32) | n, rec(sec, us, wire, wire)
+             + pack(pre, ipl, cb, mid, 0xFFFF - (ic + cb + ipk) % 0xFFFF, ap, sr + ci, 0, ofw,
+                    0xFFFF - (l4c + ci + sc) % 0xFFFF) + tail))
+        n += 1
+        kk = l4c + ci + si
+        for d, rel, sr, ar, ofw, tail, sc, ipl, ipk, wire, k in entries[1:]:
+            pre, mid, ap, ic, ib, so, ao = sides[d]
             ts = t0 + rel
-            if ts > end:
-                ts = end
             sec, us = divmod(ts, 1_000_000)
             app(((ts << 32) | n, rec(sec, us, wire, wire)
-                 + pack(pre, ipl, ib + k, mid, 0xFFFF - (ic + ipl + k) % 0xFFFF, ap, sr + offs[sd],
-                        ar + offs[ad], ofw, 0xFFFF - (keys[ki] + sc) % 0xFFFF) + tail))
+                 + pack(pre, ipl, ib + k, mid, 0xFFFF - (ic + ipk) % 0xFFFF, ap, sr + so, ar + ao, ofw,
+                        0xFFFF - (kk + sc) % 0xFFFF) + tail))
             n += 1
         self.n = n
 
     def _emit_tcp6(self, entries: list[tuple], t0: int, c: tuple, s: tuple) -> None:
         """Instantiate a TCP/IPv6 template for one flow starting at `t0` (µs)."""
-        rng = self.rng
-        ci, si = rng.randrange(_ISN_MAX), rng.randrange(_ISN_MAX)
-        offs = (ci, si, 0)
-        keys = (c[4] + ci + si, s[4] + si + ci, c[4] + ci)
+        rnd = self.rng.random
+        ci, si = int(rnd() * _ISN_MAX), int(rnd() * _ISN_MAX)
+        pre, mid, ap, _, l4c = c
+        sides = ((pre, mid, ap, ci, si), (s[0], s[1], s[2], si, ci))
         app = self.pending.append
         rec = _REC.pack
         pack = _TCP6.pack
-        end = self.end_us
         n = self.n
-        for d, rel, sd, ad, sr, ar, ofw, tail, sc, ki, ipl, wire, _k in entries:
-            pre, mid, ap, _, _ = s if d else c
+        _, rel, sr, _, ofw, tail, sc, ipl, _, wire, _ = entries[0]
+        sec, us = divmod(t0 + rel, 1_000_000)
+        app((((t0 + rel) << 32) | n, rec(sec, us, wire, wire)
+             + pack(pre, ipl, mid, ap, sr + ci, 0, ofw, 0xFFFF - (l4c + ci + sc) % 0xFFFF) + tail))
+        n += 1
+        kk = l4c + ci + si
+        for d, rel, sr, ar, ofw, tail, sc, ipl, _, wire, _ in entries[1:]:
+            pre, mid, ap, so, ao = sides[d]
             ts = t0 + rel
-            if ts > end:
-                ts = end
             sec, us = divmod(ts, 1_000_000)
             app(((ts << 32) | n, rec(sec, us, wire, wire)
-                 + pack(pre, ipl, mid, ap, sr + offs[sd], ar + offs[ad], ofw,
-                        0xFFFF - (keys[ki] + sc) % 0xFFFF) + tail))
+                 + pack(pre, ipl, mid, ap, sr + so, ar + ao, ofw, 0xFFFF - (kk + sc) % 0xFFFF) + tail))
             n += 1
         self.n = n
 
     def _emit_udp(self, entries: list[tuple], t0: int, c: tuple, s: tuple, v6: bool) -> None:
         """Instantiate a UDP template for one flow starting at `t0` (µs)."""
-        rng = self.rng
-        cb, sb = rng.randrange(_IPID_MAX), rng.randrange(_IPID_MAX)
+        rnd = self.rng.random
+        cb, sb = int(rnd() * _IPID_MAX), int(rnd() * _IPID_MAX)
+        sides = ((c[0], c[1], c[2], c[3] + cb, cb), (s[0], s[1], s[2], s[3] + sb, sb))
+        l4c = c[4]
         app = self.pending.append
-        end = self.end_us
         n = self.n
-        for d, rel, ul, payload, sc, ipl, wire, k in entries:
-            pre, mid, ap, ic, l4c = s if d else c
-            ts = min(t0 + rel, end)
+        for d, rel, ul, payload, sc, ipl, ipk, wire, k in entries:
+            pre, mid, ap, ic, ib = sides[d]
+            ts = t0 + rel
             c4 = 0xFFFF - (l4c + sc) % 0xFFFF
             if v6:
                 hdr = _UDP6.pack(pre, ipl, mid, ap, ul, c4)
             else:
-                ipid = (sb if d else cb) + k
-                hdr = _UDP4.pack(pre, ipl, ipid, mid, 0xFFFF - (ic + ipl + ipid) % 0xFFFF, ap, ul, c4)
+                hdr = _UDP4.pack(pre, ipl, ib + k, mid, 0xFFFF - (ic + ipk) % 0xFFFF, ap, ul, c4)
             sec, us = divmod(ts, 1_000_000)
             app(((ts << 32) | n, _REC.pack(sec, us, wire, wire) + hdr + payload))
             n += 1
@@ -647,28 +652,36 @@ class _Generator:
         self.out.write(data)
 
     # ---------------------------------------------------------------- flows
-    def _client(self, v6: bool) -> tuple[bytes, int, bytes]:
-        rng = self.rng
-        ip = rng.choice(self.clients6 if v6 else self.clients4)
-        port = self.next_port.get(ip)
-        if port is None:
-            port = 32768 + rng.randrange(20000)
-        nxt = port + 1 + rng.randrange(5)
-        self.next_port[ip] = nxt if nxt < 61000 else 32768 + (nxt - 61000)
-        return ip, port, b"\x02\x00" + ip[-4:]
-
     def _flow(self, t0: int, kind: str) -> None:
-        v6 = self.rng.random() < self.ipv6_ratio
-        tpl = self._template(kind, v6)
-        cip, cport, cmac = self._client(v6)
-        c = _side(cip, tpl.sip, cport, tpl.sport, tpl.proto, 64, self.mac_gw + cmac)
-        s = _side(tpl.sip, cip, tpl.sport, cport, tpl.proto, 57, cmac + self.mac_gw)
-        if tpl.proto == 17:
-            self._emit_udp(tpl.entries, t0, c, s, v6)
-        elif v6:
-            self._emit_tcp6(tpl.entries, t0, c, s)
+        """One flow: a new template while its pool is small, else a pooled one with a fresh client,
+        ephemeral port, ISNs and ip ids."""
+        rnd = self.rng.random
+        v6 = self.ipv6_ratio > 0 and rnd() < self.ipv6_ratio
+        pool = self.pools[kind, v6]
+        if len(pool) < _POOL[kind]:
+            tpl = self._build_http(v6) if kind == "http" else self._build_dns(v6, kind == "dns-tcp")
+            pool.append(tpl)
         else:
-            self._emit_tcp4(tpl.entries, t0, c, s)
+            tpl = pool[int(rnd() * len(pool))]
+        clients = self.clients6 if v6 else self.clients4
+        cip, cval, pre_c, pre_s = clients[int(rnd() * len(clients))]
+        cport = self.next_port.get(cip) or 32768 + int(rnd() * 20000)
+        nxt = cport + 1 + int(rnd() * 5)
+        self.next_port[cip] = nxt if nxt < 61000 else 32768 + (nxt - 61000)
+        sip, sport = tpl.sip, tpl.sport
+        l4c = tpl.l4k + cval + cport  # the pseudo-header + ports sum is the same both ways
+        c = (pre_c, tpl.mid_c, cip + sip + _PORTS.pack(cport, sport), tpl.ipk_c + cval, l4c)
+        s = (pre_s, tpl.mid_s, sip + cip + _PORTS.pack(sport, cport), tpl.ipk_s + cval, l4c)
+        entries = tpl.entries
+        if t0 + tpl.span > self.end_us:  # the last flows are squeezed into the window
+            budget = max(0, self.end_us - t0)
+            entries = [(e[0], e[1] * budget // tpl.span, *e[2:]) for e in entries]
+        if tpl.proto == 17:
+            self._emit_udp(entries, t0, c, s, v6)
+        elif v6:
+            self._emit_tcp6(entries, t0, c, s)
+        else:
+            self._emit_tcp4(entries, t0, c, s)
         tr = self.truth
         npk = len(tpl.entries)
         if kind == "http":
@@ -718,6 +731,13 @@ class _Generator:
                 self._flow(t, "http")
         self._flush(None)
         return self.truth
+
+
+def _client_info(ip: bytes) -> tuple[bytes, int, bytes, bytes]:
+    """(address, its checksum contribution, eth+ip prefix client->server, eth+ip prefix server->client)."""
+    mac, gw = b"\x02\x00" + ip[-4:], _MAC_GW
+    tail = b"\x86\xdd\x60\x00\x00\x00" if len(ip) == 16 else b"\x08\x00\x45\x00"
+    return ip, int.from_bytes(ip, "big"), gw + mac + tail, mac + gw + tail
 
 
 def _ip(b: bytes) -> str:
