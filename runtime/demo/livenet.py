@@ -16,6 +16,12 @@ dumpcap or by `kflpcap run --interface`, sees all of it while still reaching ser
         net.start_servers()
         log, want = record_reference(net, tmp / "reference.pcap", ClientPlan.quick())
         # want: {"http500_streams": [...], "dns_flows": [...], "http_streams": [...], counts}
+
+A live end-to-end test of `kflpcap run --interface` follows the same shape: start kflpcap on
+`net.capture_iface` (root namespace, so it reaches SeaweedFS on 127.0.0.1), call `net.send_probe()`
+until its packet counter moves (metrics or console), then `record_reference(...)`, SIGTERM, and
+compare the flows of the repositories (tests/product/tshark_oracle.py: `l4_flows(repo.pcap.gz)`)
+with `want["http500_streams"]` / `want["dns_flows"]` and with tshark on the reference capture.
 """
 
 from __future__ import annotations
