@@ -88,6 +88,7 @@ class KflPcapS3:
         self.counters: dict[str, int] = {"items": 0, "repositories": 0, "packets": 0, "bytes": 0}
         self.matches: list[int] = []
         self._warned: set[str] = set()
+        self.retry_s = RETRY_S
 
     # ---- configuration (first call, as in Kubeshark) -------------------------------------------------
 
@@ -259,11 +260,11 @@ class KflPcapS3:
                 self.ctx.error(f"kflPcapS3: {lost} streams of kfl_{i} not written at {reason}: {exc}")
             else:
                 self.ctx.error(f"kflPcapS3: {lost} streams of kfl_{i} kept in memory, retried in "
-                               f"{RETRY_S:.0f} s: {exc}")
+                               f"{self.retry_s:.0f} s: {exc}")
         nxt = _Repo(now, bytes_checked_ns=now)
         if failure and not final:
             nxt.start_ns = repo.start_ns
-            nxt.retry_at = time.monotonic() + RETRY_S
+            nxt.retry_at = time.monotonic() + self.retry_s
         for s, info, pkts in parts:
             wrote = s.sid in done
             if failure and not final and pkts and not wrote:

@@ -95,6 +95,8 @@ def drive(
     close_timeout: float = 60,
     outbox: Outbox | None = None,
     echo: bool = False,
+    on_error: Callable[[str], None] | None = None,
+    retry_s: float | None = None,
 ) -> Run:
     """Replay `pcap` through Capture → items → KflPcapS3 (ticked once per second of capture time).
 
@@ -106,6 +108,8 @@ def drive(
     if echo:
         say = lambda text: (lines.append(text), print(text, flush=True))  # noqa: E731
         err = lambda text: (errors.append(text), print(f"ERROR {text}", flush=True))  # noqa: E731
+    if on_error is not None:
+        err = lambda text: (errors.append(text), on_error(text))  # noqa: E731
     own_outbox = outbox is None
     box = outbox or Outbox(data_dir, log=say)
     wrapper_box: list[KflPcapS3] = []
@@ -124,6 +128,8 @@ def drive(
         outbox=box,
     )
     wrapper = KflPcapS3(ctx)
+    if retry_s is not None:
+        wrapper.retry_s = retry_s
     wrapper_box.append(wrapper)
     source = open_sources([str(pcap)])
     snaplens = getattr(source, "snaplens", None)

@@ -215,3 +215,38 @@ def test_hash_chain_continues_across_restarts(tmp_path: Path) -> None:
     assert chain[0].manifest["previous_manifest_sha256"] is None
     assert chain[1].manifest["previous_manifest_sha256"] == chain[0].sha256
     assert verify(store).problems == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny tmpfs needs root")
+def test_full_spool_disk_keeps_the_repository_and_retries(capture, tmp_path: Path) -> None:
+    pcap, truth = capture
+    data = tmp_path / "data"
+    data.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(data)], check=True)
+    try:
+        filler = data / "filler"
+        free = os.statvfs(data).f_bavail * os.statvfs(data).f_frsize
+        filler.write_bytes(b"\0" * (free - 16 * 1024))
+        full_errors: list[str] = []
+
+        def on_error(text: str) -> None:
+            if "spool disk full" in text and filler.exists():
+                full_errors.append(text)
+                filler.unlink()  # the operator frees space; the next tick retries
+
+        run = drive(pcap, data, {"kflArr": SEED_QUERIES, "maxL4Streams": 40}, synthetic_items(truth),
+                    on_error=on_error, retry_s=0)
+        assert len(full_errors) == 1 and "kept in memory" in full_errors[0], run.errors
+        assert run.errors == full_errors and run.left_spooled == 0
+        store = open_store(data / "repositories")
+        repos = by_query(store)
+        assert stream_tuples(repos[1], with_l4=True) == Counter(tuple(t) for t in truth["dns_flows"])
+        assert stream_tuples(repos[0]) == Counter(tuple(t) for t in truth["http500_streams"])
+        expected = truth_packets(truth)
+        for chain in repos.values():
+            totals = tuple_totals(chain)
+            assert totals == {k: v for k, v in expected.items() if k in totals}
+        assert verify(store).problems == []
+        assert not [p for p in (data / "spool").iterdir() if p.name.startswith(".tmp-")]
+    finally:
+        subprocess.run(["umount", "-l", str(data)], check=True)

@@ -121,4 +121,4 @@ def test_full_spool_disk_is_a_clear_error(tmp_path: Path) -> None:
         assert not [p for p in (data / "spool").iterdir() if p.name.startswith(".tmp-")]
         outbox.close(0)
     finally:
-        subprocess.run(["umount", str(data)], check=True)
+        subprocess.run(["umount", "-l", str(data)], check=True)
