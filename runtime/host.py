@@ -1,0 +1,408 @@
+"""One loaded script: its V8 child process, the batch protocol, signals, and its commands.
+
+Protocol (see `runtime/prelude.js`): every call into the isolate returns a JSON object with the
+commands the script issued (`c`), which hooks it defines (`h`), and optionally a pending signal
+(`s`: an unknown KFL query, resolved here, then the batch resumes at that item), a yield point
+(`y`: the call handed back control after its time slice; resumed at once), the query ids it used
+(`u`), new wrapper option objects (`o`) and its next timer (`t`, ms on the runtime clock).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import orjson
+
+from runtime import isolate as proto
+from runtime.batch import Batch, payload
+from runtime.commands import Commands
+from runtime.env import global_names
+from runtime.services import MIB, Services
+from runtime.source import ScriptSource, js_string
+from runtime.v8proc import IsolateGone, IsolateProcess
+
+# a query the script has not used for this many items stops being evaluated for it
+DROP_AFTER_ITEMS = 4096
+MAX_SIGNALS_PER_CALL = 1000
+MAX_LOAD_ROUNDS = 50
+
+_PRELUDE: str | None = None
+
+
+def prelude() -> str:
+    global _PRELUDE
+    if _PRELUDE is None:
+        _PRELUDE = resources.files("runtime").joinpath("prelude.js").read_text(encoding="utf-8")
+    return _PRELUDE
+
+
+class LoadError(Exception):
+    """The script could not be loaded; the message names file and line where known."""
+
+
+class ScriptFault(Exception):
+    """The script went over a limit or its V8 process died; it is stopped."""
+
+
+def _first_line(text: str, path_name: str, lines: int) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    # "<name>:<line>: message" — clamp a line past the end (the sourceURL comment) to the last line
+    prefix = f"{path_name}:"
+    if first.startswith(prefix):
+        number, sep, rest = first[len(prefix) :].partition(":")
+        if sep and number.isdigit() and int(number) > lines:
+            first = f"{prefix}{lines}:{rest}"
+    return first
+
+
+class ScriptHost:
+    """A script loaded in its own V8 isolate (own child process). Always `close()` it."""
+
+    def __init__(self, source: ScriptSource, services: Services, sid: int) -> None:
+        self.source = source
+        self.services = services
+        self.sid = sid
+        self.title = source.title
+        self.state = "new"  # new → loaded → stopped | closed
+        self.hooks = ""
+        self.queries: dict[str, int] = {}
+        self.active: set[int] = set()
+        self.last_used: dict[int, int] = {}
+        self.invalid: dict[str, str] = {}
+        self.options: dict[int, Any] = {}
+        self.next_timer_ms: float | None = None
+        self.items_seen = 0
+        self.commands = Commands(self)
+        self._proc: IsolateProcess | None = None
+        self._inflight: tuple[Batch, list[Any]] | None = None
+        self._jobs_version = -1
+        self._running_sent: bool | None = None
+        self._names_sent: Any = None
+        self._drop: list[str] = []
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        return self.state == "loaded"
+
+    @property
+    def wants_packets(self) -> bool:
+        return self.loaded and "p" in self.hooks
+
+    @property
+    def wants_items(self) -> bool:
+        return self.loaded and ("i" in self.hooks or "p" in self.hooks)
+
+    def _query_id(self, query: str) -> int:
+        qid = self.queries.get(query)
+        if qid is None:
+            qid = len(self.queries) + len(self.invalid)
+            self.queries[query] = qid
+        return qid
+
+    def _candidates(self) -> None:
+        """KFL queries the script probably uses: its string literals and env values that compile."""
+        texts = list(self.source.literals) + [v for v in self.services.env.values() if isinstance(v, str)]
+        for text in dict.fromkeys(texts):
+            if not text.strip() or len(text) > 2000:
+                continue
+            compiled, _ = self.services.kfl.compile(text)
+            if compiled is not None:
+                self.active.add(self._query_id(text))
+
+    def _config(self) -> dict[str, Any]:
+        s = self.services
+        env = s.env
+        return {
+            "title": self.title,
+            "sid": self.sid,
+            "node": s.node,
+            "env": env,
+            "envGlobals": global_names(env),
+            "known": self.queries,
+            "invalid": self.invalid,
+            "jobs": s.scheduler.tags(),
+            "running": s.scheduler.running,
+            "now": s.clock.now_ns() // 1_000_000,
+            "names": self._names(),
+            "s3": {
+                "endpoint": str(env.get("S3_ENDPOINT") or env.get("AWS_ENDPOINT_URL") or ""),
+                "region": str(env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""),
+                "runId": s.run_id,
+            },
+            "sliceMs": s.limits.slice_ms,
+        }
+
+    def _names(self) -> Any:
+        try:
+            return self.services.name_history()
+        except Exception:
+            return {}
+
+    def load(self) -> None:
+        """Start the isolate, run the prelude and the script's top-level code, run its commands.
+
+        Raises LoadError (the isolate is closed again) when the top-level code fails.
+        """
+        self._candidates()
+        src = self.source
+        name = src.path.name
+        code = src.text + "\n//# sourceURL=" + name
+        lines = src.text.count("\n") + 1
+        self._proc = IsolateProcess()
+        try:
+            for _ in range(MAX_LOAD_ROUNDS):
+                self._proc.new_isolate(self.services.limits.heap_bytes)
+                config = json.dumps(self._config(), ensure_ascii=False)
+                answer = self._proc.evaluate(prelude().replace("__KFLPCAP_CONFIG__", config), 30.0)
+                if not answer.ok:
+                    raise LoadError(f"prelude failed: {answer.text.strip()}")
+                top = self._proc.evaluate(code, self.services.limits.call_timeout_s)
+                if top.status == proto.TIMED_OUT:
+                    raise LoadError(
+                        f"{name}: top-level code exceeded the time budget of "
+                        f"{self.services.limits.call_timeout_s:g} s"
+                    )
+                if top.status == proto.OUT_OF_MEMORY:
+                    raise LoadError(
+                        f"{name}: top-level code exceeded the heap limit of "
+                        f"{self.services.limits.heap_bytes // MIB} MiB"
+                    )
+                done = self._proc.evaluate("__kflpcap.loaded()", self.services.limits.call_timeout_s)
+                result = orjson.loads(done.text) if done.ok and done.text else {}
+                signal = result.get("s")
+                if signal is not None:
+                    # top-level code used a query not known yet: learn it, run again from scratch
+                    self._resolve(signal, None, with_packets=False)
+                    continue
+                if not top.ok:
+                    raise LoadError(_first_line(top.text, name, lines))
+                break
+            else:
+                raise LoadError(f"{name}: top-level code kept asking for new KFL queries")
+        except IsolateGone as exc:
+            self._close_proc()
+            raise LoadError(f"{name}: {exc}") from exc
+        except LoadError:
+            self._close_proc()
+            raise
+        self.state = "loaded"
+        self._learn(result)
+        self.commands.run(result.get("c", ()), [])
+
+    def _close_proc(self) -> None:
+        if self._proc is not None:
+            self._proc.close()
+            self._proc = None
+
+    def close(self, reason: str) -> None:
+        """Unload: remove this script's jobs, flush its wrappers, close its isolate."""
+        if self.state == "closed":
+            return
+        self.services.scheduler.remove_owner(self)
+        self.commands.close(reason)
+        self._close_proc()
+        self.state = "closed"
+
+    def fault(self, text: str) -> None:
+        """Report a script over its limits (or whose V8 died) and stop it."""
+        self.services.console.error(self.title, f"{text}; script stopped", "limit")
+        self.close("stopped")
+        self.state = "stopped"
+
+    # ---- calls -------------------------------------------------------------------------------
+
+    def _update(self) -> dict[str, Any]:
+        s = self.services
+        u: dict[str, Any] = {"now": s.clock.now_ns() // 1_000_000}
+        if self._jobs_version != s.scheduler.version:
+            self._jobs_version = s.scheduler.version
+            u["jobs"] = s.scheduler.tags()
+        if self._running_sent is not s.scheduler.running:
+            self._running_sent = s.scheduler.running
+            u["running"] = s.scheduler.running
+        if self._drop:
+            u["drop"] = self._drop
+            self._drop = []
+        return u
+
+    def _update_with_names(self) -> dict[str, Any]:
+        u = self._update()
+        names = self._names()
+        if names != self._names_sent:
+            self._names_sent = names
+            u["names"] = names
+        return u
+
+    def _send(self, code: bytes) -> None:
+        assert self._proc is not None
+        try:
+            self._proc.send_eval(code, self.services.limits.call_timeout_s)
+        except IsolateGone as exc:
+            raise ScriptFault(str(exc)) from exc
+
+    def _receive(self) -> dict[str, Any]:
+        assert self._proc is not None
+        limits = self.services.limits
+        try:
+            answer = self._proc.receive(limits.call_timeout_s + 5.0)
+        except IsolateGone as exc:
+            raise ScriptFault(str(exc)) from exc
+        if answer.status == proto.TIMED_OUT:
+            raise ScriptFault(f"a call exceeded the time budget of {limits.call_timeout_s:g} s (terminated)")
+        if answer.status == proto.OUT_OF_MEMORY:
+            raise ScriptFault(f"V8 heap limit of {limits.heap_bytes // MIB} MiB exceeded")
+        if not answer.ok:
+            raise ScriptFault(
+                f"runtime error: {answer.text.strip().splitlines()[0] if answer.text.strip() else '?'}"
+            )
+        return orjson.loads(answer.text) if answer.text else {}
+
+    def _call(self, code: bytes | str) -> dict[str, Any]:
+        self._send(code.encode("utf-8") if isinstance(code, str) else code)
+        return self._receive()
+
+    def _learn(self, result: dict[str, Any]) -> None:
+        hooks = result.get("h")
+        if hooks is not None:
+            self.hooks = hooks
+        for key, opts in (result.get("o") or {}).items():
+            self.options[int(key)] = opts
+        for qid in result.get("u") or ():
+            self.last_used[qid] = self.items_seen
+        self.next_timer_ms = result.get("t")
+
+    def _resolve(self, signal: dict[str, Any], batch: Batch | None, with_packets: bool) -> dict[str, Any]:
+        """Answer a signal: compile the query, evaluate what the script asked; returns the update."""
+        query = signal.get("q", "")
+        compiled, error = self.services.kfl.compile(query)
+        if compiled is None:
+            self.invalid[query] = error or "invalid query"
+            self.queries.pop(query, None)
+            return {"invalid": {query: self.invalid[query]}}
+        qid = self._query_id(query)
+        self.active.add(qid)
+        self.last_used[qid] = self.items_seen
+        update: dict[str, Any] = {"known": {query: qid}}
+        if signal.get("k") == "kflobj":
+            try:
+                obj = orjson.loads(signal.get("j") or "null")
+                answer = bool(compiled.match(obj)) if isinstance(obj, dict) else False
+            except Exception:
+                answer = False
+            update["obj"] = [[query + "\0" + (signal.get("j") or ""), answer]]
+        elif batch is not None:
+            update["ans"] = {str(qid): batch.bits(with_packets, query, compiled.match)}
+        return update
+
+    def _drive(
+        self,
+        result: dict[str, Any],
+        objs: list[Any],
+        batch: Batch | None,
+        with_packets: bool,
+        rerun: str | None = None,
+    ) -> dict[str, Any]:
+        """Execute results, answer signals and yields until the call is complete."""
+        for _ in range(MAX_SIGNALS_PER_CALL):
+            self._learn(result)
+            self.commands.run(result.get("c", ()), objs)
+            signal = result.get("s")
+            if signal is not None:
+                update = self._resolve(signal, batch, with_packets)
+                if rerun is not None:
+                    result = self._call(rerun.replace("__UPDATE__", json.dumps(update)))
+                else:
+                    result = self._call(f"__kflpcap.resume({json.dumps(update)}, {int(signal['at'])})")
+                continue
+            if "y" in result:
+                result = self._call(f"__kflpcap.resume(null, {int(result['y'])})")
+                continue
+            return result
+        raise ScriptFault("a call kept raising signals")
+
+    def send_batch(self, batch: Batch) -> bool:
+        """Start delivering `batch`; `finish_batch()` completes it. False when the script takes none."""
+        if not self.wants_items or len(batch) == 0:
+            return False
+        with_packets = "p" in self.hooks
+        body, kinds, objs = batch.variant(with_packets)
+        if not kinds:
+            return False
+        header: dict[str, Any] = {"k": kinds, "u": self._update()}
+        compiled = self.services.kfl
+        answers = {}
+        for query, qid in self.queries.items():
+            if qid in self.active:
+                answers[str(qid)] = batch.bits(
+                    with_packets, query, lambda item, q=query: compiled.match(q, item)
+                )
+        if answers:
+            header["a"] = answers
+        try:
+            self._send(payload("batch", header, body))
+        except ScriptFault as exc:
+            self.fault(str(exc))
+            return False
+        self._inflight = (batch, objs)
+        return True
+
+    def finish_batch(self) -> None:
+        if self._inflight is None:
+            return
+        batch, objs = self._inflight
+        self._inflight = None
+        with_packets = "p" in self.hooks
+        try:
+            self._drive(self._receive(), objs, batch, with_packets)
+        except ScriptFault as exc:
+            self.fault(str(exc))
+            return
+        self.items_seen += len(objs)
+        self._drop_unused()
+
+    def _drop_unused(self) -> None:
+        for query, qid in self.queries.items():
+            if qid in self.active and self.items_seen - self.last_used.get(qid, 0) > DROP_AFTER_ITEMS:
+                self.active.discard(qid)
+                self._drop.append(query)
+
+    def _simple_call(self, template: str) -> dict[str, Any] | None:
+        """A call outside batches (jobs, hooks, timers); signals re-run the whole call."""
+        if not self.loaded:
+            return None
+        try:
+            code = template.replace("__UPDATE__", json.dumps(self._update_with_names()))
+            return self._drive(self._call(code), [], None, False, rerun=template)
+        except ScriptFault as exc:
+            self.fault(str(exc))
+            return None
+
+    def run_job(self, tag: str) -> tuple[bool, str | None]:
+        """Run job `tag` of this script: (ran, error text or None)."""
+        result = self._simple_call(f"__kflpcap.job({js_string(tag)}, __UPDATE__)")
+        if result is None:
+            return False, "script stopped"
+        return True, result.get("x")
+
+    def call_hook(self, name: str, args: list[Any]) -> None:
+        if not self.loaded:
+            return
+        if (
+            name in ("onJobPassed", "onJobFailed")
+            and ("j" if name == "onJobPassed" else "f") not in self.hooks
+        ):
+            return
+        self._simple_call(f"__kflpcap.hook({js_string(name)}, {json.dumps(args)}, __UPDATE__)")
+
+    def run_timers(self, now_ms: int) -> None:
+        if self.next_timer_ms is None or self.next_timer_ms > now_ms:
+            return
+        self._simple_call(f"__kflpcap.timers({int(now_ms)}, __UPDATE__)")
+
+    def refresh(self) -> None:
+        """Send fresh shared state (jobs list, clock) without running anything."""
+        self._simple_call("__kflpcap.update(__UPDATE__)")

@@ -1,0 +1,116 @@
+"""The V8 side of one script, run as a child process: `python -m runtime.isolate`.
+
+Each script runs in its own process holding one `MiniRacer`, so nothing a script does inside V8 —
+an endless loop in a C++ builtin, a fatal "out of memory" abort, a crash — can take the pipeline
+down: the parent sees the pipe close and unloads that script. The child is deliberately dumb: it
+creates an isolate, evaluates the code it is sent under a time budget, and answers.
+
+Frames both ways are `>IB` (payload length, op or status) followed by the payload.
+Requests: `N` new isolate (payload: heap limit in bytes as text), `E` evaluate (payload: 8-byte
+big-endian float timeout in seconds + UTF-8 code), `Q` quit.
+Answers: status `OK` with the result as UTF-8 text, or an error status with the message.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+from typing import BinaryIO
+
+HEAD = struct.Struct(">IB")
+TIMEOUT = struct.Struct(">d")
+
+OP_NEW = ord("N")
+OP_EVAL = ord("E")
+OP_QUIT = ord("Q")
+
+OK = 0
+JS_ERROR = 1
+TIMED_OUT = 2
+OUT_OF_MEMORY = 3
+PARSE_ERROR = 4
+NO_ISOLATE = 5
+
+
+def read_exact(f: BinaryIO, n: int) -> bytes:
+    """Read exactly `n` bytes; an empty result means the other side closed the pipe."""
+    parts = []
+    while n:
+        chunk = f.read(n)
+        if not chunk:
+            return b""
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+def _evaluate(mr: object, payload: bytes) -> tuple[int, str]:
+    from py_mini_racer import JSTimeoutException
+    from py_mini_racer._exc import JSEvalException, JSOOMException, JSParseException
+
+    (timeout,) = TIMEOUT.unpack_from(payload)
+    code = payload[TIMEOUT.size :].decode("utf-8")
+    try:
+        result = mr.eval(code, timeout_sec=timeout or None)  # type: ignore[attr-defined]
+    except JSTimeoutException as exc:
+        return TIMED_OUT, str(exc)
+    except JSOOMException as exc:
+        return OUT_OF_MEMORY, str(exc)
+    except JSParseException as exc:
+        return PARSE_ERROR, str(exc)
+    except JSEvalException as exc:
+        if mr.was_hard_memory_limit_reached():  # type: ignore[attr-defined]
+            return OUT_OF_MEMORY, str(exc)
+        return JS_ERROR, str(exc)
+    if result is None or not isinstance(result, str | int | float | bool):
+        return OK, ""
+    return OK, str(result)
+
+
+def serve(inp: BinaryIO, out: BinaryIO) -> None:
+    """Answer requests until `Q` or end of input; always closes the isolate."""
+    from py_mini_racer import MiniRacer
+
+    mr = None
+    try:
+        while True:
+            head = read_exact(inp, HEAD.size)
+            if not head:
+                return
+            size, op = HEAD.unpack(head)
+            payload = read_exact(inp, size) if size else b""
+            if op == OP_QUIT:
+                return
+            if op == OP_NEW:
+                if mr is not None:
+                    mr.close()
+                mr = MiniRacer()
+                limit = int(payload or b"0")
+                if limit:
+                    mr.set_hard_memory_limit(limit)
+                status, text = OK, mr.v8_version
+            elif mr is None:
+                status, text = NO_ISOLATE, "no isolate"
+            else:
+                status, text = _evaluate(mr, payload)
+            data = text.encode("utf-8", "surrogatepass")
+            out.write(HEAD.pack(len(data), status) + data)
+            out.flush()
+    finally:
+        if mr is not None:
+            mr.close()
+
+
+def main() -> None:
+    # Keep the protocol on a private descriptor: anything else that writes to fd 1 goes to stderr.
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    serve(sys.stdin.buffer, out)
+    out.close()
+    # Leave without interpreter teardown: nothing V8 left behind can make the exit hang.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,343 @@
+"""The pipeline driver: traffic → capture → batches → every script's V8 → commands, jobs, timers.
+
+`Pipeline(config)` owns the capture, the loaded scripts, the job scheduler and the clock.
+`run()` reads the sources to the end (or until `stop()`), then flushes and shuts down cleanly.
+
+Batches: file input fills batches (`batch_items`, chosen by measurement, see bench/bench_runtime.py);
+live input also flushes a batch once its first event is `live_flush_ms` old. A batch is flushed
+before any job or timer falls due, so scripts see every event before the job that follows it in
+time. Items in flight pin their stream in the store until every script has seen them.
+
+Hooks for the product layer (progress, summary, metrics): `stats` (the dict of
+`runtime.report.new_stats()`, updated in place), `counters`, and the callback lists
+`on_batch(batch, seconds)` and `on_tick(now_ns)`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.batch import Batch
+from runtime.console import Console
+from runtime.files import DataDir
+from runtime.scripts import Scripts
+from runtime.services import Clock, Limits, Services
+
+NS = 1_000_000_000
+WRAPPER_TICK_NS = NS
+
+
+@dataclass
+class PipelineConfig:
+    sources: list[str]
+    scripts: list[str]
+    data_dir: Path
+    env: dict[str, Any] = field(default_factory=dict)
+    clock: str | None = None  # "wall" | "capture"; default: capture for files, wall for live input
+    node: str | None = None
+    names_file: str | None = None
+    bpf: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    batch_items: int = 1000
+    live_flush_ms: float = 50.0
+    watch: bool = True
+
+
+def _new_stats() -> dict[str, Any]:
+    try:
+        from runtime.report import new_stats
+    except ImportError:
+        return {}
+    return new_stats()
+
+
+class Pipeline:
+    def __init__(self, config: PipelineConfig, console: Console | None = None) -> None:
+        self.config = config
+        self.console = console or Console()
+        self.stats = _new_stats()
+        self.counters: dict[str, int] = {
+            "packets": 0,
+            "items": 0,
+            "batches": 0,
+            "jobs_run": 0,
+            "jobs_failed": 0,
+        }
+        self.on_batch: list[Callable[[Batch, float], None]] = []
+        self.on_tick: list[Callable[[int], None]] = []
+        self.source: Any = None
+        self.capture: Any = None
+        self.names: Any = None
+        self._batch = Batch()
+        self._batch_started = 0.0
+        self._deadline = 0
+        self._next_wrapper_tick = 0
+        self._name_version: Any = None
+        self._name_history: dict[str, Any] = {}
+        self._stopping = False
+        self._closed = False
+        self._packets_wanted = False
+        self._live = False
+        clock_mode = config.clock or "capture"
+        self.services = Services(
+            console=self.console,
+            data=DataDir(Path(config.data_dir)),
+            clock=Clock(clock_mode),
+            env=dict(config.env),
+            limits=config.limits,
+        )
+        self.scripts = Scripts(self.services, config.scripts, watch=config.watch)
+        self.scripts.on_change.append(self._scripts_changed)
+
+    # ---- setup -------------------------------------------------------------------------------
+
+    def _node(self) -> dict[str, str]:
+        from capture.dissect.base import NodeInfo
+
+        info = NodeInfo.local(self.config.node or None)
+        return {"name": info.name, "ip": info.ip}
+
+    def _open(self) -> None:
+        import capture
+        from capture.dissect.base import NodeInfo
+
+        s = self.services
+        s.node = self._node()
+        self.names = (
+            capture.NameTable.load(self.config.names_file) if self.config.names_file else capture.NameTable()
+        )
+        s.names = self.names.snapshot
+        s.name_history = self._names_history
+        self.source = capture.open_sources(self.config.sources, bpf=self.config.bpf)
+        self._live = bool(getattr(self.source, "live", False))
+        if self.config.clock is None:
+            s.clock = Clock("wall" if self._live else "capture")
+        self.source.heartbeat = self._heartbeat
+        factory = capture.make_handler_factory(
+            self._on_item, node=NodeInfo(s.node["name"], s.node["ip"]), names=self.names
+        )
+        self.capture = capture.Capture(handler_factory=factory)
+        s.store = self.capture.store
+        s.outbox_factory = self._outbox
+        if self.stats:
+            self.stats["source"] = " ".join(self.config.sources)
+            self.stats["live"] = self._live
+
+    def _outbox(self) -> Any:
+        from wrappers import Outbox
+
+        return Outbox(self.services.data.root, log=lambda text: self.console.log("kflpcap", text))
+
+    def _names_history(self) -> dict[str, Any]:
+        if self.names is not None and self.names.version != self._name_version:
+            self._name_version = self.names.version
+            self._name_history[str(self.services.clock.now_ns() // NS)] = self.names.snapshot()
+        return self._name_history
+
+    # ---- events from capture -----------------------------------------------------------------
+
+    def _on_item(self, item: dict[str, Any]) -> None:
+        batch = self._batch
+        if not batch.events:
+            self._batch_started = time.monotonic()
+        batch.add_item(item)
+        self.services.store.pin(item["stream"])
+        self.counters["items"] += 1
+        if self.stats:
+            proto = item.get("protocol", {}).get("name", "?")
+            items = self.stats["items"]
+            items[proto] = items.get(proto, 0) + 1
+
+    def _on_packet(self, stream_id: str, ts_ns: int, caplen: int, orig_len: int, fragmented: bool) -> None:
+        batch = self._batch
+        if not batch.events:
+            self._batch_started = time.monotonic()
+        batch.add_packet(ts_ns, caplen, orig_len, caplen < orig_len, fragmented, stream_id)
+
+    def _scripts_changed(self) -> None:
+        wanted = any(h.wants_packets for h in self.scripts.loaded())
+        if wanted != self._packets_wanted and self.capture is not None:
+            self._packets_wanted = wanted
+            self.capture.packet_listener = self._on_packet if wanted else None
+        self._deadline = self._next_deadline()
+
+    # ---- batches, jobs, timers ---------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Deliver the pending batch to every script and run the commands they return."""
+        batch = self._batch
+        if not batch.events:
+            return
+        self._batch = Batch()
+        batch.time_ns = self.services.clock.now_ns()
+        started = time.perf_counter()
+        hosts = self.scripts.loaded()
+        sent = [h for h in hosts if h.send_batch(batch)]
+        for host in sent:
+            host.finish_batch()
+        store = self.services.store
+        for item in batch.items:
+            store.unpin(item["stream"])
+        self.counters["batches"] += 1
+        self._run_requested_jobs()
+        if any(h.wants_packets for h in hosts) != self._packets_wanted:
+            self._scripts_changed()
+        seconds = time.perf_counter() - started
+        for fn in self.on_batch:
+            fn(batch, seconds)
+
+    def _next_deadline(self) -> int:
+        candidates = [self._next_wrapper_tick or 1]
+        due = self.services.scheduler.next_due_ns()
+        if due is not None:
+            candidates.append(due)
+        for host in self.scripts.loaded():
+            if host.next_timer_ms is not None:
+                candidates.append(int(host.next_timer_ms) * 1_000_000)
+        return min(candidates)
+
+    def run_job(self, tag: str) -> None:
+        """Run one job now, then onJobPassed/onJobFailed in every script."""
+        s = self.services
+        job = s.scheduler.get(tag)
+        if job is None:
+            return
+        host = job.owner
+        ran, error = host.run_job(tag)
+        if not ran:
+            return
+        s.scheduler.ran(job)
+        self.counters["jobs_run"] += 1
+        if error is not None:
+            self.counters["jobs_failed"] += 1
+            self.console.error(host.title, f"(job={tag}) {error}", "job")
+        for other in self.scripts.loaded():
+            if error is None:
+                other.call_hook("onJobPassed", [job.tag, job.cron, job.limit])
+            else:
+                other.call_hook("onJobFailed", [job.tag, job.cron, job.limit, error])
+        self._run_requested_jobs()
+
+    def _run_requested_jobs(self) -> None:
+        requests = self.services.job_requests
+        while requests:
+            self.run_job(requests.pop(0))
+
+    def tick(self, now_ns: int | None = None) -> None:
+        """Flush, then run what fell due at `now_ns` (runtime clock): jobs, timers, wrapper rotation."""
+        s = self.services
+        now = s.clock.now_ns() if now_ns is None else now_ns
+        self.flush()
+        for job in s.scheduler.due(now):
+            self.run_job(job.tag)
+        now_ms = now // 1_000_000
+        for host in self.scripts.loaded():
+            host.run_timers(now_ms)
+        if now >= self._next_wrapper_tick:
+            self._next_wrapper_tick = now - now % WRAPPER_TICK_NS + WRAPPER_TICK_NS
+            for host in list(self.scripts.hosts.values()):
+                try:
+                    host.commands.tick(now)
+                except Exception as exc:
+                    self.console.error(host.title, f"wrapper.kflPcapS3: {exc}", "helper")
+        if self.scripts.pending():
+            self.scripts.poll()
+        for fn in self.on_tick:
+            fn(now)
+        self._deadline = self._next_deadline()
+
+    def _heartbeat(self) -> None:
+        """Called by live sources while waiting for packets (and by the main loop)."""
+        if self.capture is not None and self._live:
+            self.capture.tick(self.services.clock.now_ns())
+        self.tick()
+
+    # ---- run ---------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop reading soon (signal handlers call this); `run()` then shuts down cleanly."""
+        self._stopping = True
+        if self.source is not None:
+            self.source.stop()
+
+    def start(self) -> None:
+        """Open the sources and load the scripts (run() calls it)."""
+        if self.capture is None:
+            self._open()
+
+    def run(self) -> int:
+        """Read every source to its end (or `stop()`), then shut down. Returns 0."""
+        self.start()
+        clock = self.services.clock
+        capture_clock = clock.mode == "capture"
+        packets = iter(self.source)
+        first = next(packets, None)
+        if first is not None and capture_clock:
+            clock.advance(first[0])
+        self.scripts.start()
+        self._scripts_changed()
+        if first is not None:
+            self._loop(first, packets, capture_clock)
+        self.finish()
+        return 0
+
+    def _loop(self, first: Any, packets: Any, capture_clock: bool) -> None:
+        clock = self.services.clock
+        feed = self.capture.feed_packet
+        counters = self.counters
+        batch_items = self.config.batch_items
+        live = self._live
+        flush_s = self.config.live_flush_ms / 1000.0
+        n = 0
+        pkt = first
+        while pkt is not None:
+            ts = pkt[0]
+            if capture_clock:
+                clock.advance(ts)
+                if ts >= self._deadline:
+                    self.tick(ts)
+            feed(pkt)
+            n += 1
+            events = len(self._batch.events)
+            if events >= batch_items:
+                self.flush()
+            elif (
+                (live and events and time.monotonic() - self._batch_started >= flush_s)
+                or (not capture_clock and n % 256 == 0 and clock.now_ns() >= self._deadline)
+                or (n % 4096 == 0 and self.scripts.pending())
+            ):
+                self.tick()
+            if self._stopping:
+                break
+            pkt = next(packets, None)
+        counters["packets"] += n
+        if self.stats:
+            self.stats["packets"] = counters["packets"]
+
+    def finish(self) -> None:
+        """End of input: close every stream, deliver the last items, run due jobs, unload, drain."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.capture is not None:
+                self.capture.finish()
+            self.tick()
+        finally:
+            self.scripts.close("shutdown")
+            left = self.services.close_outbox(30.0)
+            if left:
+                self.console.error(
+                    "kflpcap", f"{left} artifacts still spooled; they upload at the next start", "upload"
+                )
+
+    def close(self) -> None:
+        """Unload every script and stop watching (for callers that did not run to the end)."""
+        if not self._closed:
+            self._closed = True
+            self.scripts.close("shutdown")
+            self.services.close_outbox(30.0)

@@ -1,0 +1,615 @@
+// kflpcap script prelude: runs in every script's isolate before the script's own code.
+//
+// It defines the Kubeshark helpers (wrapper, console, kfl, jobs, pcap, file, vendor, test, utils,
+// env, setTimeout) and the dispatcher the Python runtime calls. Helpers that act on the world do not
+// act here: they append a command [name, args...] to OUT, and Python executes the commands in order
+// after the call returns. Values a script needs at once (paths, names, URLs) are computed here.
+// Items arrive in batches as one string; each hook gets a lazy object that parses its item's JSON
+// only when a property is read. kfl.match answers come precomputed with the batch; an unknown query
+// raises a private signal, the dispatcher drops that item's commands and returns, Python compiles
+// the query and resumes the batch at that item.
+(function (G, CFG) {
+  "use strict";
+
+  const SIGNAL_TEXT = "kflpcap: runtime value pending";
+  let OUT = [];
+  let PENDING = null;
+  let NOW = CFG.now;                 // runtime clock, ms (capture time on file input)
+  const KNOWN = new Map(Object.entries(CFG.known));    // query -> id
+  const INVALID = new Map(Object.entries(CFG.invalid)); // query -> KFL error text
+  const OBJ_ANSWERS = new Map();     // query + "\0" + JSON -> bool (kfl.match on non-batch objects)
+  let USED = new Set();              // query ids consulted during this call
+  let JOB_TAGS = new Set(CFG.jobs);
+  let RUNNING = CFG.running;
+  let NAMES = CFG.names || {};
+  const JOB_FNS = new Map();         // tag -> [fn, args]
+  const OPTS = new Map();            // JSON of wrapper options -> id
+  let NEW_OPTS = null;
+  let seq = 0;
+  const SID = CFG.sid;
+
+  function signal(what) {
+    if (!PENDING) PENDING = what;
+    throw new Error(SIGNAL_TEXT);
+  }
+
+  function errText(e) {
+    if (e instanceof Error) {
+      const where = /\(?([^\s()]+\.js):(\d+):\d+\)?/.exec(e.stack || "");
+      return String(e) + (where ? " (" + where[1] + ":" + where[2] + ")" : "");
+    }
+    try { return String(e); } catch (_) { return Object.prototype.toString.call(e); }
+  }
+
+  function typeCheck(helper, value, type, name) {
+    if (typeof value !== type) {
+      throw new TypeError(helper + ": " + name + " must be a " + type + ", got " +
+        (value === null ? "null" : typeof value));
+    }
+  }
+
+  function optString(helper, value, name) {
+    if (value === undefined || value === null) return "";
+    if (typeof value !== "string") typeCheck(helper, value, "string", name);
+    return value;
+  }
+
+  function emit(cmd) { OUT.push(cmd); }
+
+  // ---- the batch and its lazy items ----------------------------------------------------------
+
+  const ITEM = Symbol("kflpcap.item");
+  let B = null;        // {lines, kinds, ans, n, targets, gen}
+  let GEN = 0;
+
+  function load(t) {
+    if (t.v !== null) return t.v;
+    t.v = JSON.parse(t.s);
+    t.s = null;
+    return t.v;
+  }
+  const ITEM_HANDLER = {
+    get(t, k) { return k === ITEM ? t : load(t)[k]; },
+    set(t, k, v) { load(t)[k] = v; return true; },
+    has(t, k) { return k === ITEM || k in load(t); },
+    deleteProperty(t, k) { return delete load(t)[k]; },
+    ownKeys(t) { return Reflect.ownKeys(load(t)); },
+    getOwnPropertyDescriptor(t, k) {
+      const d = Reflect.getOwnPropertyDescriptor(load(t), k);
+      if (d) d.configurable = true;
+      return d;
+    },
+    defineProperty(t, k, d) { return Reflect.defineProperty(load(t), k, d); },
+    getPrototypeOf() { return Object.prototype; },
+  };
+
+  function itemOf(data) {
+    if (data === null || typeof data !== "object") return null;
+    const t = data[ITEM];
+    return t !== undefined && B !== null && t.g === GEN ? t : null;
+  }
+
+  // A string cut from the batch string keeps the whole batch alive; an item a script keeps beyond
+  // its batch gets a copy of its own text instead.
+  function detach(s) {
+    const c = s + " ";
+    c.charCodeAt(0);
+    return c;
+  }
+
+  function retire() {
+    if (B === null) return;
+    for (const t of B.targets) {
+      if (t !== undefined && t.v === null) t.s = detach(t.s);
+    }
+    B = null;
+  }
+
+  function packetInfo(line) {
+    // "<ts_ns>,<captureLength>,<length>,<truncated 0|1>,<fragmented 0|1>,<stream>"
+    const f = line.split(",");
+    const ns = BigInt(f[0]);
+    const ms = Number(ns / 1000000n);
+    const frac = String(ns % 1000000000n).padStart(9, "0");
+    const iso = new Date(ms).toISOString().slice(0, 19) + "." + frac + "Z";
+    return {
+      timestamp: iso, captureLength: +f[1], length: +f[2], truncated: f[3] === "1",
+      fragmented: f[4] === "1", stream: f.slice(5).join(","),
+    };
+  }
+
+  function hookFor(kind) {
+    return kind === 112 ? ["onPacketCaptured", G.onPacketCaptured] : ["onItemCaptured", G.onItemCaptured];
+  }
+
+  function runEvents(start) {
+    const deadline = Date.now() + CFG.sliceMs;
+    const n = B.n;
+    for (let i = start; i < n; i++) {
+      const kind = B.kinds.charCodeAt(i);
+      const [name, fn] = hookFor(kind);
+      if (typeof fn === "function") {
+        const mark = OUT.length;
+        let arg;
+        if (kind === 112) {
+          arg = packetInfo(B.lines[i]);
+        } else {
+          const t = { s: B.lines[i], v: null, i: i, g: GEN };
+          B.targets[i] = t;
+          arg = new Proxy(t, ITEM_HANDLER);
+        }
+        try {
+          fn(arg);
+        } catch (e) {
+          if (!PENDING) emit(["error", "(hook=" + name + ") " + errText(e)]);
+        }
+        if (PENDING) {
+          OUT.length = mark;
+          PENDING.at = i;
+          return finish(null);
+        }
+      }
+      if ((i & 15) === 15 && i + 1 < n && Date.now() > deadline) return finish(i + 1);
+    }
+    return finish(null);
+  }
+
+  function applyUpdate(u) {
+    if (!u) return;
+    if (u.now !== undefined) NOW = u.now;
+    if (u.known) for (const q in u.known) { KNOWN.set(q, u.known[q]); INVALID.delete(q); }
+    if (u.invalid) for (const q in u.invalid) { INVALID.set(q, u.invalid[q]); KNOWN.delete(q); }
+    if (u.drop) for (const q of u.drop) KNOWN.delete(q);
+    if (u.obj) {
+      if (OBJ_ANSWERS.size > 10000) OBJ_ANSWERS.clear();
+      for (const [k, v] of u.obj) OBJ_ANSWERS.set(k, v);
+    }
+    if (u.ans && B !== null) Object.assign(B.ans, u.ans);
+    if (u.jobs) JOB_TAGS = new Set(u.jobs);
+    if (u.running !== undefined) RUNNING = u.running;
+    if (u.names) NAMES = u.names;
+  }
+
+  function hooksDefined() {
+    return (typeof G.onItemCaptured === "function" ? "i" : "") +
+      (typeof G.onPacketCaptured === "function" ? "p" : "") +
+      (typeof G.onJobPassed === "function" ? "j" : "") +
+      (typeof G.onJobFailed === "function" ? "f" : "");
+  }
+
+  function nextTimer() {
+    let best = null;
+    for (const t of TIMERS.values()) if (best === null || t.due < best) best = t.due;
+    return best;
+  }
+
+  function finish(yieldAt) {
+    const r = { c: OUT, h: hooksDefined() };
+    if (PENDING) r.s = PENDING;
+    if (yieldAt !== null) r.y = yieldAt;
+    if (USED.size) r.u = Array.from(USED);
+    if (NEW_OPTS) r.o = NEW_OPTS;
+    const t = nextTimer();
+    if (t !== null) r.t = t;
+    OUT = [];
+    PENDING = null;
+    USED = new Set();
+    NEW_OPTS = null;
+    return JSON.stringify(r);
+  }
+
+  function guarded(name, fn, args) {
+    try {
+      fn.apply(undefined, args);
+      return null;
+    } catch (e) {
+      if (PENDING) return null;
+      return errText(e);
+    }
+  }
+
+  const RT = {
+    // payload: header JSON, then one line per event, separated by \x01
+    batch(payload) {
+      retire();
+      GEN++;
+      const lines = payload.split("\x01");
+      const head = JSON.parse(lines.shift());
+      applyUpdate(head.u);
+      B = { lines: lines, kinds: head.k, ans: head.a || {}, n: head.k.length, targets: [], gen: GEN };
+      return runEvents(0);
+    },
+    resume(update, start) {
+      applyUpdate(update);
+      return runEvents(start);
+    },
+    update(update) {
+      applyUpdate(update);
+      return finish(null);
+    },
+    // run the job `tag`; the result carries "x" (error text) when it threw
+    job(tag, update) {
+      applyUpdate(update);
+      retire();
+      const entry = JOB_FNS.get(tag);
+      let err = null;
+      if (entry === undefined) err = "job " + JSON.stringify(tag) + " is not defined in this script";
+      else err = guarded("job", entry[0], entry[1]);
+      const out = JSON.parse(finish(null));
+      if (err !== null) out.x = err;
+      return JSON.stringify(out);
+    },
+    // call hook `name` (if defined) with `args`, e.g. onJobPassed
+    hook(name, args, update) {
+      applyUpdate(update);
+      const fn = G[name];
+      if (typeof fn === "function") {
+        const err = guarded(name, fn, args);
+        if (err !== null) emit(["error", "(hook=" + name + ") " + err]);
+      }
+      return finish(null);
+    },
+    timers(now, update) {
+      applyUpdate(update);
+      NOW = now;
+      const due = [];
+      for (const [id, t] of TIMERS) if (t.due <= now) due.push([t.due, id, t]);
+      due.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      for (const [, id, t] of due) {
+        TIMERS.delete(id);
+        const err = guarded("setTimeout", t.fn, t.args);
+        if (PENDING) {
+          TIMERS.set(id, t);
+          break;
+        }
+        if (err !== null) emit(["error", "(setTimeout) " + err]);
+      }
+      return finish(null);
+    },
+    // after the top-level code: its commands, or the signal it raised
+    loaded() {
+      return finish(null);
+    },
+    // JS-side names of jobs this script owns (for removal on reload)
+    forget(tag) {
+      JOB_FNS.delete(tag);
+      return "";
+    },
+  };
+  Object.defineProperty(G, "__kflpcap", { value: RT, enumerable: false });
+
+  // ---- console -------------------------------------------------------------------------------
+
+  function joined(args) {
+    const parts = [];
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      if (a !== null && typeof a === "object" && a[ITEM] !== undefined) parts.push("[object Object]");
+      else parts.push(typeof a === "symbol" ? a.toString() : String(a));
+    }
+    return parts.join(" ");
+  }
+  const console = {
+    log(...args) { emit(["log", joined(args)]); },
+    error(...args) { emit(["error", joined(args)]); },
+    clear() { emit(["clear"]); },
+  };
+
+  // ---- test ----------------------------------------------------------------------------------
+
+  const test = {
+    pass(obj) { obj.passed = true; return obj; },
+    fail(obj) { obj.failed = true; return obj; },
+  };
+
+  // ---- kfl -----------------------------------------------------------------------------------
+
+  function checkQuery(helper, q) {
+    typeCheck(helper, q, "string", "query");
+    if (INVALID.has(q)) return false;
+    if (!KNOWN.has(q)) signal({ k: "kfl", q: q });
+    return true;
+  }
+
+  const kfl = {
+    match(query, data) {
+      typeCheck("kfl.match", query, "string", "query");
+      if (query.trim() === "") return true;
+      if (!checkQuery("kfl.match", query)) throw new Error(INVALID.get(query));
+      const id = KNOWN.get(query);
+      USED.add(id);
+      const t = itemOf(data);
+      if (t !== null) {
+        const bits = B.ans[id];
+        if (bits === undefined) signal({ k: "kfl", q: query });
+        return bits.charCodeAt(t.i) === 49;
+      }
+      if (data === null || typeof data !== "object") {
+        throw new TypeError("kfl.match: data must be an object, got " + (data === null ? "null" : typeof data));
+      }
+      const json = JSON.stringify(data);
+      const key = query + "\0" + json;
+      const known = OBJ_ANSWERS.get(key);
+      if (known === undefined) signal({ k: "kflobj", q: query, j: json });
+      return known;
+    },
+    validate(query, quiet) {
+      typeCheck("kfl.validate", query, "string", "query");
+      if (query.trim() === "") return true;
+      if (checkQuery("kfl.validate", query)) return true;
+      if (!quiet) console.error(INVALID.get(query));
+      return false;
+    },
+  };
+
+  // ---- paths (everything is relative to the data folder and must stay inside it) -------------
+
+  function dataPath(helper, p, name) {
+    typeCheck(helper, p, "string", name || "path");
+    const parts = [];
+    for (const seg of p.split("/")) {
+      if (seg === "" || seg === ".") continue;
+      if (seg === "..") {
+        if (parts.length === 0) throw new Error(helper + ": path " + JSON.stringify(p) + " escapes the data folder");
+        parts.pop();
+      } else {
+        parts.push(seg);
+      }
+    }
+    return parts.join("/");
+  }
+
+  function unique() {
+    seq += 1;
+    return Math.floor(NOW / 1000) + "_" + SID + "_" + seq;
+  }
+
+  function randomDigits() {
+    return String(Math.floor(Math.random() * 1e9)).padStart(9, "0");
+  }
+
+  // ---- pcap ----------------------------------------------------------------------------------
+
+  const PCAPS = "pcaps/master";
+  const pcap = {
+    path(stream, context) {
+      typeCheck("pcap.path", stream, "string", "stream");
+      const ctx = optString("pcap.path", context, "context") || "master";
+      return "pcaps/" + dataPath("pcap.path", ctx, "context") + "/" + dataPath("pcap.path", stream, "stream");
+    },
+    snapshot(selected, dir) {
+      let streams = null;
+      if (selected !== undefined && selected !== null) {
+        if (!Array.isArray(selected)) throw new TypeError("pcap.snapshot: selected streams must be an array");
+        streams = selected.map(function (s) {
+          typeCheck("pcap.snapshot", s, "string", "stream name");
+          return s.split("/").pop();
+        });
+        if (streams.length === 0) streams = null;
+      }
+      const from = optString("pcap.snapshot", dir, "pcapsDir");
+      const name = unique() + ".pcap";
+      emit(["pcap.snapshot", name, streams, from === "" ? null : dataPath("pcap.snapshot", from, "pcapsDir")]);
+      return name;
+    },
+    nameResolutionHistory() {
+      return JSON.parse(JSON.stringify(NAMES));
+    },
+  };
+
+  // ---- file ----------------------------------------------------------------------------------
+
+  function content(helper, c) {
+    if (c === undefined) throw new TypeError(helper + ": content is missing");
+    return String(c);
+  }
+
+  const file = {
+    write(path, c) { emit(["file.write", dataPath("file.write", path), content("file.write", c)]); },
+    append(path, c) { emit(["file.append", dataPath("file.append", path), content("file.append", c)]); },
+    copy(src, dst) { emit(["file.copy", dataPath("file.copy", src, "source"), dataPath("file.copy", dst, "destination")]); },
+    move(src, dst) { emit(["file.move", dataPath("file.move", src, "source"), dataPath("file.move", dst, "destination")]); },
+    delete(path) { emit(["file.delete", dataPath("file.delete", path)]); },
+    mkdir(path) { emit(["file.mkdir", dataPath("file.mkdir", path)]); },
+    mkdirTemp(name, dir) {
+      const base = optString("file.mkdirTemp", name, "name");
+      const parent = dataPath("file.mkdirTemp", optString("file.mkdirTemp", dir, "dir"), "dir");
+      const digits = randomDigits();
+      const star = base.lastIndexOf("*");
+      const leaf = star >= 0 ? base.slice(0, star) + digits + base.slice(star + 1) : base + digits;
+      const path = dataPath("file.mkdirTemp", (parent ? parent + "/" : "") + leaf, "name");
+      emit(["file.mkdirTemp", path]);
+      return path;
+    },
+    temp(name, dir, ext) {
+      const base = optString("file.temp", name, "name");
+      const parent = dataPath("file.temp", optString("file.temp", dir, "dir"), "dir");
+      let e = optString("file.temp", ext, "extension").replace(/^\.+/, "");
+      if (e === "") e = "txt";
+      const path = dataPath("file.temp", (parent ? parent + "/" : "") + base + randomDigits() + "." + e, "name");
+      emit(["file.temp", path]);
+      return path;
+    },
+    tar(dir) {
+      const from = dataPath("file.tar", dir, "dir");
+      const name = "kubeshark_" + unique() + ".tar.gz";
+      emit(["file.tar", from, name]);
+      return name;
+    },
+  };
+
+  // ---- vendor --------------------------------------------------------------------------------
+
+  // the object URL wrappers.vendor_s3_put reports for the same upload (path style with an endpoint)
+  function s3Url(bucket, key, region) {
+    const endpoint = CFG.s3.endpoint;
+    if (endpoint) return endpoint.replace(/\/+$/, "") + "/" + bucket + "/" + key;
+    return "https://" + bucket + (region ? ".s3." + region : ".s3") + ".amazonaws.com/" + key;
+  }
+
+  const vendor = {
+    s3: {
+      put(bucket, path, region, keyId, secret) {
+        typeCheck("vendor.s3.put", bucket, "string", "bucket");
+        if (bucket === "") throw new Error("vendor.s3.put: bucket is empty");
+        const p = dataPath("vendor.s3.put", path);
+        const reg = optString("vendor.s3.put", region, "region") || CFG.s3.region;
+        const key = CFG.node.name + "_" + CFG.node.ip + "_" + CFG.s3.runId + "/" + p.split("/").pop();
+        emit(["s3.put", bucket, p, reg, optString("vendor.s3.put", keyId, "keyId"),
+          optString("vendor.s3.put", secret, "secret"), s3Url(bucket, key, reg)]);
+        return s3Url(bucket, key, reg);
+      },
+    },
+    webhook(method, url, body, headers) {
+      typeCheck("vendor.webhook", method, "string", "method");
+      typeCheck("vendor.webhook", url, "string", "url");
+      if (headers !== undefined && headers !== null && typeof headers !== "object") {
+        throw new TypeError("vendor.webhook: headers must be an object");
+      }
+      emit(["webhook", method, url, body === undefined || body === null ? "" : String(body), headers || {}]);
+    },
+    slack(webhook, pretext, text, color) {
+      typeCheck("vendor.slack", webhook, "string", "webhook URL");
+      emit(["slack", webhook, String(pretext), String(text), optString("vendor.slack", color, "color")]);
+    },
+  };
+
+  // ---- jobs ----------------------------------------------------------------------------------
+
+  function normTag(helper, tag) {
+    typeCheck(helper, tag, "string", "tag");
+    return tag.toLowerCase().replace(/ /g, "-");
+  }
+
+  const CRON_NAMES = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|sun|mon|tue|wed|thu|fri|sat";
+  const CRON_FIELD = new RegExp("^(\\*|\\?|((\\d+|" + CRON_NAMES + ")(-(\\d+|" + CRON_NAMES +
+    "))?))(/\\d+)?$", "i");
+
+  function checkCron(cron) {
+    typeCheck("jobs.schedule", cron, "string", "cron");
+    const fields = cron.trim().split(/\s+/);
+    if (fields.length !== 6) {
+      throw new Error("jobs.schedule: cron " + JSON.stringify(cron) +
+        " must have 6 fields (second minute hour day-of-month month day-of-week)");
+    }
+    for (const f of fields) {
+      for (const part of f.split(",")) {
+        if (!CRON_FIELD.test(part)) throw new Error("jobs.schedule: bad cron field " + JSON.stringify(f) + " in " + JSON.stringify(cron));
+      }
+    }
+  }
+
+  const jobs = {
+    schedule(tag, cron, fn, limit, ...args) {
+      const t = normTag("jobs.schedule", tag);
+      checkCron(cron);
+      typeCheck("jobs.schedule", fn, "function", "job");
+      let n = 0;
+      if (limit !== undefined && limit !== null) {
+        n = Math.trunc(Number(limit));
+        if (!Number.isFinite(n) || n < 0) throw new TypeError("jobs.schedule: limit must be a number >= 0");
+      }
+      JOB_FNS.set(t, [fn, args]);
+      JOB_TAGS.add(t);
+      emit(["jobs.schedule", t, cron.trim(), n]);
+    },
+    remove(tag) {
+      const t = normTag("jobs.remove", tag);
+      if (!JOB_TAGS.has(t)) throw new Error("jobs.remove: no job with tag " + JSON.stringify(t));
+      JOB_TAGS.delete(t);
+      JOB_FNS.delete(t);
+      emit(["jobs.remove", t]);
+    },
+    removeAll() {
+      JOB_TAGS.clear();
+      JOB_FNS.clear();
+      emit(["jobs.removeAll"]);
+    },
+    list() { return Array.from(JOB_TAGS); },
+    run(tag) {
+      const t = normTag("jobs.run", tag);
+      if (!JOB_TAGS.has(t)) throw new Error("jobs.run: no job with tag " + JSON.stringify(t));
+      emit(["jobs.run", t]);
+    },
+    runAll() { emit(["jobs.runAll"]); },
+    scheduler: {
+      isRunning() { return RUNNING; },
+      start() { RUNNING = true; emit(["jobs.start"]); },
+      stop() { RUNNING = false; emit(["jobs.stop"]); },
+    },
+  };
+
+  // ---- wrapper -------------------------------------------------------------------------------
+
+  function optionsId(helper, options) {
+    if (options === null || typeof options !== "object" || Array.isArray(options)) {
+      throw new TypeError(helper + ": options must be an object");
+    }
+    const json = JSON.stringify(options);
+    let id = OPTS.get(json);
+    if (id === undefined) {
+      id = OPTS.size;
+      OPTS.set(json, id);
+      if (NEW_OPTS === null) NEW_OPTS = {};
+      NEW_OPTS[id] = options;
+    }
+    return id;
+  }
+
+  const wrapper = {
+    kflPcapS3(data, options) {
+      if (data === null || typeof data !== "object") {
+        throw new TypeError("wrapper.kflPcapS3: data must be an item object");
+      }
+      const opts = optionsId("wrapper.kflPcapS3", options);
+      const t = itemOf(data);
+      if (t !== null) emit(["w", t.i, opts]);
+      else emit(["w", -1, opts, JSON.parse(JSON.stringify(data))]);
+    },
+  };
+
+  // ---- utils, prometheus, timers, env --------------------------------------------------------
+
+  const utils = {
+    nodeName() { return CFG.node.name; },
+  };
+
+  const prometheus = {
+    metric(name, description, type, value, labels) {
+      typeCheck("prometheus.metric", name, "string", "name");
+      typeCheck("prometheus.metric", value, "number", "value");
+      emit(["prometheus.metric", name, String(description), Number(type), value, labels || {}]);
+    },
+    vector(name, description, type, value, labels) {
+      typeCheck("prometheus.vector", name, "string", "name");
+      typeCheck("prometheus.vector", value, "number", "value");
+      emit(["prometheus.metric", name, String(description), Number(type), value, labels || {}]);
+    },
+  };
+
+  const TIMERS = new Map();
+  let timerSeq = 0;
+  function setTimeout(fn, ms, ...args) {
+    typeCheck("setTimeout", fn, "function", "callback");
+    const delay = Math.max(0, Number(ms) || 0);
+    timerSeq += 1;
+    TIMERS.set(timerSeq, { due: NOW + delay, fn: fn, args: args });
+    return timerSeq;
+  }
+  function clearTimeout(id) { TIMERS.delete(id); }
+
+  const env = Object.freeze(Object.assign({}, CFG.env));
+
+  const globals = {
+    wrapper, console, kfl, jobs, pcap, file, vendor, test, utils, prometheus, env, setTimeout, clearTimeout,
+  };
+  function define(name, value) {
+    try {
+      Object.defineProperty(G, name, { value: value, writable: true, configurable: true, enumerable: false });
+    } catch (_) {
+      G[name] = value;
+    }
+  }
+  for (const name of CFG.envGlobals) if (!(name in globals)) define(name, CFG.env[name]);
+  for (const name in globals) define(name, globals[name]);
+})(globalThis, __KFLPCAP_CONFIG__);

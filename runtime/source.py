@@ -1,0 +1,133 @@
+"""What the runtime reads from a script's text before running it: its title and its string literals."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
+
+
+@dataclass
+class ScriptSource:
+    """A script file as read at one moment."""
+
+    path: Path
+    text: str
+    title: str = ""
+    literals: list[str] = field(default_factory=list)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def read(cls, path: Path) -> ScriptSource:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        return cls.parse(path, text)
+
+    @classmethod
+    def parse(cls, path: Path, text: str) -> ScriptSource:
+        comments, literals = scan(text)
+        title = next((c for c in (c.strip() for c in comments) if c), "") or path.name
+        return cls(path=path, text=text, title=title, literals=literals)
+
+
+def _unescape(body: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch != "\\" or i + 1 >= len(body):
+            out.append(ch)
+            i += 1
+            continue
+        nxt = body[i + 1]
+        if nxt in _ESCAPES:
+            out.append(_ESCAPES[nxt])
+            i += 2
+        elif nxt == "u" and body[i + 2 : i + 3] == "{":
+            end = body.find("}", i + 3)
+            out.append(chr(int(body[i + 3 : end], 16)) if end > 0 else "")
+            i = end + 1 if end > 0 else len(body)
+        elif nxt in "ux":
+            width = 4 if nxt == "u" else 2
+            digits = body[i + 2 : i + 2 + width]
+            try:
+                out.append(chr(int(digits, 16)))
+            except ValueError:
+                out.append(digits)
+            i += 2 + width
+        elif nxt == "\n":
+            i += 2
+        else:
+            out.append(nxt)
+            i += 2
+    return "".join(out)
+
+
+def scan(text: str) -> tuple[list[str], list[str]]:
+    """Comments (text without the markers) and string literals (unescaped), in source order.
+
+    A small tokenizer: it knows strings, template literals without substitutions, comments and,
+    approximately, regular-expression literals (a `/` after an operator or at the start).
+    """
+    comments: list[str] = []
+    literals: list[str] = []
+    i, n = 0, len(text)
+    last = ""  # last significant character, to tell a regex from a division
+    while i < n:
+        ch = text[i]
+        if ch == "/" and text.startswith("//", i):
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            comments.append(text[i + 2 : end])
+            i = end
+        elif ch == "/" and text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            end = n if end < 0 else end
+            body = text[i + 2 : end]
+            comments.append("\n".join(ln.strip().lstrip("*").strip() for ln in body.splitlines()).strip())
+            i = end + 2
+        elif ch in "'\"`":
+            j = i + 1
+            has_subst = False
+            while j < n and text[j] != ch:
+                if text[j] == "\\":
+                    j += 1
+                elif ch != "`" and text[j] == "\n":
+                    break
+                elif ch == "`" and text.startswith("${", j):
+                    has_subst = True
+                j += 1
+            if not has_subst:
+                literals.append(_unescape(text[i + 1 : j]))
+            i = j + 1
+            last = "a"
+        elif ch == "/" and (last == "" or last in "(,=:[!&|?{};+-*%<>~^"):
+            j = i + 1
+            in_class = False
+            while j < n and text[j] != "\n":
+                if text[j] == "\\":
+                    j += 1
+                elif text[j] == "[":
+                    in_class = True
+                elif text[j] == "]":
+                    in_class = False
+                elif text[j] == "/" and not in_class:
+                    break
+                j += 1
+            i = j + 1
+            last = "a"
+        else:
+            if not ch.isspace():
+                last = ch
+            i += 1
+    return comments, literals
+
+
+def js_string(value: str) -> str:
+    """`value` as a JavaScript string literal."""
+    return json.dumps(value, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")

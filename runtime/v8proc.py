@@ -1,0 +1,141 @@
+"""The parent's handle on one script's V8 child process (see `runtime/isolate.py`)."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+
+from runtime import isolate as proto
+
+# How long past its own time budget a call may take before the child is killed: V8 terminates a
+# running call at the budget; a child that does not answer by then is stuck (or dead).
+GRACE_S = 5.0
+
+
+class IsolateGone(Exception):
+    """The child process died or had to be killed; the message says why."""
+
+
+@dataclass
+class Answer:
+    status: int
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == proto.OK
+
+
+class IsolateProcess:
+    """One child process with one V8 isolate. Use as a context manager or call `close()`."""
+
+    def __init__(self) -> None:
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        env = dict(os.environ)
+        env.pop("PYTHONSTARTUP", None)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime.isolate"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            close_fds=True,
+        )
+        self._pending = False
+
+    def __enter__(self) -> IsolateProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def new_isolate(self, heap_limit: int) -> str:
+        """Replace the child's isolate by a fresh one; returns the V8 version."""
+        self.send(proto.OP_NEW, str(heap_limit).encode())
+        answer = self.receive(GRACE_S + 30.0)
+        return answer.text
+
+    def evaluate(self, code: str | bytes, timeout_s: float) -> Answer:
+        self.send_eval(code, timeout_s)
+        return self.receive(timeout_s + GRACE_S)
+
+    def send_eval(self, code: str | bytes, timeout_s: float) -> None:
+        """Start an evaluation; `receive()` collects its answer (the child works meanwhile)."""
+        data = code.encode("utf-8") if isinstance(code, str) else code
+        self.send(proto.OP_EVAL, proto.TIMEOUT.pack(timeout_s) + data)
+
+    def send(self, op: int, payload: bytes) -> None:
+        if self._pending:
+            raise RuntimeError("a request is already in flight")
+        try:
+            stdin = self._proc.stdin
+            assert stdin is not None
+            stdin.write(proto.HEAD.pack(len(payload), op))
+            stdin.write(payload)
+            stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise IsolateGone(self._death()) from exc
+        self._pending = True
+
+    def receive(self, wait_s: float) -> Answer:
+        stdout = self._proc.stdout
+        assert stdout is not None
+        ready, _, _ = select.select([stdout], [], [], wait_s)
+        if not ready:
+            self.kill()
+            raise IsolateGone(f"V8 did not stop within {wait_s:.0f} s; its process was killed")
+        head = proto.read_exact(stdout, proto.HEAD.size)
+        if not head:
+            raise IsolateGone(self._death())
+        size, status = proto.HEAD.unpack(head)
+        data = proto.read_exact(stdout, size) if size else b""
+        if size and not data:
+            raise IsolateGone(self._death())
+        self._pending = False
+        return Answer(status, data.decode("utf-8", "replace"))
+
+    def _death(self) -> str:
+        try:
+            code = self._proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self._proc.returncode
+        self._stderr.seek(0)
+        lines = [ln.strip() for ln in self._stderr.read().decode("utf-8", "replace").splitlines()]
+        reason = next((ln.lstrip("# ") for ln in lines if ln.startswith("# Fatal")), "")
+        if not reason:
+            reason = next((ln for ln in reversed(lines) if ln), "")
+        return f"V8 process ended (exit code {code})" + (f": {reason}" if reason else "")
+
+    def kill(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def close(self) -> None:
+        """Ask the child to close its isolate and exit; kill it if it does not within 2 s."""
+        if self._proc.poll() is None:
+            try:
+                stdin = self._proc.stdin
+                assert stdin is not None
+                stdin.write(proto.HEAD.pack(0, proto.OP_QUIT))
+                stdin.flush()
+                stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                self._proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        for f in (self._proc.stdin, self._proc.stdout):
+            if f is not None and not f.closed:
+                f.close()
+        self._stderr.close()
