@@ -572,8 +572,8 @@ class _Generator:
         _, rel, sr, _, ofw, tail, sc, ipl, ipk, wire, _ = entries[0]
         sec, us = divmod(t0 + rel, 1_000_000)
         app((((t0 + rel) << 32) | n, rec(sec, us, wire, wire)
-             + pack(pre, ipl, cb, mid, 0xFFFF - (ic + cb + ipk) % 0xFFFF, ap, sr + ci, 0, ofw,
-                    0xFFFF - (l4c + ci + sc) % 0xFFFF) + tail))
+             + pack(pre, ipl, cb, mid, -(ic + cb + ipk) % 0xFFFF, ap, sr + ci, 0, ofw,
+                    -(l4c + ci + sc) % 0xFFFF) + tail))
         n += 1
         kk = l4c + ci + si
         for d, rel, sr, ar, ofw, tail, sc, ipl, ipk, wire, k in entries[1:]:
@@ -581,8 +581,8 @@ class _Generator:
             ts = t0 + rel
             sec, us = divmod(ts, 1_000_000)
             app(((ts << 32) | n, rec(sec, us, wire, wire)
-                 + pack(pre, ipl, ib + k, mid, 0xFFFF - (ic + ipk) % 0xFFFF, ap, sr + so, ar + ao, ofw,
-                        0xFFFF - (kk + sc) % 0xFFFF) + tail))
+                 + pack(pre, ipl, ib + k, mid, -(ic + ipk) % 0xFFFF, ap, sr + so, ar + ao, ofw,
+                        -(kk + sc) % 0xFFFF) + tail))
             n += 1
         self.n = n
 
@@ -599,7 +599,7 @@ class _Generator:
         _, rel, sr, _, ofw, tail, sc, ipl, _, wire, _ = entries[0]
         sec, us = divmod(t0 + rel, 1_000_000)
         app((((t0 + rel) << 32) | n, rec(sec, us, wire, wire)
-             + pack(pre, ipl, mid, ap, sr + ci, 0, ofw, 0xFFFF - (l4c + ci + sc) % 0xFFFF) + tail))
+             + pack(pre, ipl, mid, ap, sr + ci, 0, ofw, -(l4c + ci + sc) % 0xFFFF) + tail))
         n += 1
         kk = l4c + ci + si
         for d, rel, sr, ar, ofw, tail, sc, ipl, _, wire, _ in entries[1:]:
@@ -607,7 +607,7 @@ class _Generator:
             ts = t0 + rel
             sec, us = divmod(ts, 1_000_000)
             app(((ts << 32) | n, rec(sec, us, wire, wire)
-                 + pack(pre, ipl, mid, ap, sr + so, ar + ao, ofw, 0xFFFF - (kk + sc) % 0xFFFF) + tail))
+                 + pack(pre, ipl, mid, ap, sr + so, ar + ao, ofw, -(kk + sc) % 0xFFFF) + tail))
             n += 1
         self.n = n
 
@@ -622,11 +622,11 @@ class _Generator:
         for d, rel, ul, payload, sc, ipl, ipk, wire, k in entries:
             pre, mid, ap, ic, ib = sides[d]
             ts = t0 + rel
-            c4 = 0xFFFF - (l4c + sc) % 0xFFFF
+            c4 = 0xFFFF - (l4c + sc) % 0xFFFF  # UDP: a computed 0 is sent as 0xFFFF
             if v6:
                 hdr = _UDP6.pack(pre, ipl, mid, ap, ul, c4)
             else:
-                hdr = _UDP4.pack(pre, ipl, ib + k, mid, 0xFFFF - (ic + ipk) % 0xFFFF, ap, ul, c4)
+                hdr = _UDP4.pack(pre, ipl, ib + k, mid, -(ic + ipk) % 0xFFFF, ap, ul, c4)
             sec, us = divmod(ts, 1_000_000)
             app(((ts << 32) | n, _REC.pack(sec, us, wire, wire) + hdr + payload))
             n += 1

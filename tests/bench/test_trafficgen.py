@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import trafficgen
 from bench.trafficgen import generate, write_capture
 
 TSHARK = "/usr/bin/tshark"
@@ -88,9 +89,14 @@ def describe(rows: list[dict[str, str]]) -> dict:
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, list[dict[str, str]]]:
+    """5k packets; the pools of distinct flows are shrunk so that most flows are re-instantiated
+    templates (new client, port, ISNs, ip ids), as in big captures."""
     d = tmp_path_factory.mktemp("gen")
     pcap, truth_json = d / "small.pcap", d / "small.json"
-    write_capture(pcap, truth_path=truth_json, packets=5000, seed=7, ipv6_ratio=0.2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trafficgen, "_POOL", {"http": 40, "dns": 20, "dns-tcp": 2})
+        truth = write_capture(pcap, truth_path=truth_json, packets=5000, seed=7, ipv6_ratio=0.2)
+    assert truth.http_connections > 3 * 40
     return pcap, json.loads(truth_json.read_text()), tshark_rows(pcap)
 
 
