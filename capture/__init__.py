@@ -13,6 +13,7 @@ __all__ = [
     "Capture",
     "CaptureConfig",
     "NameTable",
+    "NodeInfo",
     "Packet",
     "PacketSource",
     "StreamHandler",
@@ -31,6 +32,10 @@ def __getattr__(name: str) -> Any:
         from capture.dissect import make_handler_factory
 
         return make_handler_factory
+    if name == "NodeInfo":
+        from capture.dissect import NodeInfo
+
+        return NodeInfo
     if name == "NameTable":
         from capture.names import NameTable
 

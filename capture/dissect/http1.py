@@ -1,0 +1,686 @@
+"""HTTP/1.x: requests and responses parsed with httptools (llhttp) and paired in order into items.
+
+Each direction has its own parser. A request opens an exchange; the next response that begins is
+paired with the oldest exchange still waiting, so keep-alive and pipelining pair in order. Interim
+1xx responses (except 101) are dropped. The parser cannot know that a response answers HEAD (or a
+CONNECT that succeeded), so while such a request waits, response data is fed in pieces that end
+at header ends and the message is cut there. A gap in the capture either lies inside a body of
+known length (filled, the item carries an error) or breaks the message in flight, which is then
+emitted with an error; the direction resyncs at the next message start. Whatever is still open when
+the stream closes is emitted with an error (`timeout`/`connection` for a request never answered).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import zlib
+from collections import deque
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import httptools
+
+from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, ItemFactory, error, protocol
+from capture.dissect.httptext import canonical, cookies, set_cookies, status_text
+
+HTTP11 = protocol("http", "1.1", "HTTP", "Hypertext Transfer Protocol -- HTTP/1.1", "http", "tcp",
+                  ["80", "443", "8080"], 0, "https://datatracker.ietf.org/doc/html/rfc2616", "#326de6")
+HTTP10 = protocol("http", "1.0", "HTTP", "Hypertext Transfer Protocol -- HTTP/1.0", "http", "tcp",
+                  ["80", "443", "8080"], 0, "https://datatracker.ietf.org/doc/html/rfc1945", "#326de6")
+
+LENIENT = {name: True for name in (
+    "lenient_headers", "lenient_chunked_length", "lenient_keep_alive", "lenient_transfer_encoding",
+    "lenient_version", "lenient_data_after_close", "lenient_optional_lf_after_cr",
+    "lenient_optional_cr_before_lf", "lenient_optional_crlf_after_chunk", "lenient_spaces_after_chunk_size")}
+
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
+_REQUEST_LINE = re.compile(_TOKEN + rb"{1,32} [^ \r\n]+ HTTP/1\.[0-9]\r?\n")
+_REQUEST_PREFIX = re.compile(_TOKEN + rb"{1,32}( [^ \r\n]*( H(T(T(P(/(1(\.[0-9]?)?)?)?)?)?)?)?)?")
+_RESYNC = (re.compile(rb"(?:^|\n)(HTTP/1\.[0-9] [0-9]{3})"),
+           re.compile(rb"(?:^|\n)(" + _TOKEN + rb"{1,32} [^ \r\n]+ HTTP/1\.[0-9]\r?\n)"))
+_HEAD_END = re.compile(rb"\n\r?\n")
+_FILLER = memoryview(bytes(64 * 1024))
+_NO_BODY_METHODS = (b"HEAD", b"CONNECT")
+
+EMPTY, REQ, RESP, PARTIAL, OTHER = range(5)
+
+
+def _kind(data: bytes) -> int:
+    """What the first bytes of a direction look like."""
+    if not data:
+        return EMPTY
+    if data.startswith(b"HTTP/1."):
+        return RESP
+    if len(data) < 7 and b"HTTP/1.".startswith(data):
+        return PARTIAL
+    if _REQUEST_LINE.match(data):
+        return REQ
+    m = _REQUEST_PREFIX.match(data)
+    if m and m.end() == len(data) and len(data) < 8192:
+        return PARTIAL
+    return OTHER
+
+
+class _NoBody(Exception):
+    """Raised from `on_headers_complete` to end a response at its head (HEAD, CONNECT)."""
+
+
+class _Msg:
+    """One request or response being parsed."""
+
+    __slots__ = ("body", "body_len", "chunk_mark", "chunked", "cl", "done", "error", "framing",
+                 "head_done", "headers", "method", "missing", "reason", "status", "truncated", "ts", "url",
+                 "version")
+
+    def __init__(self, ts: int) -> None:
+        self.ts = ts
+        self.method = b""
+        self.url = b""
+        self.reason = b""
+        self.status = 0
+        self.version = "1.1"
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = bytearray()
+        self.body_len = 0
+        self.truncated = False
+        self.cl: int | None = None
+        self.chunked = False
+        self.chunk_mark = 0
+        self.framing = 0  # chunk-size lines and CRLFs around chunk data
+        self.head_done = False
+        self.done = False
+        self.missing = 0  # body bytes the capture lacks
+        self.error: dict[str, str] | None = None
+
+    def header(self, lower_name: bytes) -> bytes | None:
+        for name, value in self.headers:
+            if name.lower() == lower_name:
+                return value
+        return None
+
+    def head_size(self, is_request: bool) -> int:
+        size = len(self.method) + len(self.url) + 12 if is_request else len(self.reason) + 15
+        for name, value in self.headers:
+            size += len(name) + len(value) + 4
+        return size + 2
+
+
+class _Exchange:
+    __slots__ = ("req", "resp")
+
+    def __init__(self, req: _Msg | None, resp: _Msg | None = None) -> None:
+        self.req = req
+        self.resp = resp
+
+
+class _Side:
+    """One direction: an llhttp parser and the message it is in."""
+
+    __slots__ = ("at_boundary", "begun", "broken", "conn", "filling", "first_line", "head_bytes",
+                 "is_request", "msg", "nobody", "parser", "suspended", "ts")
+
+    def __init__(self, conn: Http1, is_request: bool) -> None:
+        self.conn = conn
+        self.is_request = is_request
+        self.msg: _Msg | None = None
+        self.ts = 0
+        self.broken = False  # skipping to the next message start
+        self.filling = False  # feeding filler for a gap inside a body of known length
+        self.nobody = False  # on_headers_complete cut the message at its head
+        self.suspended: bytearray | None = None  # request data after an upgrade request, until answered
+        self.at_boundary = True  # the current feed began between messages
+        self.begun = 0  # messages begun during the current feed
+        self.head_bytes = b""  # raw bytes of the current head, when its start is known
+        self.first_line = True  # head_bytes starts at the message start
+        self.parser = self._new_parser()
+
+    def _new_parser(self) -> httptools.HttpRequestParser | httptools.HttpResponseParser:
+        parser = (httptools.HttpRequestParser if self.is_request else httptools.HttpResponseParser)(self)
+        parser.set_dangerous_leniencies(**LENIENT)
+        return parser
+
+    # -- llhttp callbacks --------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        msg = self.msg = _Msg(self.ts)
+        self.first_line = self.at_boundary and not self.begun
+        self.head_bytes = b""
+        self.begun += 1
+        if self.is_request:
+            self.conn.request_begins(msg)
+        else:
+            self.conn.response_begins(msg)
+
+    def on_url(self, url: bytes) -> None:
+        self.msg.url += url
+
+    def on_status(self, reason: bytes) -> None:
+        self.msg.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.msg.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        msg = self.msg
+        parser = self.parser
+        msg.head_done = True
+        self.head_bytes = b""
+        msg.version = parser.get_http_version()
+        if self.is_request:
+            msg.method = parser.get_method()
+        else:
+            msg.status = parser.get_status_code()
+        for name, value in msg.headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                try:
+                    msg.cl = int(value)
+                except ValueError:
+                    msg.cl = None
+            elif lname == b"transfer-encoding" and b"chunked" in value.lower():
+                msg.chunked = True
+        if not self.is_request and self.conn.nobody_waiting and self.conn.ends_at_head(msg):
+            self.nobody = True
+            raise _NoBody
+
+    def on_body(self, data: bytes) -> None:
+        msg = self.msg
+        msg.body_len += len(data)
+        if self.filling:
+            return
+        room = self.conn.cap - len(msg.body)
+        if room >= len(data):
+            msg.body += data
+        else:
+            if room > 0:
+                msg.body += data[:room]
+            msg.truncated = True
+
+    def on_chunk_header(self) -> None:
+        self.msg.chunk_mark = self.msg.body_len
+
+    def on_chunk_complete(self) -> None:
+        msg = self.msg
+        size = msg.body_len - msg.chunk_mark
+        msg.framing += len(f"{size:x}") + 4
+
+    def on_message_complete(self) -> None:
+        msg = self.msg
+        self.msg = None
+        self.conn.message_done(self, msg)
+
+    # -- feeding -----------------------------------------------------------------------------------
+
+    def feed(self, data: bytes, ts: int) -> None:
+        self.ts = ts
+        if self.suspended is not None:
+            if len(self.suspended) < self.conn.cap:
+                self.suspended += data
+            return
+        if not self.is_request and self.conn.nobody_waiting:
+            start = 0
+            for m in _HEAD_END.finditer(data):
+                self._feed(data[start:m.end()])
+                start = m.end()
+            if start < len(data):
+                self._feed(data[start:])
+        else:
+            self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        start = 0  # 1 after a parse error: the message at data[0] failed, resync after a newline
+        while data:
+            if self.conn.tunnel:
+                return
+            if self.broken:
+                data = self._resync(data, start)
+                if not data:
+                    return
+            msg = self.msg
+            self.at_boundary = msg is None
+            self.begun = 0
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserUpgrade as up:
+                data = self._upgraded(data[up.args[0]:])
+                continue
+            except httptools.HttpParserError as exc:
+                data = self._failed(data, exc)
+                start = 1
+                continue
+            msg = self.msg
+            if msg is not None and not msg.head_done and self.first_line and len(self.head_bytes) < 65536:
+                self.head_bytes += data
+            return
+
+    def _upgraded(self, rest: bytes) -> bytes:
+        """The parser stopped after an upgrade/CONNECT request or a 101 response."""
+        self.parser = self._new_parser()
+        if not self.is_request:
+            self.conn.tunnel = True
+            return b""
+        self.suspended = bytearray(rest)
+        return b""
+
+    def resume(self) -> None:
+        """The upgrade request was refused: parse what the client sent meanwhile."""
+        data = self.suspended
+        self.suspended = None
+        if data:
+            self._feed(bytes(data))
+
+    def _failed(self, data: bytes, exc: Exception) -> bytes:
+        """The parser refused the data: cut the message in flight, resync after it."""
+        msg = self.msg
+        failed = self.parser
+        self.parser = self._new_parser()
+        if self.nobody:
+            self.nobody = False
+            self.msg = None
+            self.conn.message_done(self, msg)
+            return b""
+        self.broken = True
+        if msg is None:
+            return data
+        rest = data if self.first_line else b""  # else where the message began is unknown
+        if not msg.head_done:
+            self._salvage(msg, failed)
+            if self.first_line:
+                self._from_first_line(msg, self.head_bytes + data)
+        part = "head" if not msg.head_done else "body"
+        kind = "request" if self.is_request else "response"
+        msg.error = error("dissection", f"invalid HTTP {kind} {part}: {exc}")
+        self.msg = None
+        self.conn.message_done(self, msg)
+        return rest
+
+    def _salvage(self, msg: _Msg, parser: Any) -> None:
+        """What llhttp had read of a head that will not complete: method or status, version."""
+        if self.is_request:
+            if msg.url and not msg.method:
+                msg.method = parser.get_method()
+        elif not msg.status:
+            msg.status = parser.get_status_code()
+        if msg.url or msg.status:
+            msg.version = parser.get_http_version()
+
+    def _from_first_line(self, msg: _Msg, raw: bytes) -> None:
+        """Method, target and version (or status) from a first line llhttp would not take."""
+        line = raw.split(b"\n", 1)[0].rstrip(b"\r")
+        parts = line.split(b" ", 2)
+        if self.is_request:
+            msg.method = parts[0][:64]
+            msg.url = parts[1] if len(parts) > 1 else b""
+            version = parts[2] if len(parts) > 2 else b""
+        else:
+            version = parts[0]
+            if len(parts) > 1 and parts[1].isdigit():
+                msg.status = int(parts[1])
+            msg.reason = parts[2] if len(parts) > 2 else b""
+        if version.startswith(b"HTTP/"):
+            msg.version = version[5:].decode("latin-1")
+
+    def _resync(self, data: bytes, start: int) -> bytes:
+        m = _RESYNC[self.is_request].search(data, start)
+        if m is None:
+            return b""
+        self.broken = False
+        return data[m.start(1):]
+
+    def _lost_start(self, length: int) -> None:
+        """A gap between messages: the next message's head is lost. Stand in for it so that the
+        messages after it still pair with the right partner."""
+        self.broken = True
+        lost = _Msg(self.ts)
+        kind = "request" if self.is_request else "response"
+        lost.error = error("dissection", f"{length} bytes missing from the capture where a {kind} began")
+        if self.is_request:
+            self.conn.request_begins(lost)
+        elif self.conn.awaiting:
+            self.conn.response_begins(lost)
+        else:
+            return
+        self.conn.message_done(self, lost)
+
+    def gap(self, length: int) -> None:
+        msg = self.msg
+        if self.broken or self.suspended is not None or self.conn.tunnel:
+            return
+        if msg is None:
+            self._lost_start(length)
+            return
+        if msg.head_done and not msg.chunked:
+            if msg.cl is not None:
+                if length <= msg.cl - msg.body_len:
+                    msg.missing += length
+                    self.filling = True
+                    try:
+                        while length > 0:
+                            piece = min(length, len(_FILLER))
+                            self.parser.feed_data(_FILLER[:piece])
+                            length -= piece
+                    finally:
+                        self.filling = False
+                    return
+            elif not self.is_request:
+                msg.missing += length
+                msg.body_len += length
+                return
+        if not msg.head_done:
+            self._salvage(msg, self.parser)
+        part = "body" if msg.head_done else "head"
+        kind = "request" if self.is_request else "response"
+        msg.error = error("dissection", f"{length} bytes of the {kind} {part} missing from the capture")
+        self.msg = None
+        self.broken = True
+        self.parser = self._new_parser()
+        self.conn.message_done(self, msg)
+
+
+class Http1:
+    """The HTTP/1.x dissector of one TCP stream."""
+
+    name: ClassVar[str] = "http"
+    layer4: ClassVar[tuple[str, ...]] = ("tcp",)
+    ports: ClassVar[frozenset[int]] = frozenset({80, 8080, 8000, 8008, 8081, 8888, 3128})
+
+    __slots__ = ("awaiting", "cap", "items", "nobody_waiting", "order", "req_dir", "sides", "swapped",
+                 "tunnel")
+
+    @classmethod
+    def probe(cls, meta: Any, first: tuple[bytes, bytes], final: bool, config: DissectConfig) -> int:
+        a, b = _kind(first[0]), _kind(first[1])
+        if a == EMPTY and b == EMPTY:
+            return REJECT if final else MORE
+        if a == RESP or b == RESP:
+            return CLAIM
+        if a == REQ or b == REQ:
+            other = b if a == REQ else a
+            if other == OTHER:
+                return REJECT  # e.g. an SSH banner answering a GET
+            if other == REQ:
+                return CLAIM
+            hinted = meta.server_port in config.http_ports or meta.client_port in config.http_ports
+            return CLAIM if hinted or final else MORE
+        if final:
+            return REJECT
+        if a == PARTIAL or b == PARTIAL:
+            return MORE
+        hinted = meta.server_port in config.http_ports
+        if hinted and a == OTHER and b == EMPTY:
+            return MORE  # an odd request to an HTTP port: the answer decides
+        return REJECT
+
+    def __init__(self, items: ItemFactory, config: DissectConfig) -> None:
+        self.items = items
+        self.cap = config.body_cap
+        self.req_dir = -1
+        self.swapped = False
+        self.sides: list[_Side] = []
+        self.order: deque[_Exchange] = deque()  # exchanges not yet emitted, in request order
+        self.awaiting: deque[_Exchange] = deque()  # exchanges whose response has not begun
+        self.nobody_waiting = 0  # HEAD/CONNECT requests among `awaiting`
+        self.tunnel = False  # upgraded (101, CONNECT): nothing more to parse
+
+    # -- StreamHandler -----------------------------------------------------------------------------
+
+    def on_data(self, direction: int, data: bytes, ts_ns: int) -> None:
+        if self.req_dir < 0:
+            self._orient(direction, data)
+        if not self.tunnel:
+            self.sides[direction ^ self.req_dir].feed(data, ts_ns)
+
+    def on_gap(self, direction: int, length: int, ts_ns: int) -> None:
+        if self.req_dir >= 0:
+            side = self.sides[direction ^ self.req_dir]
+            side.ts = ts_ns
+            side.gap(length)
+
+    def on_close(self, ts_ns: int, reason: str) -> None:
+        for side in self.sides:
+            msg = side.msg
+            if msg is None:
+                continue
+            side.msg = None
+            if not msg.head_done:
+                side._salvage(msg, side.parser)
+            if not side.is_request and msg.head_done and msg.cl is None and not msg.chunked:
+                pass  # body delimited by the end of the connection: complete
+            else:
+                part = "body" if msg.head_done else "head"
+                kind = "request" if side.is_request else "response"
+                msg.error = error("connection", f"stream ended ({reason}) inside the {kind} {part}")
+            self.message_done(side, msg, flush=False)
+        unanswered = "connection" if reason in ("fin", "rst") else "timeout"
+        while self.order:
+            ex = self.order.popleft()
+            req = ex.req
+            if req is not None and not req.done:
+                req.error = error("connection", f"stream ended ({reason}) inside the request")
+            if ex.resp is None or not ex.resp.done:
+                self._emit(ex, error(unanswered, f"no response before the stream ended ({reason})"))
+            else:
+                self._emit(ex, None)
+
+    # -- pairing -----------------------------------------------------------------------------------
+
+    def _orient(self, direction: int, data: bytes) -> None:
+        kind = _kind(data)
+        if kind == RESP:
+            req_dir = direction ^ 1
+        elif kind in (REQ, PARTIAL):
+            req_dir = direction
+        else:
+            req_dir = 0
+        self.req_dir = req_dir
+        self.swapped = req_dir == 1
+        self.sides = [_Side(self, True), _Side(self, False)]
+
+    def request_begins(self, msg: _Msg) -> None:
+        ex = _Exchange(msg)
+        self.order.append(ex)
+        self.awaiting.append(ex)
+
+    def response_begins(self, msg: _Msg) -> None:
+        if self.awaiting:
+            self.awaiting.popleft().resp = msg
+        else:
+            self.order.append(_Exchange(None, msg))
+
+    def ends_at_head(self, resp: _Msg) -> bool:
+        """Does this response (head just parsed) have no body whatever its headers say?"""
+        ex = self._exchange_of(resp)
+        if ex is None or ex.req is None or ex.req.method not in _NO_BODY_METHODS:
+            return False
+        status = resp.status
+        if 100 <= status < 200 and status != 101:
+            return False
+        self.nobody_waiting -= 1
+        return ex.req.method == b"HEAD" or 200 <= status < 300
+
+    def message_done(self, side: _Side, msg: _Msg, flush: bool = True) -> None:
+        msg.done = True
+        if side.is_request:
+            if msg.method in _NO_BODY_METHODS and msg.error is None:
+                self.nobody_waiting += 1
+        else:
+            status = msg.status
+            if 100 <= status < 200 and status != 101:
+                self._drop_interim(msg)
+                return
+            ex = self._exchange_of(msg)
+            if ex is not None and ex.req is not None:
+                req_side = self.sides[0]
+                if status == 101 or (ex.req.method == b"CONNECT" and 200 <= status < 300):
+                    self.tunnel = True
+                elif req_side.suspended is not None and ex.req is self._last_request():
+                    req_side.resume()
+        if flush:
+            self._flush()
+
+    def _last_request(self) -> _Msg | None:
+        for ex in reversed(self.order):
+            if ex.req is not None:
+                return ex.req
+        return None
+
+    def _exchange_of(self, resp: _Msg) -> _Exchange | None:
+        for ex in self.order:
+            if ex.resp is resp:
+                return ex
+        return None
+
+    def _drop_interim(self, msg: _Msg) -> None:
+        ex = self._exchange_of(msg)
+        if ex is None:
+            return
+        if ex.req is None:
+            self.order.remove(ex)
+            return
+        ex.resp = None
+        self.awaiting.appendleft(ex)
+
+    def _flush(self) -> None:
+        order = self.order
+        while order:
+            ex = order[0]
+            resp = ex.resp
+            if resp is None or not resp.done or (ex.req is not None and not ex.req.done):
+                return
+            order.popleft()
+            self._emit(ex, None)
+
+    # -- items -------------------------------------------------------------------------------------
+
+    def _emit(self, ex: _Exchange, err: dict[str, str] | None) -> None:
+        req, resp = ex.req, ex.resp
+        if resp is not None and (not resp.done or not resp.status):
+            err = err or resp.error  # no status line: the response's head is not in the capture
+            resp = None
+        if req is None:
+            req = _Msg(resp.ts)
+            err = error("pair-not-found", "response without a request (capture started mid-connection "
+                                          "or the request was lost)")
+        err = err or req.error or (resp.error if resp is not None else None) or _missing(req, resp)
+        body: dict[str, Any] = {"request": _request(req, self.cap)}
+        response_size = 0
+        elapsed = 0
+        if resp is not None:
+            body["response"] = _response(resp, self.cap)
+            response_size = resp.head_size(False) + resp.body_len + resp.framing
+            elapsed = resp.ts - req.ts
+        proto = HTTP10 if req.version == "1.0" else HTTP11
+        request_size = req.head_size(True) + req.body_len + req.framing if req.method else 0
+        self.items.emit(proto, req.ts, self.swapped, body, request_size, response_size, elapsed, err)
+
+
+def _missing(req: _Msg, resp: _Msg | None) -> dict[str, str] | None:
+    for kind, msg in (("request", req), ("response", resp)):
+        if msg is not None and msg.missing:
+            return error("dissection", f"{msg.missing} bytes of the {kind} body missing from the capture")
+    return None
+
+
+def _headers(msg: _Msg) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in msg.headers:
+        key = canonical(name)
+        text = value.decode("utf-8", "replace")
+        prev = out.get(key)
+        out[key] = text if prev is None else f"{prev},{text}"
+    return out
+
+
+def _decoded(msg: _Msg, headers: dict[str, str], cap: int) -> tuple[bytes, bool, bool]:
+    """(body after Content-Encoding gzip/deflate, at most `cap` bytes; is it cut; was it decoded)."""
+    body = bytes(msg.body)
+    coding = headers.get("Content-Encoding", "").strip().lower()
+    if not body or coding not in ("gzip", "x-gzip", "deflate"):
+        return body, msg.truncated, False
+    for wbits in ((47,) if coding != "deflate" else (15, -15)):
+        d = zlib.decompressobj(wbits)
+        try:
+            out = d.decompress(body, cap)
+        except zlib.error:
+            continue
+        return out, msg.truncated or bool(d.unconsumed_tail) or (not d.eof and len(out) >= cap), True
+    return body, msg.truncated, False
+
+
+def _request(msg: _Msg, cap: int) -> dict[str, Any]:
+    url = msg.url.decode("utf-8", "replace")
+    if url.startswith("/") or "://" not in url:
+        path, _, query = url.partition("?")
+        path = path.partition("#")[0]
+    else:
+        parts = urlsplit(url)
+        path, query = parts.path, parts.query
+    if "%" in path:
+        path = unquote(path)
+    headers = _headers(msg)
+    query_string: dict[str, Any] = {}
+    if query:
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            prev = query_string.get(key)
+            if prev is None:
+                query_string[key] = value
+            elif isinstance(prev, list):
+                prev.append(value)
+            else:
+                query_string[key] = [prev, value]
+    req: dict[str, Any] = {
+        "method": msg.method.decode("latin-1"),
+        "url": url,
+        "targetUri": url,
+        "path": path,
+        "pathSegments": path.split("/")[1:],
+        "httpVersion": f"HTTP/{msg.version}",
+        "headers": headers,
+        "cookies": cookies(headers.get("Cookie", "")),
+        "queryString": query_string,
+        "headersSize": -1,
+        "bodySize": msg.body_len,
+    }
+    if msg.body_len:
+        data, cut, _ = _decoded(msg, headers, cap)
+        mime = headers.get("Content-Type", "")
+        post: dict[str, Any] = {"mimeType": mime, "params": []}
+        try:
+            post["text"] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            post["text"] = base64.b64encode(data).decode("ascii")
+            post["encoding"] = "base64"
+        if mime.startswith("application/x-www-form-urlencoded") and "encoding" not in post:
+            pairs = parse_qsl(post["text"], keep_blank_values=True)
+            post["params"] = [{"name": k, "value": v} for k, v in pairs]
+        if cut:
+            post["truncated"] = True
+        req["postData"] = post
+    return req
+
+
+def _response(msg: _Msg, cap: int) -> dict[str, Any]:
+    headers = _headers(msg)
+    data, cut, decoded = _decoded(msg, headers, cap)
+    content: dict[str, Any] = {
+        "size": len(data) if decoded else msg.body_len,
+        "mimeType": headers.get("Content-Type", ""),
+        "encoding": "base64",
+    }
+    if data:
+        content["text"] = base64.b64encode(data).decode("ascii")
+    if cut:
+        content["truncated"] = True
+    status = msg.status
+    return {
+        "status": status,
+        "statusText": status_text(status),
+        "httpVersion": f"HTTP/{msg.version}",
+        "headers": headers,
+        "cookies": set_cookies(msg.headers),
+        "content": content,
+        "redirectURL": headers.get("Location", "") if 300 <= status < 400 else "",
+        "headersSize": -1,
+        "bodySize": msg.body_len,
+    }

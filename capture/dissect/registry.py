@@ -1,0 +1,111 @@
+"""Which dissector gets a stream: port hints order the candidates, the first bytes decide.
+
+A new protocol is one module with a `Dissector` class and one line in `DISSECTORS`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from capture.dissect.base import CLAIM, MORE, DissectConfig, Dissector, ItemFactory, NodeInfo, OnItem
+from capture.dissect.dns import Dns
+from capture.dissect.generic import Generic
+from capture.dissect.http1 import Http1
+from capture.names import NameTable
+
+if TYPE_CHECKING:
+    from capture.model import StreamHandler, StreamMeta
+
+DISSECTORS: list[type[Dissector]] = [
+    Http1,
+    Dns,
+]
+
+
+class _Chooser:
+    """Holds a new stream's first events until a dissector claims it, then hands them over.
+
+    After the choice its `on_data`/`on_gap`/`on_close` are the dissector's own bound methods."""
+
+    def __init__(self, meta: StreamMeta, items: ItemFactory, candidates: list[type[Dissector]],
+                 config: DissectConfig) -> None:
+        self.meta = meta
+        self.items = items
+        self.candidates = candidates
+        self.config = config
+        self.first = [b"", b""]
+        self.gapped = [False, False]
+        self.buffered = 0
+        self.events: list[tuple[int, bytes | None, int, int]] = []
+
+    def on_data(self, direction: int, data: bytes, ts_ns: int) -> None:
+        self.events.append((direction, data, ts_ns, 0))
+        self.buffered += len(data)
+        if not self.gapped[direction]:
+            self.first[direction] += data
+        self._decide(self.buffered > self.config.probe_limit)
+
+    def on_gap(self, direction: int, length: int, ts_ns: int) -> None:
+        self.events.append((direction, None, ts_ns, length))
+        self.gapped[direction] = True
+
+    def on_close(self, ts_ns: int, reason: str) -> None:
+        self._decide(True)
+        self.on_close(ts_ns, reason)
+
+    def _decide(self, final: bool) -> None:
+        first = (self.first[0], self.first[1])
+        for cls in list(self.candidates):
+            verdict = cls.probe(self.meta, first, final, self.config)
+            if verdict == CLAIM:
+                self._choose(cls)
+                return
+            if verdict != MORE or final:
+                self.candidates.remove(cls)
+        if not self.candidates:
+            self._choose(Generic)
+
+    def _choose(self, cls: type[Dissector]) -> None:
+        handler = cls(self.items, self.config)
+        self.on_data = handler.on_data  # type: ignore[method-assign]
+        self.on_gap = handler.on_gap  # type: ignore[method-assign]
+        self.on_close = handler.on_close  # type: ignore[method-assign]
+        events = self.events
+        self.events = []
+        self.first = [b"", b""]
+        for direction, data, ts, length in events:
+            if data is None:
+                handler.on_gap(direction, length, ts)
+            else:
+                handler.on_data(direction, data, ts)
+
+
+def make_handler_factory(
+    on_item: OnItem,
+    node: NodeInfo | None = None,
+    names: NameTable | None = None,
+    config: DissectConfig | None = None,
+) -> Any:
+    """A `handler_factory` for `capture.Capture`: one handler per stream, items to `on_item`."""
+    node = node or NodeInfo.local()
+    names = names if names is not None else NameTable()
+    config = config or DissectConfig()
+
+    def factory(meta: StreamMeta) -> StreamHandler:
+        items = ItemFactory(meta, node, names, on_item)
+        ports = (meta.client_port, meta.server_port)
+        candidates = [cls for cls in DISSECTORS if meta.l4 in cls.layer4]
+        candidates.sort(key=lambda cls: not (cls.ports and (ports[0] in cls.ports or ports[1] in cls.ports)))
+        empty = (b"", b"")
+        undecided = []
+        for cls in candidates:
+            verdict = cls.probe(meta, empty, False, config)
+            if verdict == CLAIM:
+                return cls(items, config)
+            if verdict == MORE:
+                undecided.append(cls)
+        if not undecided:
+            return Generic(items, config)
+        return _Chooser(meta, items, undecided, config)
+
+    return factory
