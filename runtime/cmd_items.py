@@ -9,7 +9,15 @@ from typing import Any
 
 import orjson
 
-from capture import Capture, CaptureConfig, NameTable, NodeInfo, make_handler_factory, open_sources, print_warning
+from capture import (
+    Capture,
+    CaptureConfig,
+    NameTable,
+    NodeInfo,
+    make_handler_factory,
+    open_sources,
+    print_warning,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
