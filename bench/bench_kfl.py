@@ -29,18 +29,22 @@ QUERIES = {
 COMPILE_TARGET_MS = 5.0
 
 
-def evaluations_per_second(query: kfl.Query, item: dict, seconds: float) -> float:
-    """Best of 5 runs of as many `query.match(item)` as fit in `seconds / 5`."""
+def evaluations_per_second(query: kfl.Query, item: dict, seconds: float) -> tuple[float, float]:
+    """(per wall second, per CPU second of this process): best of 5 runs of `seconds / 5` each.
+
+    The machine is shared, so the CPU-time rate is the one that says how fast KFL is."""
     match = query.match
-    best = 0.0
+    best_wall = best_cpu = 0.0
     for _ in range(5):
-        n, start, deadline = 0, time.perf_counter(), time.perf_counter() + seconds / 5
+        n, wall, cpu = 0, time.perf_counter(), time.process_time()
+        deadline = wall + seconds / 5
         while time.perf_counter() < deadline:
             for _ in range(1000):
                 match(item)
             n += 1000
-        best = max(best, n / (time.perf_counter() - start))
-    return best
+        best_wall = max(best_wall, n / (time.perf_counter() - wall))
+        best_cpu = max(best_cpu, n / max(time.process_time() - cpu, 1e-9))
+    return best_wall, best_cpu
 
 
 def compile_ms(text: str, rounds: int = 200) -> float:
@@ -63,12 +67,13 @@ def main() -> int:
     for name, (text, target) in QUERIES.items():
         query = kfl.compile(text)
         assert query.match(item), f"{name} query must match the benchmark item"
-        rate = evaluations_per_second(query, item, args.seconds)
+        wall, cpu = evaluations_per_second(query, item, args.seconds)
         ms = compile_ms(text)
-        good = rate >= target and ms < COMPILE_TARGET_MS
+        good = cpu >= target and ms < COMPILE_TARGET_MS
         ok &= good
-        print(f"{name:9s} {rate / 1000:8.0f} k eval/s (target {target // 1000} k)  "
-              f"compile {ms:.3f} ms (target < {COMPILE_TARGET_MS:g})  {'ok' if good else 'MISSED'}")
+        print(f"{name:9s} {cpu / 1000:6.0f} k eval/CPU-s ({wall / 1000:.0f} k/wall-s; "
+              f"target {target // 1000} k)  compile {ms:.3f} ms (target < {COMPILE_TARGET_MS:g})  "
+              f"{'ok' if good else 'MISSED'}")
         print(f"          {text}")
     return 0 if ok else 1
 

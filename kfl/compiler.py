@@ -16,12 +16,32 @@ from .documents import load_json, load_xml
 from .errors import KFLSyntaxError
 from .helpers import KNOWN, TEXT_TESTS, TIME_UNITS_MS, now_ms, parse_datetime, text_test, text_test_dynamic
 from .redact import redact, redact_ops
-from .selectors import Step, deep_step, field_step, index_step, per_element, static_getter, wild_step
-from .values import FLIPPED, MISSING, Multi, compare, literal_equal, literal_order, truthy
+from .selectors import (
+    Step,
+    deep_step,
+    field_step,
+    fused_test,
+    index_step,
+    per_element,
+    static_getter,
+    wild_step,
+)
+from .values import (
+    FLIPPED,
+    MISSING,
+    Multi,
+    Pattern,
+    compare,
+    literal_differs,
+    literal_equal,
+    literal_order,
+    truthy,
+)
 
 Test = Callable[[list], bool]
 Value = Callable[[list], Any]
 DOCUMENT_LOADERS = {"json": load_json, "xml": load_xml}
+REVERSED_ORDER = {"<": "__gt__", "<=": "__ge__", ">": "__lt__", ">=": "__le__"}  # v < lit == lit.__gt__(v)
 
 
 class Query:
@@ -92,6 +112,36 @@ def _flatten(node: n.And | n.Or) -> list[n.Node]:
     return out
 
 
+def _static_keys(node: n.Node) -> tuple[str, ...] | None:
+    """The field names of a path made only of field names from the item, else None."""
+    if not isinstance(node, n.Path) or not isinstance(node.root, str):
+        return None
+    if not all(isinstance(step, n.Field) for step in node.steps):
+        return None
+    return (node.root, *(step.name for step in node.steps))
+
+
+def _fused_compare(op: str, left: n.Node, literal: Any) -> Test | None:
+    """`path <op> literal` as one closure, for short static paths and str, int or regex literals (the
+    usual `protocol.abbr == "HTTP"`, `response.status >= 500`); None when the shape is not one of those."""
+    keys = _static_keys(left)
+    kind = type(literal)
+    if keys is None or len(keys) > 3 or kind not in (str, int, Pattern):
+        return None
+    if kind is Pattern:
+        if op != "==":
+            return None
+        search = literal.search
+        return fused_test(keys, str, lambda value: search(value) is not None, literal_equal(literal))
+    if op == "==":
+        return fused_test(keys, kind, literal.__eq__, literal_equal(literal))
+    if op == "!=":
+        return fused_test(keys, kind, literal.__ne__, literal_differs(literal))
+    if kind is int:
+        return fused_test(keys, int, getattr(literal, REVERSED_ORDER[op]), literal_order(op, literal))
+    return None
+
+
 def _constant(value: Any) -> Value:
     return lambda state: value
 
@@ -152,19 +202,17 @@ class Compiler:
         if isinstance(left, n.Literal):
             left, right, op = right, left, FLIPPED[op]
         if isinstance(right, n.Literal):
+            fused = _fused_compare(op, left, right.value)
+            if fused is not None:
+                return fused
             get = self.value(left)
-            if op in ("==", "!="):
-                matches = literal_equal(right.value)
-                if op == "==":
-                    return lambda state: matches(get(state))
-
-                def differs(state: list) -> bool:
-                    value = get(state)
-                    return value is not MISSING and not matches(value)
-
-                return differs
-            ordered = literal_order(op, right.value)
-            return lambda state: ordered(get(state))
+            if op == "==":
+                check = literal_equal(right.value)
+            elif op == "!=":
+                check = literal_differs(right.value)
+            else:
+                check = literal_order(op, right.value)
+            return lambda state: check(get(state))
         get_left, get_right, both = self.value(left), self.value(right), compare(op)
         return lambda state: both(get_left(state), get_right(state))
 

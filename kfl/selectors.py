@@ -54,6 +54,43 @@ def static_getter(keys: tuple[str | int, ...]) -> Getter:
     return get_n
 
 
+def fused_test(keys: tuple[str, ...], fast_class: type, fast: Callable[[Any], bool],
+               slow: Callable[[Any], bool]) -> Callable[[list], bool]:
+    """`slow(value at keys)` with the common case inlined: plain dicts all the way down to a value of
+    `fast_class`, which `fast` decides alone (a C method such as `"HTTP".__eq__`). 1 to 3 field names."""
+    if len(keys) == 1:
+        (first,) = keys
+
+        def test1(state: list) -> bool:
+            value = state[0].get(first, MISSING)
+            return fast(value) if value.__class__ is fast_class else slow(value)
+
+        return test1
+    if len(keys) == 2:
+        first, second = keys
+
+        def test2(state: list) -> bool:
+            value = state[0].get(first)
+            if value.__class__ is dict:
+                value = value.get(second, MISSING)
+                return fast(value) if value.__class__ is fast_class else slow(value)
+            return slow(walk(state[0], keys))
+
+        return test2
+    first, second, third = keys
+
+    def test3(state: list) -> bool:
+        value = state[0].get(first)
+        if value.__class__ is dict:
+            value = value.get(second)
+            if value.__class__ is dict:
+                value = value.get(third, MISSING)
+                return fast(value) if value.__class__ is fast_class else slow(value)
+        return slow(walk(state[0], keys))
+
+    return test3
+
+
 def per_element(step: Step) -> Step:
     """`step` applied to each element of a multi (results flattened, missing ones dropped)."""
 

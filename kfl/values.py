@@ -214,6 +214,12 @@ def literal_equal(literal: Any) -> Callable[[Any], bool]:
     return eq_other
 
 
+def literal_differs(literal: Any) -> Callable[[Any], bool]:
+    """A one-argument `value != literal`: false when value is missing, else not `==`."""
+    matches = literal_equal(literal)
+    return lambda value: value is not MISSING and not matches(value)
+
+
 def literal_order(op_text: str, literal: Any) -> Callable[[Any], bool]:
     """A one-argument `value <op> literal`."""
     op = ORDER_OPS[op_text]

@@ -35,3 +35,4 @@ def tcp_item() -> dict:
 @pytest.fixture
 def items() -> list[dict]:
     return copy.deepcopy(ITEMS)
+

@@ -4,11 +4,14 @@ KFLSyntaxError (nothing else); `validate` and `compile` agree; matching never ra
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kfl
+from kfl import compiler, parser
 
 from .conftest import ITEMS
 
@@ -142,3 +145,40 @@ def test_damaged_queries_compile_or_raise_kfl_syntax_error(query, data):
     insert = data.draw(st.sampled_from(["", *TOKENS]))
     drop = data.draw(st.integers(0, 3))
     check_consistent(query[:cut] + insert + query[cut + drop:])
+
+
+KEYS = st.sampled_from(["a", "b", "c"])
+LITERALS = ['"HTTP"', '"500"', '"abc"', '""', "500", "0", "-1", 'r"^5"', 'r"T"', "true", "nil", "2.5"]
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 600) | st.floats(-2, 600, allow_nan=False)
+    | st.sampled_from(["HTTP", "500", "5e2", "abc", "", "true", "curl/8"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3).flatmap(
+        lambda d: st.sampled_from([d, OrderedDict(d)])),
+    max_leaves=8,
+)
+CONTAINERS = st.sampled_from([dict, OrderedDict, lambda d: [d]])
+SCALARS = st.sampled_from(["HTTP", "500", "5e2", "abc", "", "true", "T", 500, 0, -1, 2.5, True, False, None])
+LEAVES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3))
+ALONG_THE_PATH = st.one_of(
+    st.builds(lambda leaf, outer: outer({"b": leaf}), LEAVES, CONTAINERS),
+    st.builds(lambda leaf, outer, inner: outer({"b": inner({"c": leaf})}), LEAVES, CONTAINERS, CONTAINERS),
+)
+FUSED_SHAPES = st.builds(
+    lambda path, op, literal: f"{path} {op} {literal}",
+    st.sampled_from(["a", "a.b", "a.b.c"]),
+    COMPARISONS,
+    st.sampled_from(LITERALS),
+)
+
+
+def generic(query: str) -> kfl.Query:
+    """`query` compiled without the specialised `path <op> literal` closures."""
+    with mock.patch.object(compiler, "_fused_compare", lambda *args: None):
+        return compiler.build(query, parser.parse(query, kfl.MACROS))
+
+
+@SETTINGS
+@given(FUSED_SHAPES, st.one_of(JSON, ALONG_THE_PATH), st.booleans())
+def test_specialised_comparisons_agree_with_the_generic_closures(query, value, ordered):
+    item = OrderedDict(a=value) if ordered else {"a": value}
+    assert kfl.compile(query).match(item) is generic(query).match(item)
