@@ -134,9 +134,12 @@ class _Template:
     ipk_s: int = 0
     l4k: int = 0
     span: int = 0  # µs from the first to the last packet
+    has500: bool = False
+    uses: int = 0  # flows made from it so far
 
     def __post_init__(self) -> None:
         self.span = self.entries[-1][1]
+        self.has500 = 500 in self.codes
         sval = int.from_bytes(self.sip, "big")
         self.l4k = sval + self.proto + self.sport + (WINDOW if self.proto == 6 else 0)
         if self.v6:
@@ -682,22 +685,13 @@ class _Generator:
             self._emit_tcp6(entries, t0, c, s)
         else:
             self._emit_tcp4(entries, t0, c, s)
-        tr = self.truth
-        npk = len(tpl.entries)
-        if kind == "http":
-            tr.http_connections += 1
-            tr.http_exchanges += len(tpl.codes)
-            tr.http_status.update(tpl.codes)
-            if 500 in tpl.codes:
-                tr.http500_connections += 1
-        else:
+        tpl.uses += 1
+        npk = len(entries)
+        if kind != "http":
             self.dns_packets += npk
-            tr.dns_queries += tpl.queries
-            tr.dns_responses += tpl.queries
-            if kind == "dns-tcp":
-                tr.dns_tcp_connections += 1
         if not self.keep:
             return
+        tr = self.truth
         tup = [_ip(cip), cport, _ip(tpl.sip), tpl.sport]
         if kind == "dns":
             tr.udp_streams.append((tup, npk))
@@ -709,8 +703,25 @@ class _Generator:
             tr.dns_flows.append(["tcp", *tup])
             return
         tr.http_status_by_stream.append({"tcp_stream": stream, "tuple": tup, "codes": list(tpl.codes)})
-        if 500 in tpl.codes:
+        if tpl.has500:
             tr.http500_streams.append(tup)
+
+    def _count(self) -> None:
+        """The truth's counters, from how often each template was used."""
+        tr = self.truth
+        for pool in self.pools.values():
+            for tpl in pool:
+                n = tpl.uses
+                if tpl.kind == "http":
+                    tr.http_connections += n
+                    tr.http_exchanges += n * len(tpl.codes)
+                    tr.http500_connections += n * tpl.has500
+                    for code in tpl.codes:
+                        tr.http_status[code] += n
+                else:
+                    tr.dns_queries += n * tpl.queries
+                    tr.dns_responses += n * tpl.queries
+                    tr.dns_tcp_connections += n * (tpl.kind == "dns-tcp")
 
     def run(self) -> Truth:
         self.out.write(_PCAP_HEADER)
@@ -730,6 +741,7 @@ class _Generator:
             else:
                 self._flow(t, "http")
         self._flush(None)
+        self._count()
         return self.truth
 
 
