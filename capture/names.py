@@ -71,7 +71,10 @@ class NameTable:
     def load(cls, path: str | Path) -> NameTable:
         """Read a static map: `.json` as JSON, anything else as YAML."""
         text = Path(path).read_text()
-        data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+        try:
+            data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"not YAML: {exc}") from exc
         if data is None:
             data = {}
         if not isinstance(data, Mapping):

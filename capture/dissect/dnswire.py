@@ -9,6 +9,7 @@ before it stays in the `Parsed` object so a malformed message still gives a usef
 
 from __future__ import annotations
 
+import re
 import socket
 from typing import Any
 
@@ -45,6 +46,8 @@ OPT_CODES = {3: "NSID", 5: "DAU", 6: "DHU", 7: "N3U", 8: "ClientSubnet", 9: "Exp
 
 A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, SRV, OPT, URI = 1, 2, 5, 6, 12, 15, 16, 28, 33, 41, 256
 
+_UNSAFE = re.compile(rb'[^\x21-\x7e]|["();\\@$]')
+_SPECIAL = frozenset(b'"().;\\@$')
 _types: dict[int, str] = {}
 _classes: dict[int, str] = {}
 
@@ -106,8 +109,23 @@ def read_name(buf: bytes, off: int) -> tuple[str, int]:
         length += c + 1
         if length > 255:
             raise Malformed("name longer than 255 bytes")
-    name = b".".join(labels).decode("ascii", "backslashreplace") if labels else ""
-    return name, (end if end >= 0 else off)
+    raw = b".".join(labels)
+    if _UNSAFE.search(raw) or raw.count(b".") != len(labels) - 1:
+        return ".".join(_escaped(label) for label in labels), (end if end >= 0 else off)
+    return raw.decode("ascii"), (end if end >= 0 else off)
+
+
+def _escaped(label: bytes) -> str:
+    """Master-file escapes, as dnspython writes them: `\\.` for specials, `\\DDD` otherwise."""
+    out = []
+    for c in label:
+        if c in _SPECIAL:
+            out.append("\\" + chr(c))
+        elif 0x20 < c < 0x7F:
+            out.append(chr(c))
+        else:
+            out.append(f"\\{c:03d}")
+    return "".join(out)
 
 
 def _u16(buf: bytes, off: int) -> int:
