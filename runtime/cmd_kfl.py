@@ -36,13 +36,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     match = sub.add_parser(
         "match",
         help="print the items (JSON lines) that match a query",
-        description="Read items as JSON lines and print those that match QUERY (after redact()), "
-        "stopping after limit(n) matches. Exit 0 when something matched, 1 when nothing did, 2 on "
-        "a bad query or bad input lines (reported on stderr, the other lines are still matched).",
+        description="Read items as JSON lines (or dissect them from captures with --pcap) and print "
+        "those that match QUERY (after redact()), stopping after limit(n) matches. Exit 0 when "
+        "something matched, 1 when nothing did, 2 on a bad query, bad input lines (reported on "
+        "stderr, the other lines are still matched) or an input that is not a capture.",
     )
     match.add_argument("query", metavar="QUERY")
-    match.add_argument("items", nargs="?", default="-", metavar="ITEMS.jsonl",
-                       help="one item (JSON object) a line; - for stdin (default)")
+    match.add_argument(
+        "items",
+        nargs="?",
+        metavar="ITEMS.jsonl",
+        help="one item (JSON object) a line; - for stdin (the default without --pcap)",
+    )
+    match.add_argument(
+        "--pcap",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="match the items dissected from this capture instead (pcap/pcapng, .gz too, "
+        "- for stdin); repeat to read several in order",
+    )
     match.add_argument("--macro", action="append", default=[], metavar="NAME=EXPANSION", help=macro_help)
     match.add_argument("--count", action="store_true", help="print only the number of matching items")
     match.set_defaults(func=run_match)
@@ -90,6 +103,29 @@ def run_check(args: argparse.Namespace) -> int:
     return status
 
 
+class _Matcher:
+    """Applies the query to items, writes the matches, counts, and says when `limit(n)` is reached."""
+
+    def __init__(self, query: kfl.Query, count_only: bool) -> None:
+        self.query = query
+        self.count_only = count_only
+        self.matched = 0
+        self.out = sys.stdout.buffer
+
+    @property
+    def done(self) -> bool:
+        return self.query.limit is not None and self.matched >= self.query.limit
+
+    def __call__(self, item: dict) -> None:
+        if self.done:
+            return
+        ok, item = self.query.apply(item)
+        if ok:
+            self.matched += 1
+            if not self.count_only:
+                self.out.write(orjson.dumps(item) + b"\n")
+
+
 def _lines(path: str) -> Iterator[tuple[int, bytes]]:
     stream: IO[bytes]
     stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
@@ -97,40 +133,72 @@ def _lines(path: str) -> Iterator[tuple[int, bytes]]:
         yield from enumerate(stream, 1)
 
 
+def _match_lines(path: str, matcher: _Matcher) -> int:
+    """Match JSON lines; the number of lines that were not items."""
+    name = "<stdin>" if path == "-" else path
+    bad = 0
+    for number, line in _lines(path):
+        if matcher.done:
+            break
+        if not line.strip():
+            continue
+        try:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            item, problem = None, str(exc)
+        else:
+            problem = "" if isinstance(item, dict) else f"a JSON {type(item).__name__}, not an object"
+        if problem:
+            bad += 1
+            print(f"{name}:{number}: not an item: {problem}", file=sys.stderr)
+            continue
+        matcher(item)
+    return bad
+
+
+def _match_pcaps(paths: list[str], matcher: _Matcher) -> bool:
+    """Match the items dissected from captures (until `limit(n)`); False when an input was not a capture."""
+    from capture import (
+        Capture,
+        CaptureConfig,
+        NameTable,
+        NodeInfo,
+        make_handler_factory,
+        open_sources,
+        print_warning,
+    )
+
+    source = open_sources(paths, on_error=lambda text: print(f"kflpcap: error: {text}", file=sys.stderr))
+    capture = Capture(CaptureConfig(), make_handler_factory(matcher, NodeInfo.local(None), NameTable()))
+    capture.warn = print_warning
+    for ts_ns, linktype, data, orig_len in source:
+        if matcher.done:
+            break
+        capture.feed(ts_ns, linktype, data, orig_len)
+    capture.finish()
+    return not source.failed
+
+
 def run_match(args: argparse.Namespace) -> int:
     query = _compile(args.query, args.macro, sys.stderr)
     if query is None:
         return EXIT_ERROR
-    name = "<stdin>" if args.items == "-" else args.items
-    matched = bad = 0
-    out = sys.stdout.buffer
+    if args.pcap and args.items is not None:
+        print("kflpcap kfl match: give ITEMS.jsonl or --pcap, not both", file=sys.stderr)
+        return EXIT_ERROR
+    matcher = _Matcher(query, args.count)
+    failed = False
     try:
-        for number, line in _lines(args.items):
-            if not line.strip():
-                continue
-            try:
-                item = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                item, problem = None, str(exc)
-            else:
-                problem = "" if isinstance(item, dict) else f"a JSON {type(item).__name__}, not an object"
-            if problem:
-                bad += 1
-                print(f"{name}:{number}: not an item: {problem}", file=sys.stderr)
-                continue
-            ok, item = query.apply(item)
-            if not ok:
-                continue
-            matched += 1
-            if not args.count:
-                out.write(orjson.dumps(item) + b"\n")
-            if query.limit is not None and matched >= query.limit:
-                break
+        if args.pcap:
+            failed = not _match_pcaps(args.pcap, matcher)
+        else:
+            failed = _match_lines(args.items or "-", matcher) > 0
     except OSError as exc:
-        print(f"kflpcap kfl match: {name}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"kflpcap kfl match: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
+    sys.stdout.flush()
     if args.count:
-        print(matched)
-    if bad:
+        print(matcher.matched)
+    if failed:
         return EXIT_ERROR
-    return EXIT_MATCHED if matched else EXIT_NO_MATCH
+    return EXIT_MATCHED if matcher.matched else EXIT_NO_MATCH

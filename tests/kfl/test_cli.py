@@ -6,6 +6,11 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
+import kfl
+from tests.conftest import oracle
+
 ITEMS = Path(__file__).parent / "items.jsonl"
 
 
@@ -66,3 +71,35 @@ def test_match_reports_bad_input():
     assert done.returncode == 2 and done.stdout == "" and "expected a value" in done.stderr
     done = kflpcap("match", "a", "/nonexistent/items.jsonl")
     assert done.returncode == 2 and "No such file" in done.stderr
+
+
+PCAPS = Path(__file__).parent.parent / "pcaps"
+HTTP_STATUS_PCAPS = ["ndpi_mixed_http500-502-keepalive_1kxun_2.5MB.pcap", "zeek_http4xx_methods.pcap",
+                     "sv_http500_bidir-flowbits.pcap", "ndpi_http4xx_webdav_keepalive.pcap",
+                     "zeek_http501_nested-mime.pcap"]
+
+
+@pytest.mark.parametrize("name", HTTP_STATUS_PCAPS)
+def test_match_pcap_agrees_with_tshark(name):
+    """HTTP items dissected from a capture, selected by status: as many as tshark's response codes."""
+    done = kflpcap("match", "--pcap", str(PCAPS / name), "http and response.status > 0")
+    assert done.returncode == 0, done.stderr
+    items = [json.loads(line) for line in done.stdout.splitlines()]
+    codes = [c for stream in oracle(PCAPS / name)["http_status_by_stream"] for c in stream["codes"]]
+    for query, expected in [("response.status == 500", codes.count(500)),
+                            ("response.status >= 400", sum(c >= 400 for c in codes)),
+                            ('response.status == r"^5"', sum(500 <= c < 600 for c in codes))]:
+        assert sum(kfl.match(query, item) for item in items) == expected, query
+
+
+def test_match_pcap_prints_items_and_stops_at_the_limit():
+    pcap = str(PCAPS / "zeek_http4xx_methods.pcap")
+    query = 'limit(3) and http and response.status == 400 and redact("request.method")'
+    done = kflpcap("match", "--pcap", pcap, query)
+    items = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(items) == 3 and done.returncode == 0
+    assert all(i["response"]["status"] == 400 and i["request"]["method"] == "[REDACTED]" for i in items)
+    both = kflpcap("match", "--pcap", pcap, "http", str(ITEMS))
+    assert both.returncode == 2 and "not both" in both.stderr
+    missing = kflpcap("match", "--pcap", "/nonexistent.pcap", "http")
+    assert missing.returncode == 2 and missing.stderr
