@@ -1,8 +1,8 @@
 """A batch of events (items, and packets for scripts that define onPacketCaptured) on its way to V8.
 
-The batch travels as one JavaScript string literal: a JSON header, then one line per event,
-separated by `\\x01` (orjson never writes a raw control character, so the separator cannot occur
-inside an item). Item lines are the item's JSON, produced once and shared by every script; packet
+The batch travels as two strings (a call argument crosses into V8 as is): a JSON header and the
+body, one line per event separated by `\\x01` (orjson never writes a raw control character, so the
+separator cannot occur inside an item). Item lines are the item's JSON, produced once and shared by every script; packet
 lines are `ts_ns,captureLength,length,truncated,fragmented,stream`. Scripts without
 onPacketCaptured get the items-only variant, so event indices are per variant.
 """
@@ -25,11 +25,6 @@ def _dumps(item: dict[str, Any]) -> bytes:
         return orjson.dumps(item, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
-def escape(data: bytes) -> bytes:
-    """`data` as the body of a single-quoted JavaScript string literal."""
-    return data.replace(b"\\", b"\\\\").replace(b"'", b"\\'")
-
-
 class Batch:
     """Events in arrival order; `time_ns` is the runtime clock when the batch was closed."""
 
@@ -38,8 +33,9 @@ class Batch:
         self.events: list[Any] = []  # item dicts, or packet lines (bytes)
         self.items: list[dict[str, Any]] = []
         self.time_ns = 0
-        self._lines: list[bytes] | None = None
-        self._bodies: dict[bool, tuple[bytes, str, list[dict[str, Any] | None]]] = {}
+        self._lines: dict[bool, list[bytes]] = {}
+        self._bodies: dict[tuple[bool, bool], bytes] = {}
+        self._skeletons: dict[bool, tuple[str, list[dict[str, Any] | None]]] = {}
         self._bits: dict[tuple[bool, str], str] = {}
 
     def __len__(self) -> int:
@@ -61,27 +57,42 @@ class Batch:
     def has_packets(self) -> bool:
         return len(self.items) != len(self.events)
 
-    def _item_lines(self) -> list[bytes]:
-        if self._lines is None:
-            self._lines = [escape(_dumps(item)) for item in self.items]
-        return self._lines
-
-    def variant(self, with_packets: bool) -> tuple[bytes, str, list[dict[str, Any] | None]]:
-        """(escaped body, kinds, objects by event index) for scripts with or without packets."""
-        with_packets = with_packets and self.has_packets()
-        cached = self._bodies.get(with_packets)
-        if cached is not None:
-            return cached
-        item_lines = iter(self._item_lines())
-        if with_packets:
-            objs = [e if k == ITEM else None for k, e in zip(self.kinds, self.events, strict=True)]
-            lines = [
-                next(item_lines) if k == ITEM else e for k, e in zip(self.kinds, self.events, strict=True)
+    def _item_lines(self, bodies: bool) -> list[bytes]:
+        lines = self._lines.get(bodies)
+        if lines is None:
+            lines = self._lines[bodies] = [
+                _dumps(item if bodies else _without_bodies(item)) for item in self.items
             ]
-            cached = (b"\x01".join(lines), "".join(self.kinds), objs)
-        else:
-            cached = (b"\x01".join(item_lines), ITEM * len(self.items), list(self.items))
-        self._bodies[with_packets] = cached
+        return lines
+
+    def skeleton(self, with_packets: bool) -> tuple[str, list[dict[str, Any] | None]]:
+        """(event kinds, item by event index) of the variant with or without packets."""
+        with_packets = with_packets and self.has_packets()
+        cached = self._skeletons.get(with_packets)
+        if cached is None:
+            if with_packets:
+                objs = [e if k == ITEM else None for k, e in zip(self.kinds, self.events, strict=True)]
+                cached = ("".join(self.kinds), objs)
+            else:
+                cached = (ITEM * len(self.items), list(self.items))
+            self._skeletons[with_packets] = cached
+        return cached
+
+    def body(self, with_packets: bool, bodies: bool = True) -> bytes:
+        """The lines of a variant; item JSON is produced once per variant and shared by every script.
+        Without `bodies`, message body texts are left out (a marker stands in their place)."""
+        with_packets = with_packets and self.has_packets()
+        key = (with_packets, bodies)
+        cached = self._bodies.get(key)
+        if cached is None:
+            item_lines = iter(self._item_lines(bodies))
+            if with_packets:
+                cached = b"\x01".join(
+                    next(item_lines) if k == ITEM else e for k, e in zip(self.kinds, self.events, strict=True)
+                )
+            else:
+                cached = b"\x01".join(item_lines)
+            self._bodies[key] = cached
         return cached
 
     def bits(self, with_packets: bool, query: str, match: Callable[[dict[str, Any]], bool]) -> str:
@@ -90,10 +101,26 @@ class Batch:
         key = (with_packets, query)
         cached = self._bits.get(key)
         if cached is None:
-            _, _, objs = self.variant(with_packets)
+            _, objs = self.skeleton(with_packets)
             cached = "".join("1" if o is not None and _safe(match, o) else "0" for o in objs)
             self._bits[key] = cached
         return cached
+
+
+NO_BODY = "\u0000kflpcap:body"
+
+
+def _without_bodies(item: dict[str, Any]) -> dict[str, Any]:
+    """A shallow copy of `item` with request.postData.text and response.content.text replaced."""
+    out = item
+    for message, field in (("request", "postData"), ("response", "content")):
+        msg = item.get(message)
+        holder = msg.get(field) if isinstance(msg, dict) else None
+        if isinstance(holder, dict) and "text" in holder:
+            if out is item:
+                out = dict(item)
+            out[message] = {**msg, field: {**holder, "text": NO_BODY}}
+    return out
 
 
 def _safe(match: Callable[[dict[str, Any]], bool], item: dict[str, Any]) -> bool:
@@ -101,11 +128,3 @@ def _safe(match: Callable[[dict[str, Any]], bool], item: dict[str, Any]) -> bool
         return bool(match(item))
     except Exception:
         return False
-
-
-def payload(function: str, header: dict[str, Any], body: bytes) -> bytes:
-    """The JavaScript call `__kflpcap.<function>('<header>\\x01<body>')`."""
-    head = escape(orjson.dumps(header))
-    if body:
-        return b"__kflpcap." + function.encode() + b"('" + head + b"\x01" + body + b"')"
-    return b"__kflpcap." + function.encode() + b"('" + head + b"')"

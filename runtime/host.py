@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from runtime import isolate as proto
-from runtime.batch import Batch, payload
+from runtime.batch import Batch
 from runtime.commands import Commands
 from runtime.env import global_names
 from runtime.services import MIB, Services
@@ -77,6 +77,10 @@ class ScriptHost:
         self.commands = Commands(self)
         self._proc: IsolateProcess | None = None
         self._inflight: tuple[Batch, list[Any]] | None = None
+        # lean: batches carry no item text (see runtime.source.item_only_forwarded)
+        self.lean = source.lean
+        # bodies: batches carry message bodies (see runtime.source.may_read_bodies)
+        self.bodies = source.bodies
         self._jobs_version = -1
         self._running_sent: bool | None = None
         self._names_sent: Any = None
@@ -311,6 +315,27 @@ class ScriptHost:
             self._learn(result)
             self.commands.run(result.get("c", ()), objs)
             signal = result.get("s")
+            if signal is not None and signal.get("k") in ("need", "bodies") and batch is not None:
+                # the script read an item of a lean batch, or a left-out body: send the batch's
+                # text (with bodies for the latter), from now on always
+                self.lean = False
+                if signal["k"] == "bodies":
+                    self.bodies = True
+                assert self._proc is not None
+                try:
+                    self._proc.send_call(
+                        b"__kflpcap.refill",
+                        [
+                            batch.body(with_packets, self.bodies),
+                            b"1" if self.bodies else b"0",
+                            str(int(signal["at"])).encode(),
+                        ],
+                        self.services.limits.call_timeout_s,
+                    )
+                except IsolateGone as exc:
+                    raise ScriptFault(str(exc)) from exc
+                result = self._receive()
+                continue
             if signal is not None:
                 update = self._resolve(signal, batch, with_packets)
                 if rerun is not None:
@@ -329,10 +354,15 @@ class ScriptHost:
         if not self.wants_items or len(batch) == 0:
             return False
         with_packets = "p" in self.hooks
-        body, kinds, objs = batch.variant(with_packets)
+        kinds, objs = batch.skeleton(with_packets)
         if not kinds:
             return False
+        lean = self.lean and not with_packets
         header: dict[str, Any] = {"k": kinds, "u": self._update()}
+        if lean:
+            header["lean"] = True
+        if not self.bodies:
+            header["nb"] = True
         compiled = self.services.kfl
         answers = {}
         for query, qid in self.queries.items():
@@ -342,9 +372,13 @@ class ScriptHost:
                 )
         if answers:
             header["a"] = answers
+        body = b"" if lean else batch.body(with_packets, self.bodies)
+        assert self._proc is not None
         try:
-            self._send(payload("batch", header, body))
-        except ScriptFault as exc:
+            self._proc.send_call(
+                b"__kflpcap.batch", [orjson.dumps(header), body], self.services.limits.call_timeout_s
+            )
+        except IsolateGone as exc:
             self.fault(str(exc))
             return False
         self._inflight = (batch, objs)

@@ -7,7 +7,9 @@ creates an isolate, evaluates the code it is sent under a time budget, and answe
 
 Frames both ways are `>IB` (payload length, op or status) followed by the payload.
 Requests: `N` new isolate (payload: heap limit in bytes as text), `E` evaluate (payload: 8-byte
-big-endian float timeout in seconds + UTF-8 code), `Q` quit.
+big-endian float timeout in seconds + UTF-8 code), `C` call a global function with string
+arguments (payload: timeout + NUL-separated UTF-8 name and arguments; a string argument crosses
+into V8 about twice as fast as the same text inside code), `Q` quit.
 Answers: status `OK` with the result as UTF-8 text, or an error status with the message.
 """
 
@@ -16,13 +18,14 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 HEAD = struct.Struct(">IB")
 TIMEOUT = struct.Struct(">d")
 
 OP_NEW = ord("N")
 OP_EVAL = ord("E")
+OP_CALL = ord("C")
 OP_QUIT = ord("Q")
 
 OK = 0
@@ -45,14 +48,21 @@ def read_exact(f: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
-def _evaluate(mr: object, payload: bytes) -> tuple[int, str]:
+def _evaluate(mr: object, payload: bytes, functions: dict[bytes, Any], op: int) -> tuple[int, str]:
     from py_mini_racer import JSTimeoutException
     from py_mini_racer._exc import JSEvalException, JSOOMException, JSParseException
 
     (timeout,) = TIMEOUT.unpack_from(payload)
-    code = payload[TIMEOUT.size :].decode("utf-8")
     try:
-        result = mr.eval(code, timeout_sec=timeout or None)  # type: ignore[attr-defined]
+        if op == OP_CALL:
+            name, *args = payload[TIMEOUT.size :].split(b"\x00")
+            fn = functions.get(name)
+            if fn is None:
+                fn = functions[name] = mr.eval(name.decode())  # type: ignore[attr-defined]
+            result = fn(*(a.decode("utf-8") for a in args), timeout_sec=timeout or None)
+        else:
+            code = payload[TIMEOUT.size :].decode("utf-8")
+            result = mr.eval(code, timeout_sec=timeout or None)  # type: ignore[attr-defined]
     except JSTimeoutException as exc:
         return TIMED_OUT, str(exc)
     except JSOOMException as exc:
@@ -73,6 +83,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
     from py_mini_racer import MiniRacer
 
     mr = None
+    functions: dict[bytes, Any] = {}
     try:
         while True:
             head = read_exact(inp, HEAD.size)
@@ -83,6 +94,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
             if op == OP_QUIT:
                 return
             if op == OP_NEW:
+                functions.clear()
                 if mr is not None:
                     mr.close()
                 mr = MiniRacer()
@@ -93,7 +105,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
             elif mr is None:
                 status, text = NO_ISOLATE, "no isolate"
             else:
-                status, text = _evaluate(mr, payload)
+                status, text = _evaluate(mr, payload, functions, op)
             data = text.encode("utf-8", "surrogatepass")
             out.write(HEAD.pack(len(data), status) + data)
             out.flush()

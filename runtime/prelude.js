@@ -64,9 +64,45 @@
 
   function load(t) {
     if (t.v !== null) return t.v;
+    if (t.s === undefined) {
+      // a lean batch carries no item text: ask for it (the item's hook run starts again)
+      if (t.g === GEN && B !== null) signal({ k: "need" });
+      throw new Error("kflpcap: the data of this item is not available any more");
+    }
     t.v = JSON.parse(t.s);
     t.s = null;
+    if (t.nb) {
+      bodyAccessor(t, t.v.request, "postData");
+      bodyAccessor(t, t.v.response, "content");
+    }
     return t.v;
+  }
+
+  // Items sent without their message bodies (see runtime.source.may_read_bodies) have a marker in
+  // place of each body text; reading it asks for the batch with bodies (the hook run starts again).
+  const NO_BODY = "\u0000kflpcap:body";
+  function bodyAccessor(t, message, field) {
+    const holder = message && message[field];
+    if (!holder || holder.text !== NO_BODY) return;
+    Object.defineProperty(holder, "text", {
+      configurable: true,
+      enumerable: true,
+      get() {
+        if (t.full !== undefined) {
+          const full = JSON.parse(t.full);
+          const msg = field === "content" ? full.response : full.request;
+          const value = msg && msg[field] ? msg[field].text : undefined;
+          Object.defineProperty(holder, "text", { value: value, writable: true, configurable: true, enumerable: true });
+          return value;
+        }
+        if (t.g === GEN && B !== null) signal({ k: "bodies" });
+        throw new Error("kflpcap: message bodies of items from an earlier batch are not available to this " +
+          "script (it was started without bodies, see docs/scripts.md)");
+      },
+      set(v) {
+        Object.defineProperty(holder, "text", { value: v, writable: true, configurable: true, enumerable: true });
+      },
+    });
   }
   const ITEM_HANDLER = {
     get(t, k) { return k === ITEM ? t : load(t)[k]; },
@@ -100,9 +136,20 @@
   function retire() {
     if (B === null) return;
     for (const t of B.targets) {
-      if (t !== undefined && t.v === null) t.s = detach(t.s);
+      if (t === undefined) continue;
+      if (t.v === null && t.s !== undefined) t.s = detach(t.s);
+      if (t.full !== undefined) t.full = detach(t.full);
     }
     B = null;
+  }
+
+  // Lean batches (no item text) are only sent to a script whose onItemCaptured passes its item to
+  // wrapper.kflPcapS3 / kfl.match and nothing else (checked in Python on the source); these are the
+  // functions that check was about — if the script replaced any of them, ask for full batches.
+  let LEAN = null;
+  function leanStillValid() {
+    return LEAN !== null && G.onItemCaptured === LEAN[0] && G.wrapper === LEAN[1] && G.kfl === LEAN[2] &&
+      wrapper.kflPcapS3 === LEAN[3] && kfl.match === LEAN[4];
   }
 
   function packetInfo(line) {
@@ -134,7 +181,7 @@
         if (kind === 112) {
           arg = packetInfo(B.lines[i]);
         } else {
-          const t = { s: B.lines[i], v: null, i: i, g: GEN };
+          const t = { s: B.lines[i], v: null, i: i, g: GEN, nb: B.nb };
           B.targets[i] = t;
           arg = new Proxy(t, ITEM_HANDLER);
         }
@@ -209,15 +256,35 @@
   }
 
   const RT = {
-    // payload: header JSON, then one line per event, separated by \x01
-    batch(payload) {
+    // head: JSON {k: event kinds, a: kfl answers, u: update, lean}; body: one line per event,
+    // separated by \x01 (empty for a lean batch)
+    batch(head, body) {
       retire();
       GEN++;
-      const lines = payload.split("\x01");
-      const head = JSON.parse(lines.shift());
-      applyUpdate(head.u);
-      B = { lines: lines, kinds: head.k, ans: head.a || {}, n: head.k.length, targets: [], gen: GEN };
+      const h = JSON.parse(head);
+      applyUpdate(h.u);
+      B = { lines: body === "" ? [] : body.split("\x01"), kinds: h.k, ans: h.a || {}, n: h.k.length,
+        targets: [], gen: GEN, nb: !!h.nb };
+      if (h.lean && !leanStillValid()) {
+        PENDING = { k: "need", at: 0 };
+        return finish(null);
+      }
       return runEvents(0);
+    },
+    // the full text of the current (lean) batch, then resume at `at`
+    refill(body, bodies, at) {
+      B.lines = body.split("\x01");
+      if (bodies === "1") B.nb = false;
+      for (const t of B.targets) {
+        if (t === undefined) continue;
+        if (t.v === null) {
+          t.s = B.lines[t.i];
+          t.nb = B.nb;
+        } else if (t.nb && !B.nb) {
+          t.full = B.lines[t.i];
+        }
+      }
+      return runEvents(Number(at));
     },
     resume(update, start) {
       applyUpdate(update);
@@ -268,6 +335,7 @@
     },
     // after the top-level code: its commands, or the signal it raised
     loaded() {
+      LEAN = [G.onItemCaptured, G.wrapper, G.kfl, wrapper.kflPcapS3, kfl.match];
       return finish(null);
     },
     // JS-side names of jobs this script owns (for removal on reload)

@@ -103,8 +103,14 @@ class Services:
 
     @property
     def outbox(self) -> Any:
-        if self._outbox is None and self.outbox_factory is not None:
-            self._outbox = self.outbox_factory()
+        """The process-wide spool + uploader (`wrappers.Outbox` in the data folder), made on first use."""
+        if self._outbox is None:
+            if self.outbox_factory is not None:
+                self._outbox = self.outbox_factory()
+            else:
+                from wrappers import Outbox
+
+                self._outbox = Outbox(self.data.root)
         return self._outbox
 
     def close_outbox(self, timeout_s: float) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,8 @@ class ScriptSource:
     text: str
     title: str = ""
     literals: list[str] = field(default_factory=list)
+    lean: bool = False
+    bodies: bool = True
 
     @property
     def sha256(self) -> str:
@@ -32,7 +35,14 @@ class ScriptSource:
     def parse(cls, path: Path, text: str) -> ScriptSource:
         comments, literals = scan(text)
         title = next((c for c in (c.strip() for c in comments) if c), "") or path.name
-        return cls(path=path, text=text, title=title, literals=literals)
+        return cls(
+            path=path,
+            text=text,
+            title=title,
+            literals=literals,
+            lean=item_only_forwarded(text),
+            bodies=may_read_bodies(text),
+        )
 
 
 def _unescape(body: str) -> str:
@@ -131,3 +141,88 @@ def scan(text: str) -> tuple[list[str], list[str]]:
 def js_string(value: str) -> str:
     """`value` as a JavaScript string literal."""
     return json.dumps(value, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+_HOOK = re.compile(r"function\s+onItemCaptured\s*\(\s*([A-Za-z_$][\w$]*)\s*\)\s*\{")
+_FORWARD = (
+    r"wrapper\s*\.\s*kflPcapS3\s*\(\s*{p}\s*,",
+    r"kfl\s*\.\s*match\s*\(\s*(?:[\w$.]+|\"[^\"\\\\]*\"|'[^'\\\\]*'|\[\s*\d+\s*\])+\s*,\s*{p}\s*\)",
+)
+
+
+def _blank_strings_and_comments(text: str) -> str:
+    """`text` with the inside of strings and comments replaced by spaces (same length)."""
+    out = list(text)
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if text.startswith("//", i):
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+        elif ch in "'\"`":
+            end = i + 1
+            while end < n and text[end] != ch:
+                end += 2 if text[end] == "\\" else 1
+            end = min(end + 1, n)
+            for k in range(i + 1, end - 1):
+                out[k] = " "
+            i = end
+            continue
+        else:
+            i += 1
+            continue
+        for k in range(i, end):
+            out[k] = " "
+        i = end
+    return "".join(out)
+
+
+def item_only_forwarded(text: str) -> bool:
+    """True when the script's only use of its items is to hand them to wrapper.kflPcapS3 or
+    kfl.match (the seed script's shape): then its batches need not carry the items' text.
+
+    Conservative: one `function onItemCaptured(x) {...}` declaration, no other mention of the name
+    onItemCaptured, and every use of `x` in its body is `wrapper.kflPcapS3(x, ...)` or
+    `kfl.match(<simple query expression>, x)`. The runtime re-checks at each batch that these
+    functions are still the ones it saw, and falls back to full batches if an item is read anyway.
+    """
+    code = _blank_strings_and_comments(text)
+    if len(re.findall(r"(?<![\w$])onItemCaptured(?![\w$])", code)) != 1 or "arguments" in code:
+        return False
+    m = _HOOK.search(code)
+    if m is None:
+        return False
+    depth, i = 0, m.end() - 1
+    while i < len(code):
+        if code[i] == "{":
+            depth += 1
+        elif code[i] == "}":
+            depth -= 1
+            if depth == 0:
+                break
+        i += 1
+    body = code[m.end() : i]
+    param = re.escape(m.group(1))
+    uses = len(re.findall(rf"(?<![\w$.]){param}(?![\w$])", body))
+    forwarded = sum(len(re.findall(p.format(p=param), body)) for p in _FORWARD)
+    return uses > 0 and uses == forwarded
+
+
+# Text that may reach message bodies (response.content.text, request.postData.text) or read an item
+# as a whole. A script without any of it gets items without their bodies (most of an item's bytes).
+_BODY_HINTS = ("stringify", "Object", "Reflect", " in ", "...", "eval", "Function", "structuredClone")
+
+
+def may_read_bodies(text: str) -> bool:
+    """False when the script's text does not name a message body nor read items whole.
+
+    Not a proof: `data.response[k]` with `k` built at run time could still reach a body. Reading a
+    left-out body in the hook makes the runtime resend that batch with bodies (and keep sending
+    them); only an item kept past its batch and read that way later finds its body missing (an
+    error, see docs/scripts.md).
+    """
+    code = _blank_strings_and_comments(text)
+    return any(h in code for h in _BODY_HINTS) or "content" in text or "postData" in text

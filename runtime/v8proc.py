@@ -67,6 +67,10 @@ class IsolateProcess:
         self.send_eval(code, timeout_s)
         return self.receive(timeout_s + GRACE_S)
 
+    def send_call(self, name: bytes, args: list[bytes], timeout_s: float) -> None:
+        """Start calling global function `name` with string arguments (no NUL inside them)."""
+        self.send(proto.OP_CALL, proto.TIMEOUT.pack(timeout_s) + b"\x00".join([name, *args]))
+
     def send_eval(self, code: str | bytes, timeout_s: float) -> None:
         """Start an evaluation; `receive()` collects its answer (the child works meanwhile)."""
         data = code.encode("utf-8") if isinstance(code, str) else code

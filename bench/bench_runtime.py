@@ -1,0 +1,156 @@
+"""Item dispatch into V8: items/s into one script (the seed script) and into three scripts at once.
+
+    python -m bench.bench_runtime [--packets 200000] [--batch 250,500,1000,2000] [--repeat 3]
+
+Items are real: a bench/trafficgen capture (HTTP/1.1 keep-alive with ~10 % status-500 connections,
+10 % DNS) is read through capture and the dissectors first, outside the timing, and its stream store
+kept, so `wrapper.kflPcapS3` really matches KFL and pins streams. Timed: batches of items → every
+script's V8 process → hooks → commands → executed in Python (the wrapper's KFL matching included),
+i.e. everything `Pipeline.flush()` does. Targets (issue 5): ≥ 80 k items/s for one script, ≥ 40 k
+items/s for three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SEED = """var KFL_PCAP_S3_KFL_ARR = [
+  "http and response.status == 500",
+  "dns",
+];
+function onItemCaptured(data) {
+  wrapper.kflPcapS3(data, { kflArr: KFL_PCAP_S3_KFL_ARR });
+}
+"""
+
+COUNTER = """// Status Counter
+var counts = {};
+function onItemCaptured(data) {
+  var key = data.protocol.name + " " + (data.response ? (data.response.status || data.response.code) : "-");
+  counts[key] = (counts[key] || 0) + 1;
+}
+"""
+
+RECORDER = """// KFL Recorder
+var seen = {};
+function onItemCaptured(data) {
+  if (kfl.match(env.RECORDING_KFL, data)) seen[data.stream] = true;
+}
+"""
+
+
+def real_items(packets: int) -> tuple[list[dict[str, Any]], Any]:
+    """Dissect a generated capture: its items and the stream store holding their packets."""
+    import capture
+    from bench.trafficgen import generate
+
+    buf = io.BytesIO()
+    generate(buf, packets=packets, seed=3)
+    with tempfile.NamedTemporaryFile(suffix=".pcap") as f:
+        f.write(buf.getvalue())
+        f.flush()
+        items: list[dict[str, Any]] = []
+        cap = capture.Capture(handler_factory=capture.make_handler_factory(items.append))
+        cap.consume(capture.open_sources([f.name]))
+        cap.finish()
+    return items, cap.store
+
+
+def run(
+    scripts: list[tuple[str, str]], items: list[dict[str, Any]], store: Any, batch_size: int, root: Path
+) -> tuple[float, dict[str, float]]:
+    from runtime.batch import Batch
+    from runtime.console import Console
+    from runtime.files import DataDir
+    from runtime.host import ScriptHost
+    from runtime.services import Clock, Services
+    from runtime.source import ScriptSource
+
+    out = io.StringIO()
+    services = Services(
+        console=Console(out, out),
+        data=DataDir(root),
+        clock=Clock("capture"),
+        env={"RECORDING_KFL": 'http and request.method == "POST"'},
+        node={"name": "bench", "ip": "127.0.0.1"},
+    )
+    services.store = store
+    services.clock.advance(items[0]["timestamp"] * 1_000_000)
+    hosts = [
+        ScriptHost(ScriptSource.parse(Path(name), text), services, i)
+        for i, (name, text) in enumerate(scripts)
+    ]
+    try:
+        for h in hosts:
+            h.load()
+        # warm up (V8 compiles the hooks; queries get learned)
+        warm = Batch()
+        for item in items[:batch_size]:
+            warm.add_item(item)
+        for h in hosts:
+            if h.send_batch(warm):
+                h.finish_batch()
+        started = time.perf_counter()
+        for k in range(0, len(items), batch_size):
+            batch = Batch()
+            for item in items[k : k + batch_size]:
+                batch.add_item(item)
+            sent = [h for h in hosts if h.send_batch(batch)]
+            for h in sent:
+                h.finish_batch()
+        seconds = time.perf_counter() - started
+        errors = sum(services.console.errors.values())
+        return len(items) / seconds, {"errors": errors, "seconds": seconds}
+    finally:
+        for h in hosts:
+            h.close("end")
+        services.close_outbox(5.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--packets", type=int, default=200_000)
+    ap.add_argument("--batch", default="250,500,1000,2000")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    items, store = real_items(args.packets)
+    protos: dict[str, int] = {}
+    for item in items:
+        protos[item["protocol"]["name"]] = protos.get(item["protocol"]["name"], 0) + 1
+    print(f"items: {len(items)} {protos} (dissected in {time.perf_counter() - t0:.1f} s, not timed)")
+
+    setups = {
+        "one script (seed)": [("seed.js", SEED)],
+        "three scripts (seed, counter, kfl recorder)": [
+            ("seed.js", SEED),
+            ("counter.js", COUNTER),
+            ("recorder.js", RECORDER),
+        ],
+    }
+    targets = {"one script (seed)": 80_000, "three scripts (seed, counter, kfl recorder)": 40_000}
+    for label, scripts in setups.items():
+        for size in (int(s) for s in args.batch.split(",")):
+            rates = []
+            for _ in range(args.repeat):
+                with tempfile.TemporaryDirectory() as root:
+                    rate, info = run(scripts, items, store, size, Path(root))
+                rates.append(rate)
+            rates.sort()
+            median = rates[len(rates) // 2]
+            verdict = "meets" if median >= targets[label] else "BELOW"
+            print(
+                f"{label:45s} batch {size:5d}: {median:9.0f} items/s (min {rates[0]:.0f}, max {rates[-1]:.0f}; "
+                f"target {targets[label]} {verdict}; errors {info['errors']})"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
