@@ -3,10 +3,8 @@
 from .api import MACROS, MacroTable, add_macro, cached, compile, match, validate
 from .compiler import Query
 from .errors import KFLSyntaxError
-from .helpers import KNOWN as HELPERS
 
 __all__ = [
-    "HELPERS",
     "MACROS",
     "KFLSyntaxError",
     "MacroTable",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 import kfl
@@ -110,3 +113,25 @@ def test_kfl_md_examples(http_item):
     with pytest.raises(kfl.KFLSyntaxError, match="comparisons do not chain"):
         kfl.compile("1 < 2 < 3")
     assert http_item["response"]["status"] == 500 and kfl.match("http and response.status == 500", http_item)
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "kfl.md"
+
+
+def doc_examples() -> list[str]:
+    """The queries of docs/kfl.md: its first example block and the example column of its helper table."""
+    text = DOCS.read_text()
+    block = text.split("```text\n", 1)[1].split("```", 1)[0]
+    queries = [line for line in block.splitlines() if line.strip()]
+    table = text.split("## Helpers", 1)[1].split("\n\n", 2)[1]
+    for row in table.splitlines()[2:]:
+        example = row.rstrip("|").rsplit("|", 1)[1]
+        queries += re.findall(r"`([^`]+)`", example)
+    return queries
+
+
+def test_docs_examples_compile():
+    examples = doc_examples()
+    assert len(examples) >= 12
+    for query in examples:
+        assert kfl.compile(query).unknown_helpers == (), query
