@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from operator import itemgetter
 from typing import Any
 
+import orjson
+
 import kfl
 from wrappers.artifacts import (
     GZIP_LEVEL,
@@ -312,7 +314,7 @@ class KflPcapS3:
             manifest = self._manifest(i, repo, written, packets, now, reason, link)
             manifest["pcap"].update(key=f"{folder}/{data_name}", size=size, sha256=sha)
             manifest["key"] = f"{folder}/{base}.json"
-            body = (json.dumps(manifest, indent=1) + "\n").encode()
+            body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
             msha = hashlib.sha256(body).hexdigest()
             bundle.path(f"{base}.json").write_bytes(body)
             bundle.add(f"{folder}/{data_name}", data_name, sha)
