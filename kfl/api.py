@@ -26,6 +26,13 @@ DEFAULT_MACROS = {
 }
 
 
+def _build(query: str, macros: Mapping[str, str]) -> Query:
+    try:
+        return build(query, parse(query, macros))
+    except RecursionError:
+        raise KFLSyntaxError("the query is nested too deeply", query, 0) from None
+
+
 @lru_cache(maxsize=256)
 def check_macro(name: str, expansion: str) -> None:
     """Raise ValueError for a bad macro name, KFLSyntaxError (on the expansion) for a bad expansion."""
@@ -34,7 +41,7 @@ def check_macro(name: str, expansion: str) -> None:
     if not isinstance(expansion, str) or not expansion.strip():
         raise ValueError(f"macro {name!r}: the expansion must be a non-empty query")
     try:
-        build(expansion, parse(expansion, {}))
+        _build(expansion, {})
     except KFLSyntaxError as exc:
         raise KFLSyntaxError(f"in macro '{name}': {exc.message}", expansion, exc.pos) from None
 
@@ -100,7 +107,8 @@ def compile(query: str, macros: Mapping[str, str] | None = None) -> Query:
         table: Mapping[str, str] = {**MACROS, **macros}
     else:
         table = MACROS
-    return build(query, parse(query, table))
+    return _build(query, table)
+
 
 
 @lru_cache(maxsize=CACHE_SIZE)

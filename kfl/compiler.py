@@ -80,9 +80,9 @@ def build(query: str, tree: n.Node | None) -> Query:
 
 
 def _all_of(tests: list[Test]) -> Test:
-    """`and` of the tests, left to right, stopping at the first false (groups of at most three)."""
-    if len(tests) > 3:
-        tests = [_all_of(tests[:3]), _all_of(tests[3:])]
+    """`and` of the tests, left to right, stopping at the first false (a tree of groups of three)."""
+    while len(tests) > 3:
+        tests = [_all_of(tests[i : i + 3]) for i in range(0, len(tests), 3)]
     if len(tests) == 1:
         return tests[0]
     if len(tests) == 2:
@@ -93,9 +93,9 @@ def _all_of(tests: list[Test]) -> Test:
 
 
 def _any_of(tests: list[Test]) -> Test:
-    """`or` of the tests, left to right, stopping at the first true (groups of at most three)."""
-    if len(tests) > 3:
-        tests = [_any_of(tests[:3]), _any_of(tests[3:])]
+    """`or` of the tests, left to right, stopping at the first true (a tree of groups of three)."""
+    while len(tests) > 3:
+        tests = [_any_of(tests[i : i + 3]) for i in range(0, len(tests), 3)]
     if len(tests) == 1:
         return tests[0]
     if len(tests) == 2:

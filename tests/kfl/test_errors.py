@@ -126,3 +126,10 @@ def test_errors_pickle():
     err = error("a ==")
     again = pickle.loads(pickle.dumps(err))
     assert str(again) == str(err) and again.column == err.column
+
+
+def test_deep_nesting_is_an_error_not_a_crash():
+    for query in ["not " * 3000 + "a", "-" * 3000 + "a"]:
+        assert error(query).message == "the query is nested too deeply"
+    assert kfl.compile("(" * 3000 + "a" + ")" * 3000).match({"a": 1})
+    assert kfl.compile(" or ".join(["a"] * 5000) + " or b").match({"b": 1})

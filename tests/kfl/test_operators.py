@@ -191,3 +191,18 @@ def test_items_are_never_changed_by_matching(http_item, items):
                   "response.content.text.json().user.id == 7"]:
         kfl.compile(query).apply(http_item)
     assert repr(http_item) == before
+
+
+@pytest.mark.parametrize("terms", [2, 3, 4, 7, 10, 40])
+def test_long_and_or_chains_run_left_to_right(terms):
+    names = [f"t{i}" for i in range(terms)]
+    ands = " and ".join([*names[:-1], f'redact("{names[-2]}")', f'{names[-2]} == "[REDACTED]"'])
+    item = dict.fromkeys(names, 1)
+    ok, out = kfl.compile(ands).apply(item)
+    assert ok and out[names[-2]] == "[REDACTED]"
+    item[names[0]] = 0
+    assert kfl.compile(ands).apply(item) == (False, item)
+    ors = " or ".join([*(f"{n} == 2" for n in names), f'redact("{names[-1]}")', "t0 == 1"])
+    ok, out = kfl.compile(ors).apply(dict.fromkeys(names, 1))
+    assert ok and out[names[-1]] == "[REDACTED]" and out["t0"] == 1
+    assert kfl.compile(" or ".join(f"{n} == 2" for n in names)).match(dict.fromkeys(names, 1)) is False
