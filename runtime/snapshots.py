@@ -1,4 +1,5 @@
-"""`pcap.path` and `pcap.snapshot` files, made from the stream store (or from PCAP files on disk).
+"""`pcap.path` and `pcap.snapshot` files, made from the stream store (or from PCAP files on disk),
+and Kubeshark's `name_resolution_history.json`.
 
 `pcap.path(stream)` names `pcaps/master/<stream>`, Kubeshark's place for a stream's PCAP. The
 stream store keeps the packets in memory, so the file is written from the store when a helper
@@ -8,6 +9,7 @@ reads it (copy, move, upload), with every packet captured so far.
 from __future__ import annotations
 
 import heapq
+import json
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -42,8 +44,18 @@ def stream_packets(services: Any, stream: str) -> list[Packet]:
     return list(store.packets(stream))
 
 
+NAME_HISTORY = "name_resolution_history.json"
+
+
 def materialize(services: Any, rel: str) -> None:
-    """Write `pcaps/<context>/<stream>` from the store when a helper is about to read it."""
+    """Write `pcaps/<context>/<stream>` from the store, or Kubeshark's `name_resolution_history.json`
+    from the name table's history, when a helper is about to read it."""
+    if rel == NAME_HISTORY:
+        target = services.data.path(rel)
+        tmp = target.with_name(target.name + ".part")
+        tmp.write_text(json.dumps(services.name_history(), sort_keys=True), encoding="utf-8")
+        os.replace(tmp, target)
+        return
     if not rel.startswith(PCAPS_PREFIX) or rel.count("/") != 2:
         return
     stream = rel.rsplit("/", 1)[1]

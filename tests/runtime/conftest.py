@@ -16,6 +16,7 @@ from runtime.files import DataDir
 from runtime.host import ScriptHost
 from runtime.services import Clock, Limits, Services
 from runtime.source import ScriptSource
+from tests.seaweed import seaweed  # noqa: F401  (the session S3 server fixture)
 
 
 class Recorder:
@@ -71,3 +72,61 @@ class Recorder:
 @pytest.fixture
 def rec(tmp_path: Path) -> Recorder:
     return Recorder(tmp_path)
+
+
+DEMO_PCAP = Path(__file__).resolve().parents[2] / "runtime" / "demo" / "demo.pcap"
+KUBESHARK = Path(__file__).resolve().parent / "kubeshark"
+
+
+class Run:
+    """The outcome of a pipeline run over captures: console lines, the data folder, counters."""
+
+    def __init__(self, out: io.StringIO, err: io.StringIO, data: Path, pipeline: Any) -> None:
+        self.stdout = out.getvalue().splitlines()
+        self.stderr = err.getvalue().splitlines()
+        self.data = data
+        self.pipeline = pipeline
+
+    def lines(self, title: str) -> list[str]:
+        prefix = f"{title}] "
+        return [ln[len(prefix) :] for ln in self.stdout if ln.startswith(prefix)]
+
+    def errors(self, title: str) -> list[str]:
+        prefix = f"{title}:ERROR] "
+        return [ln[len(prefix) :] for ln in self.stderr if ln.startswith(prefix)]
+
+
+def run_pipeline(
+    tmp: Path,
+    scripts: dict[str, str],
+    pcaps: list[Path] | None = None,
+    env: dict[str, Any] | None = None,
+    clock: str | None = None,
+    limits: Limits | None = None,
+    batch_items: int = 1000,
+) -> Run:
+    """Run `scripts` (file name → text, written to a folder) over `pcaps` (default: the demo capture)."""
+    from runtime.pipeline import Pipeline, PipelineConfig
+
+    folder = tmp / "scripts"
+    folder.mkdir(exist_ok=True)
+    for name, text in scripts.items():
+        (folder / name).write_text(text)
+    out, err = io.StringIO(), io.StringIO()
+    config = PipelineConfig(
+        sources=[str(p) for p in (pcaps or [DEMO_PCAP])],
+        scripts=[str(folder)],
+        data_dir=tmp / "data",
+        env=dict(env or {}),
+        clock=clock,
+        node="node-1",
+        limits=limits or Limits(),
+        batch_items=batch_items,
+        watch=False,
+    )
+    pipeline = Pipeline(config, console=Console(out, err))
+    try:
+        pipeline.run()
+    finally:
+        pipeline.close()
+    return Run(out, err, tmp / "data", pipeline)
