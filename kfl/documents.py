@@ -102,16 +102,25 @@ class _Builder:
             self.stack[-1][2].append(text)
 
 
+class _EntityDeclared(Exception):
+    """A document that declares entities: refused (no entity expansion bombs, no external files)."""
+
+
+def _refuse_entities(*args: Any) -> None:
+    raise _EntityDeclared
+
+
 def _parse_xml(data: bytes | str) -> Any:
     builder = _Builder()
     parser = expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.EntityDeclHandler = _refuse_entities
     parser.StartElementHandler = builder.start
     parser.EndElementHandler = builder.end
     parser.CharacterDataHandler = builder.data
     try:
         parser.Parse(data, True)
-    except (expat.ExpatError, ValueError, RecursionError):
+    except (expat.ExpatError, ValueError, RecursionError, _EntityDeclared):
         return MISSING
     return builder.root or MISSING
 

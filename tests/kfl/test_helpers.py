@@ -292,3 +292,14 @@ def test_errors_inside_helper_arguments_surface():
         kfl.compile('rule(query: timestamp > datetime("nope"))')
     with pytest.raises(kfl.KFLSyntaxError):
         kfl.compile('x.contains(r"(")')
+
+
+def test_xml_with_entity_declarations_is_refused():
+    laughs = "".join(f'<!ENTITY e{i + 1} "{f"&e{i};" * 10}">' for i in range(9))
+    bomb = f'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY e0 "lol">{laughs}]><l>&e9;</l>'
+    external = '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY e SYSTEM "file:///etc/passwd">]><l>&e;</l>'
+    harmless = '<!DOCTYPE l [<!ENTITY e "x">]><l>&e;</l>'
+    for document in (bomb, external, harmless):
+        assert m("x.xml()", {"x": document}) is False
+        assert m("!(x.xml() == nil)", {"x": document}) is True
+    assert m('x.xml().l == "<&"', {"x": "<l>&lt;&amp;</l>"})    # the predefined entities still work
