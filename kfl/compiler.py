@@ -56,17 +56,24 @@ class Query:
         self.unknown_helpers = unknown_helpers
 
     def match(self, item: Any, now_ms: int | None = None) -> bool:
-        """Does `item` match? `now_ms` fixes what `now()` reads (default: the clock, once)."""
+        """Does `item` match? `now_ms` fixes what `now()` reads (default: the clock, once).
+
+        An item nested too deeply for Python's stack to compare does not match."""
         if item.__class__ is not dict and not isinstance(item, dict):
             item = {}
-        return self._test([item, now_ms])
+        try:
+            return self._test([item, now_ms])
+        except RecursionError:
+            return False
 
     def apply(self, item: Any, now_ms: int | None = None) -> tuple[bool, Any]:
         """(matches, item after `redact()`): a copy when something was redacted, else `item` itself."""
-        if not isinstance(item, dict):
-            return self._test([{}, now_ms]), item
-        state = [item, now_ms]
-        return self._test(state), state[0]
+        state = [item if isinstance(item, dict) else {}, now_ms]
+        try:
+            ok = self._test(state)
+        except RecursionError:
+            return False, item
+        return ok, state[0] if isinstance(item, dict) else item
 
     def __repr__(self) -> str:
         return f"kfl.Query({self.query!r})"

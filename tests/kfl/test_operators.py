@@ -206,3 +206,13 @@ def test_long_and_or_chains_run_left_to_right(terms):
     ok, out = kfl.compile(ors).apply(dict.fromkeys(names, 1))
     assert ok and out[names[-1]] == "[REDACTED]" and out["t0"] == 1
     assert kfl.compile(" or ".join(f"{n} == 2" for n in names)).match(dict.fromkeys(names, 1)) is False
+
+
+def test_items_too_deep_to_compare_do_not_match():
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    item = {"x": deep, "y": deep, "s": "a"}
+    assert kfl.compile("x == y").match(item) is False
+    assert kfl.compile('redact("s") and x == y').apply(item) == (False, item)
+    assert kfl.compile('s == "a"').match(item) is True
