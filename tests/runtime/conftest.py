@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from capture import StreamStore
 from runtime.batch import Batch
 from runtime.console import Console
 from runtime.files import DataDir
@@ -41,6 +42,7 @@ class Recorder:
             limits=limits or Limits(),
         )
         self.services.clock.advance(1_700_000_000_000_000_000)
+        self.services.store = StreamStore()
         self._sid = 0
 
     @property
@@ -50,6 +52,10 @@ class Recorder:
     @property
     def stderr(self) -> list[str]:
         return self.err.getvalue().splitlines()
+
+    def lines_of(self, title: str) -> list[str]:
+        prefix = f"{title}] "
+        return [ln[len(prefix) :] for ln in self.stdout if ln.startswith(prefix)]
 
     @contextmanager
     def host(self, text: str, name: str = "script.js") -> Iterator[ScriptHost]:
