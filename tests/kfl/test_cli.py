@@ -53,11 +53,11 @@ def test_match_prints_matching_items_after_redact():
 def test_match_from_stdin_count_limit_and_no_match():
     text = ITEMS.read_text()
     done = kflpcap("match", "--count", "http or dns", stdin=text)
-    assert (done.returncode, done.stdout) == (0, "3\n")
+    assert (done.returncode, done.stdout) == (0, "3\n"), done.stderr
     done = kflpcap("match", "--count", "limit(2) and (http or dns)", "-", stdin=text)
-    assert (done.returncode, done.stdout) == (0, "2\n")
+    assert (done.returncode, done.stdout) == (0, "2\n"), done.stderr
     done = kflpcap("match", "kafka", str(ITEMS))
-    assert (done.returncode, done.stdout) == (1, "")
+    assert (done.returncode, done.stdout) == (1, ""), done.stderr
     done = kflpcap("match", "--macro", "web=http", "web and response.status >= 500", str(ITEMS))
     assert [json.loads(line)["id"] for line in done.stdout.splitlines()] == ["node-a/000000000415.pcap-1"]
 
