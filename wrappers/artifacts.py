@@ -45,13 +45,14 @@ class HashingWriter(io.RawIOBase):
 
 def write_pcap_gz(
     path: Path, packets: Sequence[Packet], snaplen: int | Callable[[int], int], level: int = GZIP_LEVEL
-) -> tuple[str, int]:
-    """Write a gzipped capture; returns (SHA-256 hex, size) of the compressed file."""
+) -> tuple[str, int, int]:
+    """Write a gzipped capture; returns (SHA-256 hex, size) of the compressed file and the raw size."""
     with path.open("wb") as raw:
         hashing = HashingWriter(raw)
         with gzip.GzipFile(filename="", mode="wb", fileobj=hashing, compresslevel=level, mtime=0) as gz:
             write_pcap(gz, packets, snaplen)
-    return hashing.sha.hexdigest(), hashing.size
+            raw_size = gz.tell()
+    return hashing.sha.hexdigest(), hashing.size, raw_size
 
 
 def write_kubeshark_tar(
@@ -62,8 +63,10 @@ def write_kubeshark_tar(
     content: dict[str, Any],
     names_history: dict[str, Any],
     level: int = GZIP_LEVEL,
-) -> tuple[str, int]:
-    """Kubeshark's repository: `<unix>.pcap`, `content.json`, `name_resolution_history.json`."""
+) -> tuple[str, int, int]:
+    """Kubeshark's repository: `<unix>.pcap`, `content.json`, `name_resolution_history.json`.
+
+    Returns (SHA-256 hex, size) of the tar.gz and the size of the PCAP inside."""
     pcap = io.BytesIO()
     write_pcap(pcap, packets, snaplen)
     members = [
@@ -83,7 +86,7 @@ def write_kubeshark_tar(
                 info.mtime = unix
                 info.mode = 0o444
                 tar.addfile(info, io.BytesIO(data))
-    return hashing.sha.hexdigest(), hashing.size
+    return hashing.sha.hexdigest(), hashing.size, len(members[0][1])
 
 
 def rfc3339(ts_ns: int) -> str:

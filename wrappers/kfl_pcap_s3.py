@@ -86,9 +86,13 @@ class KflPcapS3:
         self.queries: list[Any] = []
         self.repos: list[_Repo] = []
         self.chains = ChainState.for_data_dir(ctx.data_dir)
-        self.chains.recover(ctx.outbox.spooled())
+        self.chains.recover(ctx.outbox.recovered)
         self.counters: dict[str, int] = {"items": 0, "repositories": 0, "packets": 0, "bytes": 0}
         self.matches: list[int] = []
+        self.written: list[dict[str, Any]] = []  # one entry per repository written (for reports)
+        # per query: cursors of streams already written and released, while the store still has them,
+        # so a late item of such a stream continues it instead of writing its packets again
+        self.released: list[dict[str, tuple[int, int]]] = []
         self._warned: set[str] = set()
         self.retry_s = RETRY_S
 
@@ -114,6 +118,7 @@ class KflPcapS3:
         now = self.ctx.clock()
         self.repos = [_Repo(now) for _ in opts.kfl_arr]
         self.matches = [0] * len(opts.kfl_arr)
+        self.released = [{} for _ in opts.kfl_arr]
         self.active = True
         where = opts.store.get("root") if opts.local else _describe_s3(opts.store)
         if opts.local:
@@ -160,8 +165,9 @@ class KflPcapS3:
                 self._error_once(f"gone:{sid}", f"kflPcapS3: stream {sid} is no longer in the stream store")
                 return
             info = self.ctx.store.info(sid)
-            entry = repo.streams[sid] = _Stream(sid)
-            repo.bytes_est += info.bytes if info else 0
+            start, start_bytes = self.released[i].pop(sid, (0, 0))
+            entry = repo.streams[sid] = _Stream(sid, start, start_bytes)
+            repo.bytes_est += info.bytes - start_bytes if info else 0
         if not entry.added:
             entry.added = True
             repo.added += 1
@@ -273,11 +279,16 @@ class KflPcapS3:
                 nxt.streams[s.sid] = s
             elif final or info is None or info.evicted or (info.closed and now - info.last_ts_ns > LINGER_NS):
                 store.unpin(s.sid)
+                if info is not None and not final:
+                    self.released[i][s.sid] = (s.start + len(pkts) if wrote else s.start, info.bytes)
             else:
                 start = s.start + len(pkts) if wrote else s.start
                 nxt.streams[s.sid] = _Stream(s.sid, start, info.bytes if wrote else s.start_bytes,
                                              protocols=s.protocols)
         self.repos[i] = nxt
+        released = self.released[i]
+        for sid in [sid for sid in released if store.info(sid) is None]:
+            del released[sid]
         return failure is None
 
     def _write(self, i: int, repo: _Repo, written: list, now: int, reason: str) -> None:
@@ -304,13 +315,13 @@ class KflPcapS3:
                     "l4_streams": [s.sid for s, _info, _p in written],
                 }
                 history = {str(unix): ctx.names()}
-                sha, size = write_kubeshark_tar(
+                sha, size, raw_size = write_kubeshark_tar(
                     bundle.path(data_name), unix, packets, ctx.store.snaplen, content, history
                 )
             else:
                 base = f"{key_time(repo.start_ns)}_{link.seq:06d}"
                 data_name = f"{base}.pcap.gz"
-                sha, size = write_pcap_gz(bundle.path(data_name), packets, ctx.store.snaplen)
+                sha, size, raw_size = write_pcap_gz(bundle.path(data_name), packets, ctx.store.snaplen)
             manifest = self._manifest(i, repo, written, packets, now, reason, link)
             manifest["pcap"].update(key=f"{folder}/{data_name}", size=size, sha256=sha)
             manifest["key"] = f"{folder}/{base}.json"
@@ -334,6 +345,10 @@ class KflPcapS3:
         self.counters["repositories"] += 1
         self.counters["packets"] += len(packets)
         self.counters["bytes"] += size
+        self.written.append({
+            "index": i, "query": opts.kfl_arr[i], "location": _location(opts.store, f"{folder}/{data_name}"),
+            "streams": len(written), "packets": len(packets), "bytes_raw": raw_size, "bytes_gz": size,
+        })
         ms = (time.perf_counter() - began) * 1000
         ctx.console(f"kflPcapS3: New PCAP: {folder}/{data_name}; {summary}; snapshot time: {ms:.0f}ms")
 
@@ -434,6 +449,13 @@ def _store_ident(store: dict[str, Any]) -> str:
     if store.get("kind") == "s3":
         return f"s3://{store['bucket']}/{store.get('prefix', '')}@{store.get('endpoint', '')}"
     return f"file://{store.get('root')}"
+
+
+def _location(store: dict[str, Any], key: str) -> str:
+    if store.get("kind") == "s3":
+        prefix = store.get("prefix", "")
+        return f"s3://{store['bucket']}/{prefix + '/' if prefix else ''}{key}"
+    return f"{store['root']}/{key}"
 
 
 def _describe_s3(store: dict[str, Any]) -> str:

@@ -102,6 +102,7 @@ class Outbox:
         self._stores: dict[str, Any] = {}
         self._stopping = False
         self.uploaded = 0
+        self.recovered: list[dict[str, Any]] = []  # bundle.json of what an earlier process left
         self._recover()
         self._thread = threading.Thread(target=self._run, name="kflpcap-outbox", daemon=True)
         self._thread.start()
@@ -120,6 +121,7 @@ class Outbox:
                     child.rename(self.failed_dir / child.name)
                     continue
                 self._entries[child.name] = _Entry(child.name, child, meta)
+                self.recovered.append(meta)
         if self._entries:
             self.log(f"{len(self._entries)} spooled bundle(s) from an earlier run: uploading them")
 

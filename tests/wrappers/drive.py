@@ -67,11 +67,19 @@ class _OneItem:
         pass
 
 
-def synthetic_items(truth: dict[str, Any]) -> Callable[[OnItem], Callable[[StreamMeta], _OneItem]]:
+def synthetic_items(
+    truth: dict[str, Any], emitted: list[dict[str, Any]] | None = None
+) -> Callable[[OnItem], Callable[[StreamMeta], _OneItem]]:
+    """Items from ground truth; every item is also appended to `emitted` when given."""
     http500 = {tuple(t) for t in truth["http500_streams"]}
 
     def factory(on_item: OnItem) -> Callable[[StreamMeta], _OneItem]:
-        return lambda meta: _OneItem(meta, on_item, http500)
+        def record(item: dict[str, Any]) -> None:
+            if emitted is not None:
+                emitted.append(item)
+            on_item(item)
+
+        return lambda meta: _OneItem(meta, record, http500)
 
     return factory
 
@@ -97,6 +105,7 @@ def drive(
     echo: bool = False,
     on_error: Callable[[str], None] | None = None,
     retry_s: float | None = None,
+    before_close: Callable[[KflPcapS3, Capture], None] | None = None,
 ) -> Run:
     """Replay `pcap` through Capture → items → KflPcapS3 (ticked once per second of capture time).
 
@@ -143,6 +152,8 @@ def drive(
             next_tick = pkt[0] + 1_000_000_000
     cap.finish()
     wrapper.tick(cap.now_ns)
+    if before_close is not None:
+        before_close(wrapper, cap)
     wrapper.close("end")
     run = Run(data_dir, wrapper, cap, lines, errors)
     if own_outbox:
