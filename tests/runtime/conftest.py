@@ -115,7 +115,7 @@ def run_pipeline(
     from runtime.pipeline import Pipeline, PipelineConfig
 
     folder = tmp / "scripts"
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     for name, text in scripts.items():
         (folder / name).write_text(text)
     out, err = io.StringIO(), io.StringIO()

@@ -1,0 +1,121 @@
+"""Jobs: 6-field cron with seconds (UTC), tags, limit, extra args, pass/fail hooks, clocks."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from capture import open_sources
+from runtime.jobs import NS, CronError, Scheduler
+from tests.runtime.conftest import DEMO_PCAP, Recorder, run_pipeline
+
+T0 = 1_700_000_000 * NS  # 2023-11-14T22:13:20Z
+
+
+def test_scheduler_cron_with_seconds_utc_and_coalescing() -> None:
+    s = Scheduler()
+    owner = object()
+    job, old = s.schedule(owner, "t", "*/5 * * * * *", 0, T0 + 1 * NS)
+    assert old is None and job.next_ns == T0 + 5 * NS
+    assert s.due(T0 + 4 * NS) == []
+    assert s.due(T0 + 5 * NS) == [job] and job.next_ns == T0 + 10 * NS
+    # a jump over many fire times runs the job once and continues after the clock
+    assert s.due(T0 + 3600 * NS) == [job] and job.next_ns == T0 + 3605 * NS
+    hourly, _ = s.schedule(owner, "h", "0 0 * * * *", 0, T0)
+    assert hourly.next_ns == (1_700_002_800) * NS  # 23:00:00 UTC
+    with pytest.raises(CronError):
+        s.schedule(owner, "bad", "61 * * * * *", 0, T0)
+
+
+def test_scheduler_limit_and_global_tags() -> None:
+    s = Scheduler()
+    a, b = object(), object()
+    job, _ = s.schedule(a, "t", "* * * * * *", 2, T0)
+    s.ran(job)
+    assert s.get("t") is job
+    s.ran(job)
+    assert s.get("t") is None
+    first, _ = s.schedule(a, "x", "* * * * * *", 0, T0)
+    second, old = s.schedule(b, "x", "* * * * * *", 0, T0)
+    assert old is first and s.get("x").owner is b
+    assert s.remove_owner(a) == [] and s.remove_owner(b) == [second]
+
+
+def test_jobs_helpers_in_scripts(rec: Recorder) -> None:
+    script = """// J
+    jobs.schedule("My Job", "*/5 * * * * *", function (a, b) { console.log("run", a, b); }, 0, "x", 7);
+    jobs.schedule("Other  Job", "0 * * * * *", function () {});
+    console.log(JSON.stringify(jobs.list()), jobs.scheduler.isRunning());
+    jobs.remove("other  job");
+    console.log(JSON.stringify(jobs.list()));
+    try { jobs.remove("nope"); } catch (e) { console.log(e.message); }
+    try { jobs.run("nope"); } catch (e) { console.log(e.message); }
+    jobs.scheduler.stop();
+    console.log(jobs.scheduler.isRunning());
+    jobs.scheduler.start();
+    """
+    with rec.host(script) as h:
+        assert rec.services.scheduler.tags() == ["my-job"]
+        assert h.run_job("my-job") == (True, None)
+        h.close("unload")
+        assert rec.services.scheduler.tags() == []
+    assert rec.lines_of("J") == [
+        'Scheduled the job: "my-job" for cron: "*/5 * * * * *" (limit: infinite)',
+        'Scheduled the job: "other--job" for cron: "0 * * * * *" (limit: infinite)',
+        '["my-job","other--job"] true',
+        'Removed the job: "other--job"',
+        '["my-job"]',
+        'jobs.remove: no job with tag "nope"',
+        'jobs.run: no job with tag "nope"',
+        "false",
+        "run x 7",
+    ]
+
+
+def test_jobs_fire_on_capture_time_with_limit_args_and_hooks(tmp_path: Path) -> None:
+    owner = """// Owner
+    var n = 0;
+    jobs.schedule("Tick Tock", "*/10 * * * * *", function (label, k) { n++; console.log(label, k, n); }, 3, "tick", 42);
+    jobs.schedule("boom", "*/20 * * * * *", function () { throw new Error("kaput " + n); }, 2);
+    """
+    other = """// Other
+    function onJobPassed(tag, cron, limit) { console.log("passed", tag, cron, limit); }
+    function onJobFailed(tag, cron, limit, err) { console.log("failed", tag, cron, limit, err); }
+    jobs.schedule("cleanup", "0 0 0 1 1 *", function () {});
+    """
+    run = run_pipeline(tmp_path, {"a.js": owner, "b.js": other})
+    assert [ln for ln in run.lines("Owner") if ln.startswith("tick")] == [
+        "tick 42 1",
+        "tick 42 2",
+        "tick 42 3",
+    ]
+    errors = run.errors("Owner")
+    assert len(errors) == 2 and errors[0].startswith("(job=boom) Error: kaput ")
+    other_lines = [ln for ln in run.lines("Other") if ln.startswith(("passed", "failed"))]
+    assert other_lines.count("passed tick-tock */10 * * * * * 3") == 3
+    failed = [ln for ln in other_lines if ln.startswith("failed")]
+    assert len(failed) == 2 and failed[0].startswith("failed boom */20 * * * * * 2 Error: kaput ")
+
+
+def _span_s(pcap: Path) -> tuple[float, float]:
+    times = [p[0] / NS for p in open_sources([str(pcap)])]
+    return min(times), max(times)
+
+
+def test_capture_clock_versus_wall_clock(tmp_path: Path) -> None:
+    script = """// Clock
+    jobs.schedule("ten", "*/10 * * * * *", function () { console.log("fired"); });
+    setTimeout(function () { console.log("timer"); }, 60000);
+    """
+    first, last = _span_s(DEMO_PCAP)
+    expected = int(last // 10) - int(first // 10)
+    capture = run_pipeline(tmp_path / "c", {"c.js": script}, clock="capture")
+    assert capture.lines("Clock").count("fired") == expected >= 6
+    assert "timer" in capture.lines("Clock")
+    started = time.monotonic()
+    wall = run_pipeline(tmp_path / "w", {"c.js": script}, clock="wall")
+    elapsed = time.monotonic() - started
+    assert wall.lines("Clock").count("fired") <= int(elapsed // 10) + 1
+    assert "timer" not in wall.lines("Clock")
