@@ -48,6 +48,8 @@ class ScriptFault(Exception):
 
 def _first_line(text: str, path_name: str, lines: int) -> str:
     first = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    if first.startswith("<anonymous>:"):  # V8 names some early syntax errors before the sourceURL
+        first = path_name + first[len("<anonymous>") :]
     # "<name>:<line>: message" — clamp a line past the end (the sourceURL comment) to the last line
     prefix = f"{path_name}:"
     if first.startswith(prefix):
