@@ -65,6 +65,7 @@ def test_two_gigabyte_allocations(tmp_path: Path, code: str, expected: str) -> N
     _witness_ok(run)
 
 
+@pytest.mark.slow
 def test_v8_fatal_out_of_memory_only_ends_that_scripts_process(tmp_path: Path) -> None:
     # a dictionary-mode array past V8's table limit aborts the whole V8 process ("invalid table
     # size"); in kflpcap that is the script's own child process

@@ -115,7 +115,12 @@ def test_unload_flushes_the_scripts_repositories(
     rec, scripts, folder = watched
     # a real store with real streams, so the repository has packets to write
     items: list[dict] = []
-    cap = Capture(handler_factory=make_handler_factory(items.append))
+
+    def on_item(item: dict) -> None:  # items in flight pin their stream, as in the pipeline
+        items.append(item)
+        cap.store.pin(item["stream"])
+
+    cap = Capture(handler_factory=make_handler_factory(on_item))
     demo = Path(__file__).resolve().parents[2] / "runtime" / "demo" / "demo.pcap"
     cap.consume(open_sources([str(demo)]))
     cap.finish()
@@ -123,9 +128,11 @@ def test_unload_flushes_the_scripts_repositories(
     (folder / "seed.js").write_text(SEED)
     wait_for(scripts, lambda: scripts.by_title("Seed") is not None)
     rec.feed(scripts.by_title("Seed"), items)
+    for item in items:
+        cap.store.unpin(item["stream"])
     repos = rec.services.data.root / "repositories"
     assert not repos.exists() or not list(repos.rglob("*.pcap.gz"))
     (folder / "seed.js").unlink()
     wait_for(scripts, lambda: scripts.by_title("Seed") is None)
     written = {p.parent.name for p in repos.rglob("*.pcap.gz")}
-    assert written == {"kfl_0", "kfl_1"}
+    assert written == {"kfl_0", "kfl_1"}, rec.stdout + rec.stderr
