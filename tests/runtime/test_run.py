@@ -1,0 +1,118 @@
+"""`kflpcap run` basics: env files and options, onPacketCaptured, batches, data folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runtime.env import EnvError, build_env, global_names
+from tests.runtime.conftest import DEMO_PCAP, run_pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_env_files_and_assignments(tmp_path: Path) -> None:
+    (tmp_path / "a.env").write_text('# comment\nexport S3_BUCKET="bucket-a"\nREGION=eu-west-1\nEMPTY=\n')
+    (tmp_path / "b.json").write_text(json.dumps({"NUM": 77, "NESTED": {"k": [1, 2]}, "REGION": "us-east-2"}))
+    (tmp_path / "c.yaml").write_text("VAR-1: dash\nFLAG: true\n")
+    env = build_env([str(tmp_path / n) for n in ("a.env", "b.json", "c.yaml")], ["S3_BUCKET=cli", "EQ=a=b"])
+    assert env == {
+        "S3_BUCKET": "cli",
+        "REGION": "us-east-2",
+        "EMPTY": "",
+        "NUM": 77,
+        "NESTED": {"k": [1, 2]},
+        "VAR-1": "dash",
+        "FLAG": True,
+        "EQ": "a=b",
+    }
+    assert "VAR-1" not in global_names(env) and "S3_BUCKET" in global_names(env)
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(EnvError, match="expected a mapping"):
+        build_env([str(tmp_path / "bad.json")], [])
+    (tmp_path / "bad.env").write_text("JUSTAWORD\n")
+    with pytest.raises(EnvError, match=r"bad\.env:1: expected KEY=VALUE"):
+        build_env([str(tmp_path / "bad.env")], [])
+    with pytest.raises(EnvError, match="expected KEY=VALUE"):
+        build_env([], ["=x"])
+    with pytest.raises(EnvError, match="No such file"):
+        build_env([str(tmp_path / "missing.env")], [])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "runtime", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_cli_run_env_and_single_script_file(tmp_path: Path) -> None:
+    script = tmp_path / "print_env.js"
+    script.write_text("// Print Env\nconsole.log(JSON.stringify(env), typeof SECRET, utils.nodeName());\n")
+    (tmp_path / "e.yaml").write_text("SECRET: s3cr3t\nPORT: 8080\n")
+    proc = _cli(
+        "--pcap",
+        str(DEMO_PCAP),
+        "--scripts",
+        str(script),
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--env-file",
+        str(tmp_path / "e.yaml"),
+        "--env",
+        "PORT=9",
+        "--node",
+        "worker-7",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert 'Print Env] {"SECRET":"s3cr3t","PORT":"9"} string worker-7' in proc.stdout.splitlines()
+    bad = _cli("--pcap", str(DEMO_PCAP), "--scripts", str(script), "--env-file", str(tmp_path / "nope.env"))
+    assert bad.returncode == 2 and "nope.env" in bad.stderr
+    missing = _cli("--pcap", str(DEMO_PCAP), "--scripts", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "not a folder or a .js file" in missing.stderr
+
+
+def test_on_packet_captured_gets_every_streamed_packet(tmp_path: Path) -> None:
+    script = """// Packets
+    var n = 0, bad = [], streams = {};
+    var RFC3339 = /^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{9}Z$/;
+    function onPacketCaptured(info) {
+      n++;
+      streams[info.stream] = true;
+      if (!RFC3339.test(info.timestamp) || info.captureLength > info.length || info.truncated !== false ||
+          typeof info.fragmented !== "boolean") bad.push(JSON.stringify(info));
+    }
+    jobs.schedule("r", "*/5 * * * * *", function () {
+      console.log(n, bad.length, Object.keys(streams).length);
+    });
+    """
+    run = run_pipeline(tmp_path, {"p.js": script}, batch_items=300)
+    last = [ln for ln in run.lines("Packets") if re.match(r"^\d+ \d+ \d+$", ln)][-1]
+    packets, bad, streams = map(int, last.split())
+    counters = run.pipeline.capture.counters
+    assert bad == 0
+    assert 0 < packets <= counters["packets_streamed"]
+    assert streams <= counters["streams"]
+    assert run.errors("Packets") == []
+
+
+def test_items_reach_scripts_in_order_across_batches(tmp_path: Path) -> None:
+    script = """// Order
+    var last = 0, disorder = 0, n = 0;
+    function onItemCaptured(d) { n++; if (d.timestamp < last - 60000) disorder++; last = Math.max(last, d.timestamp); }
+    jobs.schedule("r", "*/5 * * * * *", function () { console.log(n, disorder); });
+    """
+    small = run_pipeline(tmp_path / "s", {"o.js": script}, batch_items=7)
+    big = run_pipeline(tmp_path / "b", {"o.js": script}, batch_items=5000)
+    assert small.lines("Order")[1:] == big.lines("Order")[1:]  # same output whatever the batch size
+    assert small.lines("Order")[-1].split()[1] == "0"
