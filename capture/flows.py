@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 from collections.abc import Callable, Iterable
 from struct import Struct
@@ -25,42 +24,21 @@ HandlerFactory = Callable[[StreamMeta], StreamHandler | None]
 PacketListener = Callable[[str, int, int, int, bool], None]
 
 
-def _ip_text(raw: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+class Flow(Record):
+    """A stream: its store record plus flow-table state (TCP flags, reassembly, handler)."""
 
+    __slots__ = ("asm", "base", "fin", "handler", "idle_ns", "keys", "rst", "seen", "tcp")
 
-class Flow:
-    """Flow-table state of one stream (TCP or UDP)."""
-
-    __slots__ = (
-        "asm",
-        "base",
-        "closed",
-        "fin",
-        "handler",
-        "idle_ns",
-        "keys",
-        "last_ts",
-        "rec",
-        "rst",
-        "seen",
-        "sid",
-        "tcp",
-    )
-
-    def __init__(self, rec: Record, tcp: bool, idle_ns: int, keys: tuple[bytes, bytes]) -> None:
-        self.rec = rec
-        self.sid = rec.meta.stream_id
-        self.tcp = tcp
+    def __init__(self, sid: str, l4: str, first_ts: int, linktype: int, client: tuple[bytes, int],
+                 server: tuple[bytes, int], idle_ns: int, keys: tuple[bytes, bytes]) -> None:
+        super().__init__(sid, l4, first_ts, linktype, client, server)
+        self.tcp = l4 == "tcp"
         self.idle_ns = idle_ns
         self.keys = keys
-        self.last_ts = rec.meta.first_ts_ns
         self.handler: StreamHandler | None = None
         self.asm: tuple[TcpDirection, TcpDirection] | None = None
-        self.closed = ""  # close reason once closed
-        self.fin = 0  # bit per direction
+        self.fin = self.seen = 0  # bits per direction: FIN seen, base sequence number known
         self.rst = False
-        self.seen = 0  # bit per direction: base sequence number known
         self.base = [0, 0]
 
 
@@ -86,7 +64,6 @@ class Capture:
         self._udp_idle = int(cfg.udp_idle_s * NS)
         self._tcp: dict[bytes, tuple[Flow, int]] = {}
         self._udp: dict[bytes, tuple[Flow, int]] = {}
-        self._flows: dict[str, Flow] = {}  # every flow whose record is still in the store
         self._live: dict[str, Flow] = {}  # flows not closed yet
         self._rst_pending: dict[str, tuple[Flow, int]] = {}  # RST seen, handler closes at the next tick
         self._next_id = 0
@@ -137,13 +114,95 @@ class Capture:
         self.feed_packet((ts_ns, linktype, data, orig_len))
 
     def consume(self, packets: Iterable[Packet]) -> None:
-        """Feed every packet of an iterable (a `PacketSource`: its snaplens go to the store)."""
+        """Feed every packet of an iterable (a `PacketSource`: its snaplens go to the store).
+
+        Same result as `feed_packet` on each packet; the common case (a non-SYN/FIN/RST segment or a
+        datagram of a known stream, Ethernet + IPv4/IPv6, within the caps, no tick due) runs inline
+        with local variables, everything else goes through `feed_packet`. Counters are brought up
+        to date at every tick (once per second of capture time) and at the end.
+        """
         snaplens = getattr(packets, "snaplens", None)
         if snaplens is not None:
             self.store.snaplens = snaplens
         feed = self.feed_packet
-        for pkt in packets:
-            feed(pkt)
+        tcp_get, udp_get = self._tcp.get, self._udp.get
+        tcp_idle, udp_idle, cap, budget = self._tcp_idle, self._udp_idle, self._cap, self._budget
+        store = self.store
+        listener = self.packet_listener
+        tcp_data, udp_data = self._tcp_data, self._udp_data
+        fast = 0
+        now, next_tick = self._now, self._next_tick
+        try:
+            for pkt in packets:
+                ts, lt, data, wirelen = pkt
+                if ts < next_tick and lt == 1 and len(data) >= 54:
+                    if data[12] == 8 and data[13] == 0 and data[14] == 0x45 and not (
+                        data[20] & 0x3F or data[21]
+                    ):
+                        proto = data[23]
+                        off = 34
+                        wlen = ((data[16] << 8) | data[17]) - 20
+                        key = data[26:38]
+                    elif data[12] == 0x86 and data[13] == 0xDD and len(data) >= 74:
+                        proto = data[20]
+                        off = 54
+                        wlen = (data[18] << 8) | data[19]
+                        key = data[22:58]
+                    else:
+                        proto = 0
+                    if proto == 6 and wlen >= 20:
+                        flags = data[off + 13]
+                        ent = tcp_get(key)
+                        if ent is not None:
+                            flow, d = ent
+                            if (flags & SYN or flow.seen != 3 or ts - flow.last_ts > tcp_idle
+                                    or flow.closed == "idle"):
+                                ent = None
+                    elif proto == 17 and wlen >= 8:
+                        ent = udp_get(key)
+                        if ent is not None:
+                            flow, d = ent
+                            if flow.closed or ts - flow.last_ts > udp_idle:
+                                ent = None
+                    else:
+                        ent = None
+                    if ent is not None and not flow.evicted and flow.lts is None and flow.linktype == 1:
+                        n = len(data)
+                        if flow.data_bytes + n <= cap:
+                            if ts > now:
+                                now = self._now = ts
+                            fast += 1
+                            flow.count += 1
+                            flow.wire += wirelen
+                            flow.last_ts = ts
+                            flow.datas.append(data)
+                            flow.tss.append(ts)
+                            flow.lens.append(wirelen)
+                            flow.data_bytes += n
+                            store.held += n + PACKET_OVERHEAD
+                            if store.held > budget:
+                                store.evict()
+                            if listener is not None:
+                                listener(flow.sid, ts, n, wirelen, False)
+                            if flow.handler is not None:
+                                try:
+                                    if proto == 6:
+                                        tcp_data(flow, d, data, off, wlen, flags, ts)
+                                    else:
+                                        udp_data(flow, d, data, off, wlen, ts)
+                                except Exception as exc:  # a dissector bug must not stop the capture
+                                    self._handler_failed(flow, exc)
+                            if proto == 6 and flags & 5:  # FIN or RST
+                                self._tcp_flags(flow, d, flags, data, off, ts)
+                            continue
+                self._packets += fast
+                self._streamed += fast
+                fast = 0
+                feed(pkt)
+                now, next_tick = self._now, self._next_tick
+        finally:
+            self._packets += fast
+            self._streamed += fast
 
     def tick(self, now_ns: int) -> None:
         """Advance the clock: idle timeouts, retention, fragment timeouts."""
@@ -162,106 +221,130 @@ class Capture:
     # -- hot path -------------------------------------------------------------------------------
 
     def feed_packet(self, pkt: Packet) -> None:
-        ts = pkt[0]
+        ts, lt, data, wirelen = pkt
         self._packets += 1
         if ts > self._now:
             self._now = ts
             if ts >= self._next_tick:
                 self._tick(ts, sweep=ts >= self._next_sweep)
-        r = self._decode(pkt)
-        if r is None:
-            return
-        proto, src, dst, buf, off, wlen, frags = r
+        # fast path: Ethernet + IPv4 (20-byte header, not a fragment) or IPv6 without extension headers;
+        # the flow key is src + dst + ports, contiguous in the packet then
+        proto = wlen = 0
+        if lt == 1 and len(data) >= 42:
+            et = (data[12] << 8) | data[13]
+            if et == 0x0800:
+                if data[14] == 0x45 and not (data[20] & 0x3F or data[21]):
+                    proto = data[23]
+                    off = 34
+                    wlen = ((data[16] << 8) | data[17]) - 20
+                    key = data[26:38]
+            elif et == 0x86DD and len(data) >= 62:
+                proto = data[20]
+                off = 54
+                wlen = (data[18] << 8) | data[19]
+                key = data[22:58]
+        frags = None
+        buf = data
+        if (proto != 6 and proto != 17) or wlen <= 0:
+            r = self._decode(pkt)
+            if r is None:
+                return
+            proto, src, dst, buf, off, wlen, frags = r
+            if len(buf) < off + 4:
+                self._skip("truncated_tcp" if proto == 6 else "truncated_udp")
+                return
+            key = src + dst + buf[off : off + 4]
         if proto == 6:
             if len(buf) < off + 20:
                 self._skip("truncated_tcp")
                 return
-            key = src + dst + buf[off : off + 4]
             flags = buf[off + 13]
             ent = self._tcp.get(key)
-            if ent is None or ent[0].closed == "idle" or ts - ent[0].last_ts > self._tcp_idle or (
-                flags & 0x12 == SYN
-            ):
-                ent = self._tcp_lookup(ent, key, src, dst, buf, off, flags, ts)
-            flow, d = ent
-            if not flow.seen & (1 << d):
+            if ent is None:
+                flow, d = self._tcp_lookup(None, key, buf, off, flags, ts, lt)
+            else:
+                flow, d = ent
+                if flags & 0x12 == SYN or ts - flow.last_ts > self._tcp_idle or flow.closed == "idle":
+                    flow, d = self._tcp_lookup(ent, key, buf, off, flags, ts, lt)
+            if flow.seen != 3 and not flow.seen & (1 << d):
                 flow.seen |= 1 << d
                 flow.base[d] = SEQ_ACK.unpack_from(buf, off + 4)[0]
         else:
             if len(buf) < off + 8:
                 self._skip("truncated_udp")
                 return
-            key = src + dst + buf[off : off + 4]
             ent = self._udp.get(key)
-            if ent is None or ent[0].closed or ts - ent[0].last_ts > self._udp_idle:
-                ent = self._udp_lookup(ent, key, src, dst, buf, off, ts)
-            flow, d = ent
-        flow.last_ts = ts
-        rec = flow.rec
+            if ent is None:
+                flow, d = self._udp_lookup(None, key, buf, off, ts, lt)
+            else:
+                flow, d = ent
+                if flow.closed or ts - flow.last_ts > self._udp_idle:
+                    flow, d = self._udp_lookup(ent, key, buf, off, ts, lt)
         if frags is None:
             self._streamed += 1
-            rec.count += 1
-            rec.wire += pkt[3]
-            rec.last_ts = ts
-            if not rec.evicted:
-                n = len(pkt[2])
-                if rec.data_bytes + n <= self._cap:
-                    rec.packets.append(pkt)
-                    rec.data_bytes += n
-                    cost = n + PACKET_OVERHEAD
-                    rec.cost += cost
+            flow.count += 1
+            flow.wire += wirelen
+            flow.last_ts = ts
+            if not flow.evicted:
+                n = len(data)
+                if flow.data_bytes + n <= self._cap:
+                    if lt == flow.linktype and flow.lts is None:
+                        flow.datas.append(data)
+                        flow.tss.append(ts)
+                        flow.lens.append(wirelen)
+                    else:
+                        flow.append(ts, lt, data, wirelen)
+                    flow.data_bytes += n
                     store = self.store
-                    store.held += cost
+                    store.held += n + PACKET_OVERHEAD
                     if store.held > self._budget:
                         store.evict()
                 else:
-                    self.store.over_cap(rec)
+                    self.store.over_cap(flow)
             else:
                 self.store.lost_to_eviction()
             if self.packet_listener is not None:
-                self.packet_listener(flow.sid, ts, len(pkt[2]), pkt[3], False)
+                self.packet_listener(flow.sid, ts, len(data), wirelen, False)
         else:
             self._keep_fragments(flow, frags)
         if flow.handler is not None:
             try:
-                if flow.tcp:
+                if proto == 6:
                     self._tcp_data(flow, d, buf, off, wlen, flags, ts)
                 else:
                     self._udp_data(flow, d, buf, off, wlen, ts)
             except Exception as exc:  # a dissector bug must not stop the capture
                 self._handler_failed(flow, exc)
-        if flow.tcp and flags & (FIN | RST):
+        if proto == 6 and flags & (FIN | RST):
             self._tcp_flags(flow, d, flags, buf, off, ts)
 
     # -- slow paths -----------------------------------------------------------------------------
 
     def _keep_fragments(self, flow: Flow, frags: list[Packet]) -> None:
-        rec = flow.rec
         store = self.store
-        rec.datagrams += 1
-        rec.fragments += len(frags)
-        for pkt in frags:
+        flow.datagrams += 1
+        flow.fragments += len(frags)
+        for ts, lt, data, wirelen in frags:
             self._streamed += 1
-            rec.count += 1
-            rec.wire += pkt[3]
-            rec.last_ts = max(rec.last_ts, pkt[0])
-            n = len(pkt[2])
-            if rec.evicted:
+            flow.count += 1
+            flow.wire += wirelen
+            flow.last_ts = max(flow.last_ts, ts)
+            n = len(data)
+            if flow.evicted:
                 store.lost_to_eviction()
-            elif rec.data_bytes + n <= self._cap:
-                rec.packets.append(pkt)
-                rec.data_bytes += n
-                rec.cost += n + PACKET_OVERHEAD
+            elif flow.data_bytes + n <= self._cap:
+                flow.append(ts, lt, data, wirelen)
+                flow.data_bytes += n
                 store.held += n + PACKET_OVERHEAD
             else:
-                store.over_cap(rec)
+                store.over_cap(flow)
             if self.packet_listener is not None:
-                self.packet_listener(flow.sid, pkt[0], n, pkt[3], True)
+                self.packet_listener(flow.sid, ts, n, wirelen, True)
         if store.held > self._budget:
             store.evict()
 
-    def _tcp_lookup(self, ent: tuple[Flow, int] | None, key: bytes, src: bytes, dst: bytes, buf: bytes,
-                    off: int, flags: int, ts: int) -> tuple[Flow, int]:
+    def _tcp_lookup(self, ent: tuple[Flow, int] | None, key: bytes, buf: bytes, off: int, flags: int,
+                    ts: int, lt: int) -> tuple[Flow, int]:
         """Find the stream of a TCP packet, or start a new one (first packet, idle, tuple reuse)."""
         if ent is not None:
             flow, d = ent
@@ -279,36 +362,37 @@ class Capture:
         dport = (buf[off + 2] << 8) | buf[off + 3]
         # the SYN sender is the client; else the higher (ephemeral) port; else the first sender
         client_is_src = not flags & ACK if flags & SYN else sport >= dport
-        return self._open(self._tcp, "tcp", key, src, dst, sport, dport, client_is_src, ts)
+        return self._open(self._tcp, "tcp", key, sport, dport, client_is_src, ts, lt)
 
-    def _udp_lookup(self, ent: tuple[Flow, int] | None, key: bytes, src: bytes, dst: bytes, buf: bytes,
-                    off: int, ts: int) -> tuple[Flow, int]:
+    def _udp_lookup(self, ent: tuple[Flow, int] | None, key: bytes, buf: bytes, off: int, ts: int,
+                    lt: int) -> tuple[Flow, int]:
         if ent is not None and not ent[0].closed:
             self._close(ent[0], ent[0].last_ts, "idle")
         sport = (buf[off] << 8) | buf[off + 1]
         dport = (buf[off + 2] << 8) | buf[off + 3]
-        return self._open(self._udp, "udp", key, src, dst, sport, dport, sport >= dport, ts)
+        return self._open(self._udp, "udp", key, sport, dport, sport >= dport, ts, lt)
 
-    def _open(self, table: dict[bytes, tuple[Flow, int]], l4: str, key: bytes, src: bytes, dst: bytes,
-              sport: int, dport: int, client_is_src: bool, ts: int) -> tuple[Flow, int]:
+    def _open(self, table: dict[bytes, tuple[Flow, int]], l4: str, key: bytes, sport: int, dport: int,
+              client_is_src: bool, ts: int, lt: int) -> tuple[Flow, int]:
         n = self._next_id
         self._next_id = n + 1
         sid = f"{n:012d}.pcap" if l4 == "tcp" else f"{n:012d}_udp.pcap"
-        if client_is_src:
-            meta = StreamMeta(sid, l4, _ip_text(src), sport, _ip_text(dst), dport, ts)
-        else:
-            meta = StreamMeta(sid, l4, _ip_text(dst), dport, _ip_text(src), sport, ts)
+        alen = (len(key) - 4) >> 1
+        src, dst = key[:alen], key[alen : 2 * alen]
         rkey = dst + src + key[-2:] + key[-4:-2]
-        rec = self.store.open(meta)
-        flow = Flow(rec, l4 == "tcp", self._tcp_idle if l4 == "tcp" else self._udp_idle, (key, rkey))
+        idle = self._tcp_idle if l4 == "tcp" else self._udp_idle
+        if client_is_src:
+            flow = Flow(sid, l4, ts, lt, (src, sport), (dst, dport), idle, (key, rkey))
+        else:
+            flow = Flow(sid, l4, ts, lt, (dst, dport), (src, sport), idle, (key, rkey))
+        self.store.add(flow)
         d = 0 if client_is_src else 1
         table[key] = (flow, d)
         table[rkey] = (flow, 1 - d)
-        self._flows[sid] = flow
         self._live[sid] = flow
         if self.handler_factory is not None:
             try:
-                flow.handler = self.handler_factory(meta)
+                flow.handler = self.handler_factory(flow.meta)
             except Exception as exc:
                 self._handler_failed(flow, exc)
             if flow.handler is not None and flow.tcp:
@@ -380,16 +464,13 @@ class Capture:
             except Exception as exc:
                 self._handler_failed(flow, exc)
             flow.asm = None
-        self.store.close(flow.rec, ts)
+        self.store.closed(flow, ts)
 
-    def _on_drop(self, rec: Record, what: str) -> None:
-        flow = self._flows.get(rec.meta.stream_id)
-        if flow is None:
-            return
+    def _on_drop(self, flow: Record, what: str) -> None:
+        assert isinstance(flow, Flow)
         if what == "evicted":
             self._close_handler(flow, "evicted")
             return
-        del self._flows[flow.sid]
         self._live.pop(flow.sid, None)
         table = self._tcp if flow.tcp else self._udp
         for key in flow.keys:

@@ -29,6 +29,7 @@ PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 
 ErrFn = Callable[[int, str], None]
 SnapFn = Callable[[int, int], None]
+StopFn = Callable[[], bool]
 
 
 class NotACapture(Exception):
@@ -43,35 +44,53 @@ def describe_magic(head: bytes) -> str:
     return f"unknown magic {head[:4].hex()}"
 
 
-def read_capture(f: BinaryIO, err: ErrFn, snap: SnapFn) -> Iterator[Packet]:
-    """Sniff the format of `f` (uncompressed) and yield its packets."""
+def _reader(f: BinaryIO, err: ErrFn) -> Callable[[int, int], bytes]:
+    """`f.read` that reports an I/O error at `offset` and then reads as end of file."""
+
+    def read(n: int, offset: int) -> bytes:
+        try:
+            return f.read(n)
+        except OSError as exc:
+            err(offset, f"read failed: {exc}")
+            return b""
+
+    return read
+
+
+def read_capture(f: BinaryIO, err: ErrFn, snap: SnapFn, stop: StopFn = lambda: False) -> Iterator[Packet]:
+    """Sniff the format of `f` (uncompressed) and yield its packets; `stop()` is asked at every
+    refill of the read buffer (1 MiB) and ends the file when true."""
     head = f.read(CHUNK)
     magic = head[:4]
     if magic in PCAP_MAGICS:
-        return _pcap(f, head, err, snap)
+        return _pcap(f, head, err, snap, stop)
     if magic == PCAPNG_SHB:
-        return _pcapng(f, head, err, snap)
+        return _pcapng(f, head, err, snap, stop)
     raise NotACapture(describe_magic(head[:64]))
 
 
-def _pcap(f: BinaryIO, buf: bytes, err: ErrFn, snap: SnapFn) -> Iterator[Packet]:
+def _pcap(f: BinaryIO, buf: bytes, err: ErrFn, snap: SnapFn, stop: StopFn) -> Iterator[Packet]:
     if len(buf) < 24:
         raise NotACapture(f"pcap header cut short ({len(buf)} of 24 bytes)")
     endian, mult = PCAP_MAGICS[buf[:4]]
     snaplen, network = Struct(endian + "II").unpack_from(buf, 16)
     lt = network & 0x0FFFFFFF
     snap(lt, snaplen or MAX_RECORD)
-    return _pcap_records(f, buf, endian, mult, lt, err)
+    return _pcap_records(f, buf, endian, mult, lt, err, stop)
 
 
-def _pcap_records(f: BinaryIO, buf: bytes, endian: str, mult: int, lt: int, err: ErrFn) -> Iterator[Packet]:
+def _pcap_records(f: BinaryIO, buf: bytes, endian: str, mult: int, lt: int, err: ErrFn, stop: StopFn
+                  ) -> Iterator[Packet]:
     unpack = Struct(endian + "IIII").unpack_from
+    read = _reader(f, err)
     base = 0  # file offset of buf[0]
     pos = 24
     blen = len(buf)
     while True:
         if pos + 16 > blen:
-            more = f.read(CHUNK)
+            if stop():
+                return
+            more = read(CHUNK, base + blen)
             if not more:
                 if pos < blen:
                     err(base + pos, f"cut short in a record header ({blen - pos} of 16 bytes)")
@@ -87,7 +106,9 @@ def _pcap_records(f: BinaryIO, buf: bytes, endian: str, mult: int, lt: int, err:
             return
         end = pos + 16 + caplen
         if end > blen:
-            more = f.read(max(CHUNK, end - blen))
+            if stop():
+                return
+            more = read(max(CHUNK, end - blen), base + blen)
             if not more:
                 err(base + pos, f"cut short in the middle of a packet ({blen - pos - 16} of {caplen} bytes)")
                 return
@@ -129,7 +150,8 @@ def _idb(body: bytes, e: str) -> tuple[int, int, int, int, int]:
     return lt, snaplen, mult, div, offset
 
 
-def _pcapng(f: BinaryIO, buf: bytes, err: ErrFn, snap: SnapFn) -> Iterator[Packet]:
+def _pcapng(f: BinaryIO, buf: bytes, err: ErrFn, snap: SnapFn, stop: StopFn) -> Iterator[Packet]:
+    read = _reader(f, err)
     base = 0
     pos = 0
     blen = len(buf)
@@ -139,7 +161,9 @@ def _pcapng(f: BinaryIO, buf: bytes, err: ErrFn, snap: SnapFn) -> Iterator[Packe
     ifaces: list[tuple[int, int, int, int, int]] = []
     while True:
         if pos + 12 > blen:
-            more = f.read(CHUNK)
+            if stop():
+                return
+            more = read(CHUNK, base + blen)
             if not more:
                 if pos < blen:
                     err(base + pos, f"cut short in a block header ({blen - pos} bytes left)")
@@ -167,7 +191,9 @@ def _pcapng(f: BinaryIO, buf: bytes, err: ErrFn, snap: SnapFn) -> Iterator[Packe
             return
         end = pos + blk
         if end > blen:
-            more = f.read(max(CHUNK, end - blen))
+            if stop():
+                return
+            more = read(max(CHUNK, end - blen), base + blen)
             if not more:
                 err(base + pos, f"cut short in the middle of a block ({blen - pos} of {blk} bytes)")
                 return

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -118,6 +119,10 @@ class PacketSource:
         self.snaplens[linktype] = max(snaplen, self.snaplens.get(linktype, 0))
 
     def __iter__(self) -> Iterator[Packet]:
+        # chain the readers' own generators: no extra generator layer per packet
+        return itertools.chain.from_iterable(self._inputs())
+
+    def _inputs(self) -> Iterator[Iterable[Packet]]:
         for spec in self.specs:
             if self._stopped:
                 return
@@ -126,7 +131,7 @@ class PacketSource:
             else:
                 yield from self._file(spec)
 
-    def _live(self, name: str) -> Iterator[Packet]:
+    def _live(self, name: str) -> Iterator[Iterable[Packet]]:
         from capture.live import LiveSource
 
         try:
@@ -139,9 +144,9 @@ class PacketSource:
         self._snap(src.linktype, src.snaplen)
         src.heartbeat = self.heartbeat
         with src:
-            yield from src
+            yield src
 
-    def _file(self, spec: str) -> Iterator[Packet]:
+    def _file(self, spec: str) -> Iterator[Iterable[Packet]]:
         name = "<stdin>" if spec == "-" else spec
         try:
             raw: BinaryIO = sys.stdin.buffer if spec == "-" else open(Path(spec), "rb")  # noqa: SIM115
@@ -153,7 +158,7 @@ class PacketSource:
             stream = _uncompressed(raw, lambda msg: self._error(f"{name}: {msg}"))
             try:
                 packets = read_capture(stream, lambda off, msg: self._error(f"{name}: offset {off}: {msg}"),
-                                       self._snap)
+                                       self._snap, lambda: self._stopped)
             except NotACapture as exc:
                 self.failed.append(spec)
                 self._error(f"{name}: offset 0: not a pcap/pcapng capture ({exc})")
@@ -163,30 +168,26 @@ class PacketSource:
                 self._error(f"{name}: offset 0: unreadable ({exc})")
                 return
             if self.bpf:
-                packets = _filtered(packets, self.bpf)
-            try:
-                for pkt in packets:
-                    yield pkt
-                    if self._stopped:
-                        return
-            except OSError as exc:
-                self._error(f"{name}: read failed: {exc}")
-            except ValueError as exc:  # BpfError: the filter does not fit this file's link type
-                self._error(f"{name}: {exc}")
+                packets = _filtered(packets, self.bpf, lambda msg: self._error(f"{name}: {msg}"))
+            yield packets
         finally:
             if raw is not sys.stdin.buffer:
                 raw.close()
 
 
-def _filtered(packets: Iterator[Packet], bpf: str) -> Iterator[Packet]:
-    """Packets of a file that pass the BPF filter (compiled per link type; BpfError if it does not)."""
-    from capture.bpf import Filter
+def _filtered(packets: Iterator[Packet], bpf: str, err: Callable[[str], None]) -> Iterator[Packet]:
+    """Packets of a file that pass the BPF filter (compiled per link type)."""
+    from capture.bpf import BpfError, Filter
 
     filters: dict[int, Filter] = {}
     for pkt in packets:
         flt = filters.get(pkt[1])
         if flt is None:
-            flt = filters[pkt[1]] = Filter(bpf, pkt[1])
+            try:
+                flt = filters[pkt[1]] = Filter(bpf, pkt[1])
+            except BpfError as exc:
+                err(str(exc))
+                return
         if flt.match(pkt[2], pkt[3]):
             yield pkt
 

@@ -1,20 +1,27 @@
 """Every packet of every stream, bounded by retention, a per-stream cap and a global budget (SPEC §3).
 
+Packets are held column-wise per stream (a list of bytes, an array of timestamps, an array of
+lengths; the link type once unless it changes) so holding millions of packets creates no objects
+the garbage collector has to walk, and costs little beyond the bytes themselves. `packets()`
+builds the `(ts_ns, linktype, data, orig_len)` tuples on demand.
+
 Accounting is of real memory: each held packet costs its captured bytes plus `PACKET_OVERHEAD`
-(the bytes object header, the 4-tuple, the timestamp int and the list slot, measured with
-tracemalloc on CPython 3.11). Eviction order: closed unpinned streams by close time, then live
-unpinned streams by first packet.
+(bytes object header and allocator rounding, list slot, timestamp and length array items, measured
+with tracemalloc on CPython 3.11: tests/capture/test_store.py checks it). Eviction order: closed
+unpinned streams by close time, then live unpinned streams by first packet.
 """
 
 from __future__ import annotations
 
+import socket
+from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from capture.model import NS, CaptureConfig, Packet, StreamMeta
 
-PACKET_OVERHEAD = 176
+PACKET_OVERHEAD = 64
 RECORD_OVERHEAD = 1024
 
 
@@ -40,43 +47,92 @@ class StreamInfo:
     reassembled_datagrams: int = 0
 
 
+def ip_text(raw: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+
+
 class Record:
-    """The store's state of one stream (the capture appends to it directly on the hot path)."""
+    """The store's state of one stream (the capture appends to it directly on the hot path).
+
+    `meta` is built on first use from the raw addresses (most streams of a big capture never need
+    the text form before they are listed).
+    """
 
     __slots__ = (
-        "closed",
+        "_meta",
+        "client",
         "close_ts",
-        "cost",
+        "closed",
         "count",
         "data_bytes",
         "datagrams",
+        "datas",
         "evicted",
+        "first_ts",
         "fragments",
+        "l4",
         "last_ts",
-        "meta",
-        "packets",
+        "lens",
+        "linktype",
+        "lts",
         "pins",
         "released",
+        "server",
+        "sid",
         "truncated",
+        "tss",
         "wire",
     )
 
-    def __init__(self, meta: StreamMeta) -> None:
-        self.meta = meta
-        self.packets: list[Packet] = []
-        self.count = 0
+    def __init__(self, sid: str, l4: str, first_ts: int, linktype: int, client: tuple[bytes, int],
+                 server: tuple[bytes, int]) -> None:
+        self.sid = sid
+        self.l4 = l4
+        self.first_ts = self.last_ts = first_ts
+        self.linktype = linktype
+        self.client = client
+        self.server = server
+        self._meta: StreamMeta | None = None
+        self.datas: list[bytes] = []
+        self.tss = array("q")
+        self.lens = array("L")
+        self.lts: array | None = None  # per-packet link types once a second one shows up
+        self.count = self.data_bytes = self.wire = self.close_ts = self.pins = self.truncated = 0
+        self.fragments = self.datagrams = 0
+        self.closed = ""  # the close reason once closed
+        self.evicted = self.released = False
+
+    @property
+    def meta(self) -> StreamMeta:
+        if self._meta is None:
+            self._meta = StreamMeta(self.sid, self.l4, ip_text(self.client[0]), self.client[1],
+                                    ip_text(self.server[0]), self.server[1], self.first_ts)
+        return self._meta
+
+    def append(self, ts: int, lt: int, data: bytes, orig_len: int) -> None:
+        """Hold one packet (the caller did the accounting)."""
+        if lt != self.linktype and self.lts is None:
+            self.lts = array("H", [self.linktype]) * len(self.datas)
+        if self.lts is not None:
+            self.lts.append(lt)
+        self.datas.append(data)
+        self.tss.append(ts)
+        self.lens.append(orig_len)
+
+    def packets(self, start: int = 0) -> list[Packet]:
+        datas = self.datas[start:]
+        lts = self.lts[start:] if self.lts is not None else [self.linktype] * len(datas)
+        return list(zip(self.tss[start:], lts, datas, self.lens[start:], strict=True))
+
+    def cost(self) -> int:
+        return RECORD_OVERHEAD + self.data_bytes + PACKET_OVERHEAD * len(self.datas)
+
+    def drop_packets(self) -> None:
+        self.datas = []
+        self.tss = array("q")
+        self.lens = array("L")
+        self.lts = None
         self.data_bytes = 0
-        self.cost = RECORD_OVERHEAD
-        self.wire = 0
-        self.last_ts = meta.first_ts_ns
-        self.closed = False
-        self.close_ts = 0
-        self.pins = 0
-        self.truncated = 0
-        self.evicted = False
-        self.released = False
-        self.fragments = 0
-        self.datagrams = 0
 
 
 class StreamStore:
@@ -114,7 +170,7 @@ class StreamStore:
         m = rec.meta
         return StreamInfo(
             m.stream_id, m.l4, m.client_ip, m.client_port, m.server_ip, m.server_port, m.first_ts_ns,
-            rec.last_ts, rec.count, rec.data_bytes, rec.wire, rec.closed, rec.truncated, rec.evicted,
+            rec.last_ts, rec.count, rec.data_bytes, rec.wire, bool(rec.closed), rec.truncated, rec.evicted,
             rec.fragments, rec.datagrams,
         )
 
@@ -122,7 +178,7 @@ class StreamStore:
         rec = self._recs.get(stream_id)
         if rec is None:
             return []
-        return rec.packets[start:] if start else list(rec.packets)
+        return rec.packets(start)
 
     def pin(self, stream_id: str) -> bool:
         """Hold a stream (reference counted). False when the stream is no longer in the store."""
@@ -160,11 +216,10 @@ class StreamStore:
 
     # -- used by Capture ------------------------------------------------------------------------
 
-    def open(self, meta: StreamMeta) -> Record:
-        rec = Record(meta)
-        self._recs[meta.stream_id] = rec
+    def add(self, rec: Record) -> None:
+        """A new stream (a `Record`, or the capture's subclass of it)."""
+        self._recs[rec.sid] = rec
         self.held += RECORD_OVERHEAD
-        return rec
 
     def over_cap(self, rec: Record) -> None:
         """A packet did not fit under the per-stream cap: count it."""
@@ -176,10 +231,8 @@ class StreamStore:
     def lost_to_eviction(self) -> None:
         self._c["packets_evicted"] += 1
 
-    def close(self, rec: Record, ts_ns: int) -> None:
-        if rec.closed:
-            return
-        rec.closed = True
+    def closed(self, rec: Record, ts_ns: int) -> None:
+        """`rec` was just closed (its `closed` reason is set): its retention starts at `ts_ns`."""
         rec.close_ts = ts_ns
         self._closed.append(rec)
 
@@ -225,19 +278,17 @@ class StreamStore:
         if not rec.evicted:
             rec.evicted = True
             self._c["streams_evicted"] += 1
-            self._c["packets_evicted"] += len(rec.packets)
-        self.held -= rec.cost - RECORD_OVERHEAD
-        rec.cost = RECORD_OVERHEAD
-        rec.packets = []
+            self._c["packets_evicted"] += len(rec.datas)
+        self.held -= rec.cost() - RECORD_OVERHEAD
+        rec.drop_packets()
 
     def _release(self, rec: Record) -> None:
         if self.on_release is not None:
-            self.on_release(self.info(rec.meta.stream_id))
+            self.on_release(self.info(rec.sid))
         rec.released = True
-        self.held -= rec.cost
-        rec.cost = 0
-        rec.packets = []
-        del self._recs[rec.meta.stream_id]
+        self.held -= rec.cost()
+        rec.drop_packets()
+        del self._recs[rec.sid]
         self._c["streams_released"] += 1
         if self.on_drop is not None:
             self.on_drop(rec, "released")
