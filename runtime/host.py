@@ -68,6 +68,7 @@ class ScriptHost:
         self.sid = sid
         self.title = source.title
         self.state = "new"  # new → loaded → stopped | closed
+        self.stop_reason = ""
         self.hooks = ""
         self.queries: dict[str, int] = {}
         self.active: set[int] = set()
@@ -215,6 +216,7 @@ class ScriptHost:
 
     def fault(self, text: str) -> None:
         """Report a script over its limits (or whose V8 died) and stop it."""
+        self.stop_reason = text
         self.services.console.error(self.title, f"{text}; script stopped", "limit")
         self.close("stopped")
         self.state = "stopped"

@@ -246,9 +246,31 @@ class Pipeline:
                     self.console.error(host.title, f"wrapper.kflPcapS3: {exc}", "helper")
         if self.scripts.pending():
             self.scripts.poll()
+        self.sync_stats()
         for fn in self.on_tick:
             fn(now)
         self._deadline = self._next_deadline()
+
+    def sync_stats(self) -> None:
+        """Bring `stats` (runtime.report.new_stats()) up to date with the scripts and the capture."""
+        stats = self.stats
+        if not stats:
+            return
+        kinds: dict[str, dict[str, int]] = {}
+        totals: dict[str, int] = dict(stats.get("errors", {}))
+        mine: dict[str, int] = {}
+        for (title, kind), n in self.console.error_kinds.items():
+            kinds.setdefault(title, {})[kind] = n
+            key = "script" if kind in ("console", "load", "limit") else kind
+            mine[key] = mine.get(key, 0) + n
+        totals.update(mine)
+        stats["errors"] = totals
+        for title, info in self.scripts.statuses().items():
+            stats["scripts"][title] = {**info, "errors": kinds.get(title, {})}
+        stats["packets"] = self.counters["packets"]
+        if self.capture is not None:
+            c = self.capture.counters
+            stats["streams"]["open"] = c.get("streams_open", 0)
 
     def _heartbeat(self) -> None:
         """Called by live sources while waiting for packets (and by the main loop)."""

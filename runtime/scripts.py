@@ -40,6 +40,8 @@ class Scripts:
             else:
                 raise ScriptsError(f"--scripts {spec}: not a folder or a .js file")
         self.hosts: dict[Path, ScriptHost] = {}
+        # title -> {"file", "status": loaded|failed|unloaded|stopped, "error"} (for stats and reports)
+        self.status: dict[str, dict[str, str]] = {}
         self.on_change: list[Callable[[], None]] = []
         self._sid = 0
         self._events: queue.SimpleQueue[Path] = queue.SimpleQueue()
@@ -147,6 +149,8 @@ class Scripts:
                 else "not loaded"
             )
             console.error(source.title, f"{exc}; {keeps}", "load")
+            if previous is None or not previous.loaded:
+                self.status[source.title] = {"file": str(path), "status": "failed", "error": str(exc)}
             return None
         same_title = [p for p, h in self.hosts.items() if p != path and h.title == host.title]
         for other in same_title:
@@ -155,6 +159,7 @@ class Scripts:
         if previous is not None:
             previous.close("reload")
         self.hosts[path] = host
+        self.status[host.title] = {"file": str(path), "status": "loaded", "error": ""}
         console.log(host.title, f"loaded {path.name}" + (" (reloaded)" if previous is not None else ""))
         return host
 
@@ -162,11 +167,23 @@ class Scripts:
         host = self.hosts.pop(path, None)
         if host is not None:
             host.close(reason)
+            self.status[host.title] = {"file": str(path), "status": "unloaded", "error": ""}
             self.services.console.log(
                 host.title, f"unloaded ({path.name} {'removed' if reason == 'unload' else 'replaced'})"
             )
 
     # ---- access ------------------------------------------------------------------------------
+
+    def statuses(self) -> dict[str, dict[str, str]]:
+        """Per title: file, status (a stopped script counts as failed) and the last error."""
+        for host in self.hosts.values():
+            if host.state == "stopped":
+                self.status[host.title] = {
+                    "file": str(host.source.path),
+                    "status": "failed",
+                    "error": host.stop_reason,
+                }
+        return self.status
 
     def loaded(self) -> list[ScriptHost]:
         return [h for h in self.hosts.values() if h.loaded]

@@ -54,6 +54,10 @@ class IsolateProcess:
         self.close()
 
     @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @property
     def alive(self) -> bool:
         return self._proc.poll() is None
 

@@ -116,3 +116,16 @@ def test_items_reach_scripts_in_order_across_batches(tmp_path: Path) -> None:
     big = run_pipeline(tmp_path / "b", {"o.js": script}, batch_items=5000)
     assert small.lines("Order")[1:] == big.lines("Order")[1:]  # same output whatever the batch size
     assert small.lines("Order")[-1].split()[1] == "0"
+
+
+def test_stats_show_scripts_and_errors(tmp_path: Path) -> None:
+    good = "// Good\nfunction onItemCaptured(d) { if (d.index > 100000) throw 1; }\n"
+    broken = "// Broken\nvar = ;\n"
+    hook_errors = "// Noisy\nfunction onItemCaptured(d) { throw new Error('x'); }\n"
+    run = run_pipeline(tmp_path, {"good.js": good, "broken.js": broken, "noisy.js": hook_errors})
+    scripts = run.pipeline.stats["scripts"]
+    assert scripts["Good"]["status"] == "loaded" and scripts["Good"]["errors"] == {}
+    assert scripts["Broken"]["status"] == "failed" and "SyntaxError" in scripts["Broken"]["error"]
+    assert scripts["Noisy"]["errors"]["hook"] == len(run.errors("Noisy")) > 10
+    assert run.pipeline.stats["errors"]["hook"] == scripts["Noisy"]["errors"]["hook"]
+    assert run.pipeline.stats["packets"] == run.pipeline.capture.counters["packets_read"]
