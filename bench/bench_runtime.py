@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             verdict = "meets" if max(median, cpu_median) >= targets[label] else "BELOW"
             print(
                 f"{label:45s} batch {size:5d}: {median:8.0f} items/s wall (max {rates[-1]:.0f}), "
-                f"{cpu_median:8.0f} items per CPU s; target {targets[label]} {verdict}; errors {info['errors']}"
+                f"{cpu_median:8.0f} items per CPU s; target {targets[label]} {verdict}; "
+                f"errors {info['errors']}"
             )
     return 0
 

@@ -2,8 +2,8 @@
 
 The batch travels as two strings (a call argument crosses into V8 as is): a JSON header and the
 body, one line per event separated by `\\x01` (orjson never writes a raw control character, so the
-separator cannot occur inside an item). Item lines are the item's JSON, produced once and shared by every script; packet
-lines are `ts_ns,captureLength,length,truncated,fragmented,stream`. Scripts without
+separator cannot occur inside an item). Item lines are the item's JSON, produced once and shared by
+every script; packet lines are `ts_ns,captureLength,length,truncated,fragmented,stream`. Scripts without
 onPacketCaptured get the items-only variant, so event indices are per variant.
 """
 

@@ -83,7 +83,10 @@ def test_a_throw_in_every_hook_is_reported_and_calls_go_on(tmp_path: Path) -> No
     thrower = """// Thrower
     var items = 0, packets = 0;
     function onItemCaptured(d) { items++; throw new Error("item " + items); }
-    function onPacketCaptured(info) { packets++; if (packets % 500 === 1) throw new TypeError("packet " + packets); }
+    function onPacketCaptured(info) {
+      packets++;
+      if (packets % 500 === 1) throw new TypeError("packet " + packets);
+    }
     function onJobPassed(tag) { throw new Error("passed " + tag); }
     function onJobFailed(tag, cron, limit, err) { throw new Error("failed " + tag); }
     jobs.schedule("ok", "*/30 * * * * *", function () { console.log("items", items, "packets", packets); });

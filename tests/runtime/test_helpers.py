@@ -69,7 +69,9 @@ def test_file_helpers_failures(rec: Recorder, tmp_path: Path) -> None:
     (rec.services.data.root / "link").symlink_to(outside)
     script = """// Bad Files
     var thrown = [];
-    function attempt(f) { try { f(); thrown.push("ok"); } catch (e) { thrown.push(e.name + ": " + e.message); } }
+    function attempt(f) {
+      try { f(); thrown.push("ok"); } catch (e) { thrown.push(e.name + ": " + e.message); }
+    }
     attempt(function () { file.write("../escape.txt", "x"); });
     attempt(function () { file.copy("a", "x/../../../etc/passwd"); });
     attempt(function () { file.write(42, "x"); });
@@ -172,7 +174,8 @@ def test_webhook_and_slack(rec: Recorder) -> None:
     _Sink.received = []
     try:
         script = f"""// Hooks
-        vendor.webhook("POST", "{base}/hook", JSON.stringify({{a: 1}}), {{"content-type": "application/json"}});
+        var headers = {{"content-type": "application/json"}};
+        vendor.webhook("POST", "{base}/hook", JSON.stringify({{a: 1}}), headers);
         vendor.webhook("GET", "{base}/plain", "");
         vendor.slack("{base}/slack", "pre", "the text", "#ff0000");
         vendor.webhook("POST", "{base}/fail", "x");

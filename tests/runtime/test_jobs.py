@@ -77,7 +77,8 @@ def test_jobs_helpers_in_scripts(rec: Recorder) -> None:
 def test_jobs_fire_on_capture_time_with_limit_args_and_hooks(tmp_path: Path) -> None:
     owner = """// Owner
     var n = 0;
-    jobs.schedule("Tick Tock", "*/10 * * * * *", function (label, k) { n++; console.log(label, k, n); }, 3, "tick", 42);
+    function tick(label, k) { n++; console.log(label, k, n); }
+    jobs.schedule("Tick Tock", "*/10 * * * * *", tick, 3, "tick", 42);
     jobs.schedule("boom", "*/20 * * * * *", function () { throw new Error("kaput " + n); }, 2);
     """
     other = """// Other

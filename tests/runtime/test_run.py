@@ -109,7 +109,11 @@ def test_on_packet_captured_gets_every_streamed_packet(tmp_path: Path) -> None:
 def test_items_reach_scripts_in_order_across_batches(tmp_path: Path) -> None:
     script = """// Order
     var last = 0, disorder = 0, n = 0;
-    function onItemCaptured(d) { n++; if (d.timestamp < last - 60000) disorder++; last = Math.max(last, d.timestamp); }
+    function onItemCaptured(d) {
+      n++;
+      if (d.timestamp < last - 60000) disorder++;
+      last = Math.max(last, d.timestamp);
+    }
     jobs.schedule("r", "*/5 * * * * *", function () { console.log(n, disorder); });
     """
     small = run_pipeline(tmp_path / "s", {"o.js": script}, batch_items=7)
