@@ -12,17 +12,14 @@ the stream closes is emitted with an error (`timeout`/`connection` for a request
 
 from __future__ import annotations
 
-import base64
 import re
-import zlib
 from collections import deque
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httptools
 
 from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, ItemFactory, error, protocol
-from capture.dissect.httptext import canonical, cookies, set_cookies, status_text
+from capture.dissect.httpitem import Message, request_obj, response_obj
 
 HTTP11 = protocol("http", "1.1", "HTTP", "Hypertext Transfer Protocol -- HTTP/1.1", "http", "tcp",
                   ["80", "443", "8080"], 0, "https://datatracker.ietf.org/doc/html/rfc2616", "#326de6")
@@ -66,50 +63,10 @@ class _NoBody(Exception):
     """Raised from `on_headers_complete` to end a response at its head (HEAD, CONNECT)."""
 
 
-class _Msg:
-    """One request or response being parsed."""
-
-    __slots__ = ("body", "body_len", "chunk_mark", "chunked", "cl", "done", "error", "framing",
-                 "head_done", "headers", "method", "missing", "reason", "status", "truncated", "ts", "url",
-                 "version")
-
-    def __init__(self, ts: int) -> None:
-        self.ts = ts
-        self.method = b""
-        self.url = b""
-        self.reason = b""
-        self.status = 0
-        self.version = "1.1"
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body = bytearray()
-        self.body_len = 0
-        self.truncated = False
-        self.cl: int | None = None
-        self.chunked = False
-        self.chunk_mark = 0
-        self.framing = 0  # chunk-size lines and CRLFs around chunk data
-        self.head_done = False
-        self.done = False
-        self.missing = 0  # body bytes the capture lacks
-        self.error: dict[str, str] | None = None
-
-    def header(self, lower_name: bytes) -> bytes | None:
-        for name, value in self.headers:
-            if name.lower() == lower_name:
-                return value
-        return None
-
-    def head_size(self, is_request: bool) -> int:
-        size = len(self.method) + len(self.url) + 12 if is_request else len(self.reason) + 15
-        for name, value in self.headers:
-            size += len(name) + len(value) + 4
-        return size + 2
-
-
 class _Exchange:
     __slots__ = ("req", "resp")
 
-    def __init__(self, req: _Msg | None, resp: _Msg | None = None) -> None:
+    def __init__(self, req: Message | None, resp: Message | None = None) -> None:
         self.req = req
         self.resp = resp
 
@@ -123,7 +80,7 @@ class _Side:
     def __init__(self, conn: Http1, is_request: bool) -> None:
         self.conn = conn
         self.is_request = is_request
-        self.msg: _Msg | None = None
+        self.msg: Message | None = None
         self.ts = 0
         self.broken = False  # skipping to the next message start
         self.filling = False  # feeding filler for a gap inside a body of known length
@@ -143,7 +100,7 @@ class _Side:
     # -- llhttp callbacks --------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        msg = self.msg = _Msg(self.ts)
+        msg = self.msg = Message(self.ts)
         self.first_line = self.at_boundary and not self.begun
         self.head_bytes = b""
         self.begun += 1
@@ -159,7 +116,18 @@ class _Side:
         self.msg.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.msg.headers.append((name, value))
+        msg = self.msg
+        msg.headers.append((name, value))
+        size = len(name)
+        if size == 14 or size == 17:
+            lname = name.lower()
+            if lname == b"content-length":
+                try:
+                    msg.cl = int(value)
+                except ValueError:
+                    msg.cl = None
+            elif lname == b"transfer-encoding" and b"chunked" in value.lower():
+                msg.chunked = True
 
     def on_headers_complete(self) -> None:
         msg = self.msg
@@ -171,15 +139,6 @@ class _Side:
             msg.method = parser.get_method()
         else:
             msg.status = parser.get_status_code()
-        for name, value in msg.headers:
-            lname = name.lower()
-            if lname == b"content-length":
-                try:
-                    msg.cl = int(value)
-                except ValueError:
-                    msg.cl = None
-            elif lname == b"transfer-encoding" and b"chunked" in value.lower():
-                msg.chunked = True
         if not self.is_request and self.conn.nobody_waiting and self.conn.ends_at_head(msg):
             self.nobody = True
             raise _NoBody
@@ -295,7 +254,7 @@ class _Side:
         self.conn.message_done(self, msg)
         return rest
 
-    def _salvage(self, msg: _Msg, parser: Any) -> None:
+    def _salvage(self, msg: Message, parser: Any) -> None:
         """What llhttp had read of a head that will not complete: method or status, version."""
         if self.is_request:
             if msg.url and not msg.method:
@@ -305,7 +264,7 @@ class _Side:
         if msg.url or msg.status:
             msg.version = parser.get_http_version()
 
-    def _from_first_line(self, msg: _Msg, raw: bytes) -> None:
+    def _from_first_line(self, msg: Message, raw: bytes) -> None:
         """Method, target and version (or status) from a first line llhttp would not take."""
         line = raw.split(b"\n", 1)[0].rstrip(b"\r")
         parts = line.split(b" ", 2)
@@ -332,7 +291,7 @@ class _Side:
         """A gap between messages: the next message's head is lost. Stand in for it so that the
         messages after it still pair with the right partner."""
         self.broken = True
-        lost = _Msg(self.ts)
+        lost = Message(self.ts)
         kind = "request" if self.is_request else "response"
         lost.error = error("dissection", f"{length} bytes missing from the capture where a {kind} began")
         if self.is_request:
@@ -477,20 +436,23 @@ class Http1:
         self.swapped = req_dir == 1
         self.sides = [_Side(self, True), _Side(self, False)]
 
-    def request_begins(self, msg: _Msg) -> None:
+    def request_begins(self, msg: Message) -> None:
         ex = _Exchange(msg)
         self.order.append(ex)
         self.awaiting.append(ex)
 
-    def response_begins(self, msg: _Msg) -> None:
+    def response_begins(self, msg: Message) -> None:
         if self.awaiting:
-            self.awaiting.popleft().resp = msg
+            ex = self.awaiting.popleft()
+            ex.resp = msg
         else:
-            self.order.append(_Exchange(None, msg))
+            ex = _Exchange(None, msg)
+            self.order.append(ex)
+        msg.exchange = ex
 
-    def ends_at_head(self, resp: _Msg) -> bool:
+    def ends_at_head(self, resp: Message) -> bool:
         """Does this response (head just parsed) have no body whatever its headers say?"""
-        ex = self._exchange_of(resp)
+        ex = resp.exchange
         if ex is None or ex.req is None or ex.req.method not in _NO_BODY_METHODS:
             return False
         status = resp.status
@@ -499,7 +461,7 @@ class Http1:
         self.nobody_waiting -= 1
         return ex.req.method == b"HEAD" or 200 <= status < 300
 
-    def message_done(self, side: _Side, msg: _Msg, flush: bool = True) -> None:
+    def message_done(self, side: _Side, msg: Message, flush: bool = True) -> None:
         msg.done = True
         if side.is_request:
             if msg.method in _NO_BODY_METHODS and msg.error is None:
@@ -509,7 +471,7 @@ class Http1:
             if 100 <= status < 200 and status != 101:
                 self._drop_interim(msg)
                 return
-            ex = self._exchange_of(msg)
+            ex = msg.exchange
             if ex is not None and ex.req is not None:
                 req_side = self.sides[0]
                 if status == 101 or (ex.req.method == b"CONNECT" and 200 <= status < 300):
@@ -519,21 +481,15 @@ class Http1:
         if flush:
             self._flush()
 
-    def _last_request(self) -> _Msg | None:
+    def _last_request(self) -> Message | None:
         for ex in reversed(self.order):
             if ex.req is not None:
                 return ex.req
         return None
 
-    def _exchange_of(self, resp: _Msg) -> _Exchange | None:
-        for ex in self.order:
-            if ex.resp is resp:
-                return ex
-        return None
-
-    def _drop_interim(self, msg: _Msg) -> None:
-        ex = self._exchange_of(msg)
-        if ex is None:
+    def _drop_interim(self, msg: Message) -> None:
+        ex = msg.exchange
+        if ex is None or ex.resp is not msg:
             return
         if ex.req is None:
             self.order.remove(ex)
@@ -559,128 +515,26 @@ class Http1:
             err = err or resp.error  # no status line: the response's head is not in the capture
             resp = None
         if req is None:
-            req = _Msg(resp.ts)
+            req = Message(resp.ts)
             err = error("pair-not-found", "response without a request (capture started mid-connection "
                                           "or the request was lost)")
-        err = err or req.error or (resp.error if resp is not None else None) or _missing(req, resp)
-        body: dict[str, Any] = {"request": _request(req, self.cap)}
+        if err is None:
+            err = req.error or (resp.error if resp is not None else None)
+            if err is None and (req.missing or resp is not None and resp.missing):
+                err = _missing(req, resp)
+        request, request_size = request_obj(req, self.cap)
+        body: dict[str, Any] = {"request": request}
         response_size = 0
         elapsed = 0
         if resp is not None:
-            body["response"] = _response(resp, self.cap)
-            response_size = resp.head_size(False) + resp.body_len + resp.framing
+            body["response"], response_size = response_obj(resp, self.cap)
             elapsed = resp.ts - req.ts
         proto = HTTP10 if req.version == "1.0" else HTTP11
-        request_size = req.head_size(True) + req.body_len + req.framing if req.method else 0
         self.items.emit(proto, req.ts, self.swapped, body, request_size, response_size, elapsed, err)
 
 
-def _missing(req: _Msg, resp: _Msg | None) -> dict[str, str] | None:
+def _missing(req: Message, resp: Message | None) -> dict[str, str] | None:
     for kind, msg in (("request", req), ("response", resp)):
         if msg is not None and msg.missing:
             return error("dissection", f"{msg.missing} bytes of the {kind} body missing from the capture")
     return None
-
-
-def _headers(msg: _Msg) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in msg.headers:
-        key = canonical(name)
-        text = value.decode("utf-8", "replace")
-        prev = out.get(key)
-        out[key] = text if prev is None else f"{prev},{text}"
-    return out
-
-
-def _decoded(msg: _Msg, headers: dict[str, str], cap: int) -> tuple[bytes, bool, bool]:
-    """(body after Content-Encoding gzip/deflate, at most `cap` bytes; is it cut; was it decoded)."""
-    body = bytes(msg.body)
-    coding = headers.get("Content-Encoding", "").strip().lower()
-    if not body or coding not in ("gzip", "x-gzip", "deflate"):
-        return body, msg.truncated, False
-    for wbits in ((47,) if coding != "deflate" else (15, -15)):
-        d = zlib.decompressobj(wbits)
-        try:
-            out = d.decompress(body, cap)
-        except zlib.error:
-            continue
-        return out, msg.truncated or bool(d.unconsumed_tail) or (not d.eof and len(out) >= cap), True
-    return body, msg.truncated, False
-
-
-def _request(msg: _Msg, cap: int) -> dict[str, Any]:
-    url = msg.url.decode("utf-8", "replace")
-    if url.startswith("/") or "://" not in url:
-        path, _, query = url.partition("?")
-        path = path.partition("#")[0]
-    else:
-        parts = urlsplit(url)
-        path, query = parts.path, parts.query
-    if "%" in path:
-        path = unquote(path)
-    headers = _headers(msg)
-    query_string: dict[str, Any] = {}
-    if query:
-        for key, value in parse_qsl(query, keep_blank_values=True):
-            prev = query_string.get(key)
-            if prev is None:
-                query_string[key] = value
-            elif isinstance(prev, list):
-                prev.append(value)
-            else:
-                query_string[key] = [prev, value]
-    req: dict[str, Any] = {
-        "method": msg.method.decode("latin-1"),
-        "url": url,
-        "targetUri": url,
-        "path": path,
-        "pathSegments": path.split("/")[1:],
-        "httpVersion": f"HTTP/{msg.version}",
-        "headers": headers,
-        "cookies": cookies(headers.get("Cookie", "")),
-        "queryString": query_string,
-        "headersSize": -1,
-        "bodySize": msg.body_len,
-    }
-    if msg.body_len:
-        data, cut, _ = _decoded(msg, headers, cap)
-        mime = headers.get("Content-Type", "")
-        post: dict[str, Any] = {"mimeType": mime, "params": []}
-        try:
-            post["text"] = data.decode("utf-8")
-        except UnicodeDecodeError:
-            post["text"] = base64.b64encode(data).decode("ascii")
-            post["encoding"] = "base64"
-        if mime.startswith("application/x-www-form-urlencoded") and "encoding" not in post:
-            pairs = parse_qsl(post["text"], keep_blank_values=True)
-            post["params"] = [{"name": k, "value": v} for k, v in pairs]
-        if cut:
-            post["truncated"] = True
-        req["postData"] = post
-    return req
-
-
-def _response(msg: _Msg, cap: int) -> dict[str, Any]:
-    headers = _headers(msg)
-    data, cut, decoded = _decoded(msg, headers, cap)
-    content: dict[str, Any] = {
-        "size": len(data) if decoded else msg.body_len,
-        "mimeType": headers.get("Content-Type", ""),
-        "encoding": "base64",
-    }
-    if data:
-        content["text"] = base64.b64encode(data).decode("ascii")
-    if cut:
-        content["truncated"] = True
-    status = msg.status
-    return {
-        "status": status,
-        "statusText": status_text(status),
-        "httpVersion": f"HTTP/{msg.version}",
-        "headers": headers,
-        "cookies": set_cookies(msg.headers),
-        "content": content,
-        "redirectURL": headers.get("Location", "") if 300 <= status < 400 else "",
-        "headersSize": -1,
-        "bodySize": msg.body_len,
-    }

@@ -1,0 +1,106 @@
+"""Items speed: `kflpcap items` beside tshark `-Y http -T ek` on the same generated capture, same run.
+
+    python3 -m bench.bench_items [--packets 200000] [--repeat 3] [--json FILE]
+
+The capture is HTTP-heavy (keep-alive, chunked, gzip) with ~10 % DNS (bench.trafficgen). Printed:
+the side-by-side table (medians of alternating runs; wall time, packets/s, speed-up vs tshark),
+items/s of `kflpcap items`, and an in-process split of where its CPU goes (reading + flows +
+reassembly with a do-nothing handler, then the dissectors and the JSON encoding on top).
+Targets (issue 3): >= 3x tshark and >= 150 k packets/s for `kflpcap items`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from bench.harness import cached_capture, capture_packets, compare, print_table, tshark_items_cmd
+from capture import Capture, CaptureConfig, NameTable, NodeInfo, make_handler_factory, open_sources
+
+TARGET_RATIO = 3.0
+TARGET_PPS = 150_000
+
+
+class _Null:
+    def on_data(self, direction: int, data: bytes, ts_ns: int) -> None:
+        pass
+
+    def on_gap(self, direction: int, length: int, ts_ns: int) -> None:
+        pass
+
+    def on_close(self, ts_ns: int, reason: str) -> None:
+        pass
+
+
+def _cpu(packets: list, factory: object) -> float:
+    cap = Capture(CaptureConfig(), factory)  # type: ignore[arg-type]
+    cap.warn = lambda _t: None
+    start = time.process_time()
+    cap.consume(packets)
+    cap.finish()
+    return time.process_time() - start
+
+
+def split(pcap: Path) -> dict[str, float]:
+    """CPU seconds in this process: capture alone, + dissectors, + orjson (best of 3 each)."""
+    packets = list(open_sources([str(pcap)]))
+    items: list[dict] = []
+    base = min(_cpu(packets, lambda _m: _Null()) for _ in range(3))
+    factory = make_handler_factory(items.append, NodeInfo("bench", "10.0.0.1"), NameTable())
+    full = []
+    for _ in range(3):
+        items.clear()
+        full.append(_cpu(packets, factory))
+    start = time.process_time()
+    for item in items:
+        orjson.dumps(item)
+    dumps = time.process_time() - start
+    dissect = min(full) - base
+    return {"packets": len(packets), "items": len(items), "capture_cpu_s": base, "dissect_cpu_s": dissect,
+            "json_cpu_s": dumps, "dissect_us_per_item": dissect / max(len(items), 1) * 1e6}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--packets", type=int, default=200_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", metavar="FILE", help="also write one JSON line per result here")
+    args = ap.parse_args()
+    pcap = cached_capture(packets=args.packets, seed=1)
+    packets = capture_packets(pcap)
+    exe = shutil.which("kflpcap")
+    ours = [*([exe] if exe else [sys.executable, "-m", "runtime"]), "items", "--pcap", str(pcap)]
+    n_items = subprocess.run(ours, capture_output=True, check=True).stdout.count(b"\n")
+    results = compare({"tshark -Y http -T ek": tshark_items_cmd(pcap), "kflpcap items": ours},
+                      baseline="tshark -Y http -T ek", repeat=args.repeat)
+    json_file = open(args.json, "w") if args.json else None  # noqa: SIM115
+    try:
+        print(f"capture: {pcap.name} ({packets:,} packets, {n_items:,} items)")
+        print_table(results, packets=packets, baseline="tshark -Y http -T ek", bench="items",
+                    json_file=json_file)
+        mine, theirs = results["kflpcap items"], results["tshark -Y http -T ek"]
+        ratio = theirs.wall / mine.wall
+        pps = packets / mine.wall
+        print(f"kflpcap items: {n_items / mine.wall:,.0f} items/s, {pps:,.0f} packets/s wall "
+              f"({packets / mine.cpu:,.0f} per CPU second), {ratio:.2f}x tshark "
+              f"(targets: >= {TARGET_RATIO:.0f}x, >= {TARGET_PPS:,} packets/s)")
+        parts = split(pcap)
+        print("in-process CPU split: capture {capture_cpu_s:.2f} s, dissectors {dissect_cpu_s:.2f} s "
+              "({dissect_us_per_item:.1f} us/item), orjson {json_cpu_s:.2f} s".format(**parts))
+        if json_file is not None:
+            print(json.dumps({"bench": "items", "name": "split", **parts}), file=json_file)
+    finally:
+        if json_file is not None:
+            json_file.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
