@@ -14,6 +14,7 @@ from pathlib import Path
 
 from wrappers.context import ScriptContext
 from wrappers.options import env_lookup
+from wrappers.outbox import SpoolError
 from wrappers.stores import StoreError, s3_object_url, store_config
 
 RUN_ID = str(int(time.time()))
@@ -22,7 +23,9 @@ RUN_ID = str(int(time.time()))
 def vendor_s3_put(
     ctx: ScriptContext, bucket: str, path: str, region: str = "", key_id: str = "", secret: str = ""
 ) -> str:
-    """Spool `<data_dir>/<path>` for `bucket`; returns the object URL. Raises StoreError on bad input."""
+    """Spool `<data_dir>/<path>` for `bucket`; returns the object URL.
+
+    Raises StoreError on bad input and when the spool cannot take the file (full disk)."""
     data_dir = Path(ctx.data_dir).resolve()
     src = (data_dir / path).resolve()
     if not src.is_relative_to(data_dir):
@@ -45,5 +48,8 @@ def vendor_s3_put(
     node = ctx.node.get("name", "node")
     ip = ctx.node.get("ip", "")
     key = f"{node}_{ip}_{RUN_ID}/{os.path.basename(src)}"
-    ctx.outbox.submit(config, key, src)
+    try:
+        ctx.outbox.submit(config, key, src)
+    except SpoolError as exc:
+        raise StoreError(f"vendor.s3.put: {exc}") from exc
     return s3_object_url(config, key)
