@@ -18,6 +18,7 @@ from capture.dissect.dnswire import Parsed, parse
 _REF = "https://www.iana.org/assignments/dns-parameters/dns-parameters.xhtml"
 DNS_UDP = protocol("dns", "0", "DNS", "Domain Name System", "dns", "udp", [], 4, _REF)
 DNS_TCP = protocol("dns", "0", "DNS", "Domain Name System", "dns", "tcp", [], 4, _REF)
+MAX_PENDING = 1024  # unanswered queries kept per flow; beyond, the oldest is given up (bounded memory)
 
 
 class _Query:
@@ -86,10 +87,15 @@ class Dns:
             if problem is not None:
                 self._emit(q, None, 0, 0, error("dissection", f"malformed DNS query: {problem}"))
                 return
-            old = self.pending.pop(msg.id, None)
+            pending = self.pending
+            old = pending.pop(msg.id, None)
             if old is not None:
                 self._emit(old, None, 0, 0, error("timeout", "query repeated before an answer came"))
-            self.pending[msg.id] = q
+            elif len(pending) >= MAX_PENDING:
+                oldest = pending.pop(next(iter(pending)))
+                msg_text = f"no answer while {MAX_PENDING} later queries waited"
+                self._emit(oldest, None, 0, 0, error("timeout", msg_text))
+            pending[msg.id] = q
             return
         self._learn(msg)
         q = self.pending.pop(msg.id, None)

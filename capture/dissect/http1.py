@@ -39,6 +39,7 @@ _RESYNC = (re.compile(rb"(?:^|\n)(HTTP/1\.[0-9] [0-9]{3})"),
 _HEAD_END = re.compile(rb"\n\r?\n")
 _FILLER = memoryview(bytes(64 * 1024))
 _NO_BODY_METHODS = (b"HEAD", b"CONNECT")
+MAX_WAITING = 256  # requests waiting for a response; beyond, the oldest is given up (bounded memory)
 
 EMPTY, REQ, RESP, PARTIAL, OTHER = range(5)
 
@@ -440,6 +441,12 @@ class Http1:
         ex = _Exchange(msg)
         self.order.append(ex)
         self.awaiting.append(ex)
+        if len(self.awaiting) > MAX_WAITING:
+            oldest = self.awaiting.popleft()
+            self.order.remove(oldest)
+            if oldest.req.method in _NO_BODY_METHODS and oldest.req.done:
+                self.nobody_waiting -= 1
+            self._emit(oldest, error("timeout", f"no response while {MAX_WAITING} later requests waited"))
 
     def response_begins(self, msg: Message) -> None:
         if self.awaiting:

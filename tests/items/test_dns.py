@@ -222,3 +222,19 @@ def test_every_sample_dns_item_is_well_formed() -> None:
     assert {"dissection", "pair-not-found", "timeout"} <= errors
     for it in items:
         check_item(it)
+
+
+def test_unanswered_queries_are_bounded_per_flow() -> None:
+    from capture.dissect.dns import MAX_PENDING
+
+    frames = [udp(CLIENT, SERVER, query(f"q{i}.example", qid=i).to_wire(), T0 + i * 1000)
+              for i in range(MAX_PENDING + 5)]
+    frames.append(udp(SERVER, CLIENT, answer(query("q7.example", qid=7)).to_wire(), T0 + MS * 10))
+    items = dns_items(frames)
+    assert len(items) == MAX_PENDING + 5
+    first = [it["request"]["questions"][0]["name"] for it in items[:5]]
+    assert first == [f"q{i}.example" for i in range(5)]
+    assert all("waited" in it["error"]["msg"] for it in items[:5])
+    answered = items[5]
+    assert answered["request"]["questions"][0]["name"] == "q7.example"
+    assert answered["response"]["code"] == "No Error"

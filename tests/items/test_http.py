@@ -234,3 +234,14 @@ def test_binary_post_body_is_base64() -> None:
     items = http(Talk().send(0, req).send(1, ok(b"")))
     post = items[0]["request"]["postData"]
     assert post["encoding"] == "base64" and base64.b64decode(post["text"]) == blob
+
+
+def test_requests_never_answered_are_bounded() -> None:
+    from capture.dissect.http1 import MAX_WAITING
+
+    t = Talk().send(0, b"".join(get(f"/{i}") for i in range(MAX_WAITING + 10)))
+    items = http(t.send(1, ok(b"late")))
+    assert len(items) == MAX_WAITING + 10
+    assert [it["request"]["path"] for it in items[:10]] == [f"/{i}" for i in range(10)]
+    assert all(it["error"]["type"] == "timeout" and "response" not in it for it in items[:10])
+    assert items[10]["response"]["status"] == 200 and items[10]["request"]["path"] == "/10"
