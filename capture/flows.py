@@ -27,19 +27,19 @@ PacketListener = Callable[[str, int, int, int, bool], None]
 class Flow(Record):
     """A stream: its store record plus flow-table state (TCP flags, reassembly, handler)."""
 
-    __slots__ = ("asm", "base", "fin", "handler", "idle_ns", "keys", "rst", "seen", "tcp")
+    __slots__ = ("asm", "base0", "base1", "ckey", "fin", "handler", "idle_ns", "rst", "seen", "skey", "tcp")
 
-    def __init__(self, sid: str, l4: str, first_ts: int, linktype: int, client: tuple[bytes, int],
-                 server: tuple[bytes, int], idle_ns: int, keys: tuple[bytes, bytes]) -> None:
-        super().__init__(sid, l4, first_ts, linktype, client, server)
+    def __init__(self, sid: str, l4: str, first_ts: int, linktype: int, cip: bytes, cport: int,
+                 sip: bytes, sport: int, idle_ns: int, ckey: bytes, skey: bytes) -> None:
+        super().__init__(sid, l4, first_ts, linktype, cip, cport, sip, sport)
         self.tcp = l4 == "tcp"
         self.idle_ns = idle_ns
-        self.keys = keys
+        self.ckey, self.skey = ckey, skey  # flow keys of client->server and server->client packets
         self.handler: StreamHandler | None = None
         self.asm: tuple[TcpDirection, TcpDirection] | None = None
         self.fin = self.seen = 0  # bits per direction: FIN seen, base sequence number known
+        self.base0 = self.base1 = 0  # first sequence number seen per direction
         self.rst = False
-        self.base = [0, 0]
 
 
 class Capture:
@@ -62,8 +62,8 @@ class Capture:
         self._decoder = self._decode.__self__
         self._tcp_idle = int(cfg.tcp_idle_s * NS)
         self._udp_idle = int(cfg.udp_idle_s * NS)
-        self._tcp: dict[bytes, tuple[Flow, int]] = {}
-        self._udp: dict[bytes, tuple[Flow, int]] = {}
+        self._tcp: dict[bytes, Flow] = {}  # flow key (src + dst + ports) of either direction -> flow
+        self._udp: dict[bytes, Flow] = {}
         self._live: dict[str, Flow] = {}  # flows not closed yet
         self._rst_pending: dict[str, tuple[Flow, int]] = {}  # RST seen, handler closes at the next tick
         self._next_id = 0
@@ -152,21 +152,18 @@ class Capture:
                         proto = 0
                     if proto == 6 and wlen >= 20:
                         flags = data[off + 13]
-                        ent = tcp_get(key)
-                        if ent is not None:
-                            flow, d = ent
-                            if (flags & SYN or flow.seen != 3 or ts - flow.last_ts > tcp_idle
-                                    or flow.closed == "idle"):
-                                ent = None
+                        flow = tcp_get(key)
+                        if flow is not None and (flags & SYN or flow.seen != 3
+                                                 or ts - flow.last_ts > tcp_idle or flow.closed == "idle"):
+                            flow = None
                     elif proto == 17 and wlen >= 8:
-                        ent = udp_get(key)
-                        if ent is not None:
-                            flow, d = ent
-                            if flow.closed or ts - flow.last_ts > udp_idle:
-                                ent = None
+                        flow = udp_get(key)
+                        if flow is not None and (flow.closed or ts - flow.last_ts > udp_idle):
+                            flow = None
                     else:
-                        ent = None
-                    if ent is not None and not flow.evicted and flow.lts is None and flow.linktype == 1:
+                        flow = None
+                    if flow is not None and not flow.evicted and flow.lts is None and flow.linktype == 1:
+                        d = 0 if key == flow.ckey else 1
                         n = len(data)
                         if flow.data_bytes + n <= cap:
                             if ts > now:
@@ -259,27 +256,25 @@ class Capture:
                 self._skip("truncated_tcp")
                 return
             flags = buf[off + 13]
-            ent = self._tcp.get(key)
-            if ent is None:
-                flow, d = self._tcp_lookup(None, key, buf, off, flags, ts, lt)
-            else:
-                flow, d = ent
-                if flags & 0x12 == SYN or ts - flow.last_ts > self._tcp_idle or flow.closed == "idle":
-                    flow, d = self._tcp_lookup(ent, key, buf, off, flags, ts, lt)
+            flow = self._tcp.get(key)
+            if (flow is None or flags & 0x12 == SYN or ts - flow.last_ts > self._tcp_idle
+                    or flow.closed == "idle"):
+                flow = self._tcp_lookup(flow, key, buf, off, flags, ts, lt)
+            d = 0 if key == flow.ckey else 1
             if flow.seen != 3 and not flow.seen & (1 << d):
                 flow.seen |= 1 << d
-                flow.base[d] = SEQ_ACK.unpack_from(buf, off + 4)[0]
+                if d:
+                    flow.base1 = SEQ_ACK.unpack_from(buf, off + 4)[0]
+                else:
+                    flow.base0 = SEQ_ACK.unpack_from(buf, off + 4)[0]
         else:
             if len(buf) < off + 8:
                 self._skip("truncated_udp")
                 return
-            ent = self._udp.get(key)
-            if ent is None:
-                flow, d = self._udp_lookup(None, key, buf, off, ts, lt)
-            else:
-                flow, d = ent
-                if flow.closed or ts - flow.last_ts > self._udp_idle:
-                    flow, d = self._udp_lookup(ent, key, buf, off, ts, lt)
+            flow = self._udp.get(key)
+            if flow is None or flow.closed or ts - flow.last_ts > self._udp_idle:
+                flow = self._udp_lookup(flow, key, buf, off, ts, lt)
+            d = 0 if key == flow.ckey else 1
         if frags is None:
             self._streamed += 1
             flow.count += 1
@@ -343,37 +338,42 @@ class Capture:
         if store.held > self._budget:
             store.evict()
 
-    def _tcp_lookup(self, ent: tuple[Flow, int] | None, key: bytes, buf: bytes, off: int, flags: int,
-                    ts: int, lt: int) -> tuple[Flow, int]:
-        """Find the stream of a TCP packet, or start a new one (first packet, idle, tuple reuse)."""
-        if ent is not None:
-            flow, d = ent
+    def _tcp_lookup(self, flow: Flow | None, key: bytes, buf: bytes, off: int, flags: int, ts: int,
+                    lt: int) -> Flow:
+        """The stream of a TCP packet, or a new one (first packet, idle, tuple reused by a new SYN)."""
+        if flow is not None:
             if flow.closed == "idle":
                 pass
             elif ts - flow.last_ts > self._tcp_idle:
                 self._close(flow, flow.last_ts, "idle")
-            elif flags & 0x12 == SYN and flow.seen & (1 << d) and (
-                flow.fin or flow.rst or SEQ_ACK.unpack_from(buf, off + 4)[0] != flow.base[d]
-            ):
+            elif flags & 0x12 == SYN and self._reused(flow, key, buf, off):
                 self._close(flow, ts, "rst" if flow.rst else "fin" if flow.fin else "idle")
             else:
-                return ent
+                return flow
         sport = (buf[off] << 8) | buf[off + 1]
         dport = (buf[off + 2] << 8) | buf[off + 3]
         # the SYN sender is the client; else the higher (ephemeral) port; else the first sender
         client_is_src = not flags & ACK if flags & SYN else sport >= dport
         return self._open(self._tcp, "tcp", key, sport, dport, client_is_src, ts, lt)
 
-    def _udp_lookup(self, ent: tuple[Flow, int] | None, key: bytes, buf: bytes, off: int, ts: int,
-                    lt: int) -> tuple[Flow, int]:
-        if ent is not None and not ent[0].closed:
-            self._close(ent[0], ent[0].last_ts, "idle")
+    @staticmethod
+    def _reused(flow: Flow, key: bytes, buf: bytes, off: int) -> bool:
+        """A SYN from a side that already sent: a new connection if its ISN differs or FIN/RST was seen."""
+        d = 0 if key == flow.ckey else 1
+        if not flow.seen & (1 << d):
+            return False
+        base = flow.base1 if d else flow.base0
+        return bool(flow.fin or flow.rst) or SEQ_ACK.unpack_from(buf, off + 4)[0] != base
+
+    def _udp_lookup(self, flow: Flow | None, key: bytes, buf: bytes, off: int, ts: int, lt: int) -> Flow:
+        if flow is not None and not flow.closed:
+            self._close(flow, flow.last_ts, "idle")
         sport = (buf[off] << 8) | buf[off + 1]
         dport = (buf[off + 2] << 8) | buf[off + 3]
         return self._open(self._udp, "udp", key, sport, dport, sport >= dport, ts, lt)
 
-    def _open(self, table: dict[bytes, tuple[Flow, int]], l4: str, key: bytes, sport: int, dport: int,
-              client_is_src: bool, ts: int, lt: int) -> tuple[Flow, int]:
+    def _open(self, table: dict[bytes, Flow], l4: str, key: bytes, sport: int, dport: int,
+              client_is_src: bool, ts: int, lt: int) -> Flow:
         n = self._next_id
         self._next_id = n + 1
         sid = f"{n:012d}.pcap" if l4 == "tcp" else f"{n:012d}_udp.pcap"
@@ -382,13 +382,11 @@ class Capture:
         rkey = dst + src + key[-2:] + key[-4:-2]
         idle = self._tcp_idle if l4 == "tcp" else self._udp_idle
         if client_is_src:
-            flow = Flow(sid, l4, ts, lt, (src, sport), (dst, dport), idle, (key, rkey))
+            flow = Flow(sid, l4, ts, lt, src, sport, dst, dport, idle, key, rkey)
         else:
-            flow = Flow(sid, l4, ts, lt, (dst, dport), (src, sport), idle, (key, rkey))
+            flow = Flow(sid, l4, ts, lt, dst, dport, src, sport, idle, rkey, key)
         self.store.add(flow)
-        d = 0 if client_is_src else 1
-        table[key] = (flow, d)
-        table[rkey] = (flow, 1 - d)
+        table[key] = table[rkey] = flow
         self._live[sid] = flow
         if self.handler_factory is not None:
             try:
@@ -399,7 +397,7 @@ class Capture:
                 max_ooo = self.config.ooo_max_bytes
                 flow.asm = (TcpDirection(flow.handler, 0, max_ooo, self._stats),
                             TcpDirection(flow.handler, 1, max_ooo, self._stats))
-        return flow, d
+        return flow
 
     def _tcp_data(self, flow: Flow, d: int, buf: bytes, off: int, wlen: int, flags: int, ts: int) -> None:
         doff = (buf[off + 12] >> 4) << 2
@@ -473,9 +471,8 @@ class Capture:
             return
         self._live.pop(flow.sid, None)
         table = self._tcp if flow.tcp else self._udp
-        for key in flow.keys:
-            ent = table.get(key)
-            if ent is not None and ent[0] is flow:
+        for key in (flow.ckey, flow.skey):
+            if table.get(key) is flow:
                 del table[key]
 
     def _close_handler(self, flow: Flow, reason: str) -> None:

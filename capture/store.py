@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from capture.model import NS, CaptureConfig, Packet, StreamMeta
 
 PACKET_OVERHEAD = 64
-RECORD_OVERHEAD = 1024
+RECORD_OVERHEAD = 960  # flow object, arrays, list, keys, flow-table entries (tracemalloc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,8 @@ class Record:
 
     __slots__ = (
         "_meta",
-        "client",
+        "cip",
+        "cport",
         "close_ts",
         "closed",
         "count",
@@ -77,21 +78,21 @@ class Record:
         "lts",
         "pins",
         "released",
-        "server",
         "sid",
+        "sip",
+        "sport",
         "truncated",
         "tss",
         "wire",
     )
 
-    def __init__(self, sid: str, l4: str, first_ts: int, linktype: int, client: tuple[bytes, int],
-                 server: tuple[bytes, int]) -> None:
+    def __init__(self, sid: str, l4: str, first_ts: int, linktype: int, cip: bytes, cport: int,
+                 sip: bytes, sport: int) -> None:
         self.sid = sid
         self.l4 = l4
         self.first_ts = self.last_ts = first_ts
         self.linktype = linktype
-        self.client = client
-        self.server = server
+        self.cip, self.cport, self.sip, self.sport = cip, cport, sip, sport  # raw addresses
         self._meta: StreamMeta | None = None
         self.datas: list[bytes] = []
         self.tss = array("q")
@@ -105,8 +106,8 @@ class Record:
     @property
     def meta(self) -> StreamMeta:
         if self._meta is None:
-            self._meta = StreamMeta(self.sid, self.l4, ip_text(self.client[0]), self.client[1],
-                                    ip_text(self.server[0]), self.server[1], self.first_ts)
+            self._meta = StreamMeta(self.sid, self.l4, ip_text(self.cip), self.cport, ip_text(self.sip),
+                                    self.sport, self.first_ts)
         return self._meta
 
     def append(self, ts: int, lt: int, data: bytes, orig_len: int) -> None:
