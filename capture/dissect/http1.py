@@ -273,11 +273,13 @@ class _Side:
             msg.method = parts[0][:64]
             msg.url = parts[1] if len(parts) > 1 else b""
             version = parts[2] if len(parts) > 2 else b""
-        else:
+        elif parts[0].startswith(b"HTTP/"):
             version = parts[0]
-            if len(parts) > 1 and parts[1].isdigit():
+            if len(parts) > 1 and len(parts[1]) == 3 and parts[1].isdigit() and parts[1][0] != 0x30:
                 msg.status = int(parts[1])
             msg.reason = parts[2] if len(parts) > 2 else b""
+        else:
+            return
         if version.startswith(b"HTTP/"):
             msg.version = version[5:].decode("latin-1")
 
@@ -522,6 +524,8 @@ class Http1:
             err = err or resp.error  # no status line: the response's head is not in the capture
             resp = None
         if req is None:
+            if resp is None:
+                return  # neither a request nor a status line: nothing to show
             req = Message(resp.ts)
             err = error("pair-not-found", "response without a request (capture started mid-connection "
                                           "or the request was lost)")
