@@ -134,5 +134,6 @@ def test_unload_flushes_the_scripts_repositories(
     assert not repos.exists() or not list(repos.rglob("*.pcap.gz"))
     (folder / "seed.js").unlink()
     wait_for(scripts, lambda: scripts.by_title("Seed") is None)
+    assert rec.services.close_outbox(10.0) == 0  # the spool hands repositories to the store in the background
     written = {p.parent.name for p in repos.rglob("*.pcap.gz")}
     assert written == {"kfl_0", "kfl_1"}, rec.stdout + rec.stderr
