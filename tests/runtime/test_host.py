@@ -209,3 +209,25 @@ def test_new_query_reruns_that_hook_run_once(rec: Recorder) -> None:
         rec.feed(h, [http_item(1, method="GET"), http_item(2, method="GET"), http_item(3, method="PUT")])
         h.run_job("r")
     assert rec.stdout[-1] == "Twice] 5"
+
+
+def test_candidate_queries_unused_are_dropped_then_relearned(rec: Recorder) -> None:
+    script = """// Drop
+    var LATER = "http and request.method == \\"PUT\\"";
+    var use = false, hits = {};
+    function onItemCaptured(data) { if (use && kfl.match(LATER, data)) hits[data.id] = 1; }
+    jobs.schedule("on", "0 0 0 1 1 *", function () { use = true; });
+    jobs.schedule("r", "0 0 0 1 2 *", function () { console.log(Object.keys(hits).length); });
+    """
+    query = 'http and request.method == "PUT"'
+    with rec.host(script) as h:
+        qid = h.queries[query]
+        assert qid in h.active  # a literal that is valid KFL: evaluated from the start
+        for k in range(0, 5000, 1000):
+            rec.feed(h, [http_item(k + i) for i in range(1000)])
+        assert qid not in h.active  # unused for more than 4096 items: no longer evaluated
+        h.run_job("on")
+        rec.feed(h, [http_item(1, method="PUT"), http_item(2, method="GET")])
+        assert qid in h.active  # used again: learned again
+        h.run_job("r")
+    assert rec.lines_of("Drop")[-1] == "1"
