@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import resource
 import signal
 import sys
 import threading
@@ -125,5 +126,6 @@ def run(args: argparse.Namespace) -> int:
     counters = cap.counters
     counters["input_errors"] = len(source.errors)
     counters["inputs_not_captures"] = len(source.failed)
+    counters["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     printer.summary(counters)
     return 2 if source.failed else 0
