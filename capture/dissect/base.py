@@ -70,9 +70,11 @@ class Dissector(Protocol):
     ports: ClassVar[frozenset[int]]  # port hints: tried first when either port matches
 
     @classmethod
-    def probe(cls, meta: StreamMeta, first: tuple[bytes, bytes], final: bool, config: DissectConfig) -> int:
-        """`CLAIM`, `REJECT` or `MORE` from the first bytes of each direction (before any gap);
-        with `final` (stream closing, gap, or `probe_limit` reached) `MORE` counts as `REJECT`."""
+    def probe(cls, meta: StreamMeta, first: tuple[bytes, bytes], leader: int, final: bool,
+              config: DissectConfig) -> int:
+        """`CLAIM`, `REJECT` or `MORE` from the first bytes of each direction (before any gap) and the
+        direction that sent data first (`leader`, -1 before any data); with `final` (stream closing
+        or `probe_limit` reached) `MORE` counts as `REJECT`."""
         ...
 
     def __init__(self, items: ItemFactory, config: DissectConfig) -> None: ...

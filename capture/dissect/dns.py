@@ -41,7 +41,8 @@ class Dns:
     __slots__ = ("bufs", "items", "pending", "proto", "tcp")
 
     @classmethod
-    def probe(cls, meta: Any, first: tuple[bytes, bytes], final: bool, config: DissectConfig) -> int:
+    def probe(cls, meta: Any, first: tuple[bytes, bytes], leader: int, final: bool,
+              config: DissectConfig) -> int:
         return CLAIM if meta.server_port == 53 or meta.client_port == 53 else REJECT
 
     def __init__(self, items: ItemFactory, config: DissectConfig) -> None:

@@ -27,7 +27,8 @@ class Generic:
     __slots__ = ("_cap", "_done", "_gaps", "_payload", "_sent", "items", "packets")
 
     @classmethod
-    def probe(cls, meta: object, first: tuple[bytes, bytes], final: bool, config: DissectConfig) -> int:
+    def probe(cls, meta: object, first: tuple[bytes, bytes], leader: int, final: bool,
+              config: DissectConfig) -> int:
         return REJECT
 
     def __init__(self, items: ItemFactory, config: DissectConfig) -> None:

@@ -60,6 +60,11 @@ def _kind(data: bytes) -> int:
     return OTHER
 
 
+def _later_start(data: bytes) -> bool:
+    """A status line or request line after a newline (a capture picked up mid-message)?"""
+    return bool(_RESYNC[0].search(data, 1) or _RESYNC[1].search(data, 1))
+
+
 class _NoBody(Exception):
     """Raised from `on_headers_complete` to end a response at its head (HEAD, CONNECT)."""
 
@@ -351,27 +356,32 @@ class Http1:
                  "tunnel")
 
     @classmethod
-    def probe(cls, meta: Any, first: tuple[bytes, bytes], final: bool, config: DissectConfig) -> int:
+    def probe(cls, meta: Any, first: tuple[bytes, bytes], leader: int, final: bool,
+              config: DissectConfig) -> int:
         a, b = _kind(first[0]), _kind(first[1])
         if a == EMPTY and b == EMPTY:
             return REJECT if final else MORE
         if a == RESP or b == RESP:
             return CLAIM
+        hinted = meta.server_port in config.http_ports or meta.client_port in config.http_ports
         if a == REQ or b == REQ:
-            other = b if a == REQ else a
+            req = 0 if a == REQ else 1
+            other = b if req == 0 else a
             if other == OTHER:
-                return REJECT  # e.g. an SSH banner answering a GET
+                # Not HTTP when the peer answered the request with something else (an SSH banner);
+                # bytes before the request are the tail of an earlier message (mid-stream pickup).
+                return REJECT if leader == req else CLAIM
             if other == REQ:
                 return CLAIM
-            hinted = meta.server_port in config.http_ports or meta.client_port in config.http_ports
             return CLAIM if hinted or final else MORE
+        if _later_start(first[0]) or _later_start(first[1]):
+            return CLAIM  # picked up inside a message; a message start follows
         if final:
             return REJECT
         if a == PARTIAL or b == PARTIAL:
             return MORE
-        hinted = meta.server_port in config.http_ports
-        if hinted and a == OTHER and b == EMPTY:
-            return MORE  # an odd request to an HTTP port: the answer decides
+        if hinted:
+            return MORE  # an HTTP port: wait for the answer or a message start (up to probe_limit)
         return REJECT
 
     def __init__(self, items: ItemFactory, config: DissectConfig) -> None:

@@ -36,11 +36,14 @@ class _Chooser:
         self.first = [b"", b""]
         self.gapped = [False, False]
         self.buffered = 0
+        self.leader = -1  # the direction that sent data first
         self.events: list[tuple[int, bytes | None, int, int]] = []
 
     def on_data(self, direction: int, data: bytes, ts_ns: int) -> None:
         self.events.append((direction, data, ts_ns, 0))
         self.buffered += len(data)
+        if self.leader < 0:
+            self.leader = direction
         if not self.gapped[direction]:
             self.first[direction] += data
         self._decide(self.buffered > self.config.probe_limit)
@@ -56,7 +59,7 @@ class _Chooser:
     def _decide(self, final: bool) -> None:
         first = (self.first[0], self.first[1])
         for cls in list(self.candidates):
-            verdict = cls.probe(self.meta, first, final, self.config)
+            verdict = cls.probe(self.meta, first, self.leader, final, self.config)
             if verdict == CLAIM:
                 self._choose(cls)
                 return
@@ -99,7 +102,7 @@ def make_handler_factory(
         empty = (b"", b"")
         undecided = []
         for cls in candidates:
-            verdict = cls.probe(meta, empty, False, config)
+            verdict = cls.probe(meta, empty, -1, False, config)
             if verdict == CLAIM:
                 return cls(items, config)
             if verdict == MORE:

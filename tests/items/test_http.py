@@ -245,3 +245,19 @@ def test_requests_never_answered_are_bounded() -> None:
     assert [it["request"]["path"] for it in items[:10]] == [f"/{i}" for i in range(10)]
     assert all(it["error"]["type"] == "timeout" and "response" not in it for it in items[:10])
     assert items[10]["response"]["status"] == 200 and items[10]["request"]["path"] == "/10"
+
+
+def test_pickup_inside_a_body_still_yields_the_later_exchanges() -> None:
+    # No SYN; the first server bytes are the end of a body whose head was before the capture.
+    t = Talk(handshake=False).send(1, b"...end of an earlier body</html>")
+    t.send(0, get("/next")).send(1, ok(b"n", "404 Not Found")).send(0, get("/last")).send(1, ok(b"l"))
+    items = http(t)
+    assert [(it["request"]["path"], it["response"]["status"]) for it in items] == [("/next", 404), ("/last", 200)]
+
+
+def test_pickup_inside_a_body_on_another_port_with_a_later_message_start() -> None:
+    t = Talk(server=("10.0.0.2", 9000), handshake=False)
+    t.send(1, b"tail of a body\r\nHTTP/1.1 204 No Content\r\n\r\n")
+    items = http(t.send(0, get("/x")).send(1, ok(b"x")))
+    assert [it["response"]["status"] for it in items] == [204, 200]
+    assert items[0]["error"]["type"] == "pair-not-found" and items[1]["request"]["path"] == "/x"

@@ -59,7 +59,7 @@ class Echo:
     PROTO = protocol("echo", "1", "ECHO", "Echo", "echo", "tcp", ["7"], 9)
 
     @classmethod
-    def probe(cls, meta, first, final, config) -> int:
+    def probe(cls, meta, first, leader, final, config) -> int:
         if not first[0]:
             return REJECT if final else MORE
         return CLAIM if first[0].startswith(b"ECHO ") else REJECT
