@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 from typing import Any
 
 import dns.rdataclass
@@ -48,6 +49,9 @@ A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, SRV, OPT, URI = 1, 2, 5, 6, 12, 15, 16, 2
 
 _UNSAFE = re.compile(rb'[^\x21-\x7e]|["();\\@$]')
 _SPECIAL = frozenset(b'"().;\\@$')
+_HEADER = struct.Struct("!6H")
+_QUESTION = struct.Struct("!HH")
+_RR_HEAD = struct.Struct("!HHIH")
 _types: dict[int, str] = {}
 _classes: dict[int, str] = {}
 
@@ -128,12 +132,6 @@ def _escaped(label: bytes) -> str:
     return "".join(out)
 
 
-def _u16(buf: bytes, off: int) -> int:
-    if off + 2 > len(buf):
-        raise Malformed(f"message cut at offset {off}")
-    return (buf[off] << 8) | buf[off + 1]
-
-
 class Parsed:
     """What was read of one message; `error` is the `Malformed` text or None."""
 
@@ -164,15 +162,13 @@ def _rr(buf: bytes, off: int) -> tuple[dict[str, Any], int]:
     name, off = read_name(buf, off)
     if off + 10 > len(buf):
         raise Malformed(f"record header cut at offset {off}")
-    rtype = (buf[off] << 8) | buf[off + 1]
-    rclass = (buf[off + 2] << 8) | buf[off + 3]
-    ttl = int.from_bytes(buf[off + 4:off + 8], "big")
-    rdlen = (buf[off + 8] << 8) | buf[off + 9]
+    rtype, rclass, ttl, rdlen = _RR_HEAD.unpack_from(buf, off)
     start = off + 10
     end = start + rdlen
     if end > len(buf):
         raise Malformed(f"record data runs past the end of the message at offset {off}")
-    rr: dict[str, Any] = {"name": name, "type": type_text(rtype), "class": class_text(rclass), "ttl": ttl,
+    rr: dict[str, Any] = {"name": name, "type": _types.get(rtype) or type_text(rtype),
+                          "class": _classes.get(rclass) or class_text(rclass), "ttl": ttl,
                           "ip": "<nil>", "ns": "", "cname": "", "ptr": "", "txts": "", "soa": "", "srv": "",
                           "mx": "", "opt": "", "uri": ""}
     if rtype in (A, AAAA):
@@ -231,20 +227,20 @@ def parse(buf: bytes) -> Parsed:
     try:
         if len(buf) < 12:
             raise Malformed(f"message of {len(buf)} bytes is shorter than a DNS header")
-        msg.id = (buf[0] << 8) | buf[1]
-        flags = msg.flags = (buf[2] << 8) | buf[3]
+        msg.id, flags, qd, an, ns, ar = _HEADER.unpack_from(buf)
+        msg.flags = flags
         msg.qr = bool(flags & 0x8000)
         msg.opcode = (flags >> 11) & 0xF
         msg.rcode = flags & 0xF
-        qd, an, ns, ar = _u16(buf, 4), _u16(buf, 6), _u16(buf, 8), _u16(buf, 10)
         off = 12
         questions = msg.questions
         for _ in range(qd):
             name, off = read_name(buf, off)
             if off + 4 > len(buf):
                 raise Malformed(f"question cut at offset {off}")
-            questions.append({"name": name, "type": type_text((buf[off] << 8) | buf[off + 1]),
-                              "class": class_text((buf[off + 2] << 8) | buf[off + 3])})
+            qtype, qclass = _QUESTION.unpack_from(buf, off)
+            questions.append({"name": name, "type": _types.get(qtype) or type_text(qtype),
+                              "class": _classes.get(qclass) or class_text(qclass)})
             off += 4
         for count, section in ((an, msg.answers), (ns, msg.authorities), (ar, msg.additionals)):
             for _ in range(count):
