@@ -15,6 +15,7 @@ Hooks for the product layer (progress, summary, metrics): `stats` (the dict of
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ class Pipeline:
         self._name_history: dict[str, Any] = {}
         self._stopping = False
         self._closed = False
+        self._lock = threading.Lock()
         self._packets_wanted = False
         self._live = False
         clock_mode = config.clock or "capture"
@@ -273,10 +275,11 @@ class Pipeline:
             stats["streams"]["open"] = c.get("streams_open", 0)
 
     def _heartbeat(self) -> None:
-        """Called by live sources while waiting for packets (and by the main loop)."""
-        if self.capture is not None and self._live:
-            self.capture.tick(self.services.clock.now_ns())
-        self.tick()
+        """Called by live sources while waiting for packets (outside the packet lock)."""
+        with self._lock:
+            if self.capture is not None and self._live:
+                self.capture.tick(self.services.clock.now_ns())
+            self.tick()
 
     # ---- run ---------------------------------------------------------------------------------
 
@@ -297,12 +300,17 @@ class Pipeline:
         clock = self.services.clock
         capture_clock = clock.mode == "capture"
         packets = iter(self.source)
-        first = next(packets, None)
-        if first is not None and capture_clock:
-            clock.advance(first[0])
+        first = None
+        if capture_clock:
+            # jobs scheduled at load count from the capture's first packet, not from today
+            first = next(packets, None)
+            if first is not None:
+                clock.advance(first[0])
         self.scripts.start()
         self._scripts_changed()
-        if first is not None:
+        if self._live:
+            self._run_live(first, packets, capture_clock)
+        elif first is not None:
             self._loop(first, packets, capture_clock)
         self.finish()
         return 0
@@ -312,8 +320,6 @@ class Pipeline:
         feed = self.capture.feed_packet
         counters = self.counters
         batch_items = self.config.batch_items
-        live = self._live
-        flush_s = self.config.live_flush_ms / 1000.0
         n = 0
         pkt = first
         while pkt is not None:
@@ -324,21 +330,55 @@ class Pipeline:
                     self.tick(ts)
             feed(pkt)
             n += 1
-            events = len(self._batch.events)
-            if events >= batch_items:
+            if len(self._batch.events) >= batch_items:
                 self.flush()
-            elif (
-                (live and events and time.monotonic() - self._batch_started >= flush_s)
-                or (not capture_clock and n % 256 == 0 and clock.now_ns() >= self._deadline)
-                or (n % 4096 == 0 and self.scripts.pending())
+            elif (not capture_clock and n % 256 == 0 and clock.now_ns() >= self._deadline) or (
+                n % 4096 == 0 and self.scripts.pending()
             ):
                 self.tick()
             if self._stopping:
                 break
             pkt = next(packets, None)
         counters["packets"] += n
-        if self.stats:
-            self.stats["packets"] = counters["packets"]
+
+    def _run_live(self, first: Any, packets: Any, capture_clock: bool) -> None:
+        """Live input: the same, plus a timer thread that flushes a batch once its first event is
+        `live_flush_ms` old and runs what falls due, while the source waits for packets. The lock
+        is held while a packet is processed, not while waiting for the next one."""
+        clock = self.services.clock
+        feed = self.capture.feed_packet
+        counters = self.counters
+        batch_items = self.config.batch_items
+        lock = self._lock
+        done = threading.Event()
+        timer = threading.Thread(target=self._live_timer, args=(done,), name="kflpcap-flush", daemon=True)
+        timer.start()
+        try:
+            pkt = first if first is not None else next(packets, None)
+            while pkt is not None and not self._stopping:
+                with lock:
+                    ts = pkt[0]
+                    if capture_clock:
+                        clock.advance(ts)
+                    feed(pkt)
+                    counters["packets"] += 1
+                    if len(self._batch.events) >= batch_items:
+                        self.flush()
+                pkt = next(packets, None)
+        finally:
+            done.set()
+            timer.join()
+
+    def _live_timer(self, done: threading.Event) -> None:
+        flush_s = self.config.live_flush_ms / 1000.0
+        period = min(0.01, flush_s / 4)
+        clock = self.services.clock
+        while not done.wait(period):
+            with self._lock:
+                old = bool(self._batch.events) and time.monotonic() - self._batch_started >= flush_s
+                if old or clock.now_ns() >= self._deadline or self.scripts.pending():
+                    self.capture.tick(clock.now_ns())
+                    self.tick()
 
     def finish(self) -> None:
         """End of input: close every stream, deliver the last items, run due jobs, unload, drain."""
