@@ -62,10 +62,8 @@ def test_live_capture_flushes_items_fast_and_runs_jobs_on_wall_time(tmp_path: Pa
             assert pipeline.services.clock.mode == "wall"
             _wait(lambda: lines().count("Live] beat") >= 2, 3.5)  # a job every wall-clock second
 
-            get = (
-                "import urllib.request\nurllib.request.urlopen('http://%s/health', timeout=5).read()"
-                % net.server_ip
-            )
+            url = f"http://{net.server_ip}/health"
+            get = f"import urllib.request\nurllib.request.urlopen({url!r}, timeout=5).read()"
             subprocess.run(net.ns_argv(net.client_ns, [sys.executable, "-c", get]), check=True, timeout=30)
             answered = time.monotonic()
             _wait(lambda: "Live] item /health 200" in lines(), 2.0)
