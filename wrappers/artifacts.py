@@ -1,10 +1,11 @@
 """Repository artifacts: the gzipped PCAP, Kubeshark's tar.gz layout, and times as text.
 
-Gzip level: 1. Measured on the bundled captures (7.5 MB of real traffic, zlib, this 2-core machine):
-level 1 compresses at ~50 MB/s to 57.2 % of the size, level 6 at ~36 MB/s to 55.2 %, level 9 at
-~30 MB/s to 55.1 %. Packet payloads are mostly already compressed or encrypted, so higher levels buy
-~2 % of size for 40-65 % more CPU on the pipeline's own cores; `python -m bench.bench_wrapper` repeats
-the measurement on generated traffic and prints it next to the throughput.
+Gzip level: 1. Measured with zlib on this 2-core machine. Real traffic (the bundled captures,
+7.5 MB): level 1 ~50 MB/s to 57.2 % of the size, level 6 ~36 MB/s to 55.2 %, level 9 ~30 MB/s to
+55.1 % (payloads are mostly compressed or encrypted already). Generated HTTP/DNS traffic (10.1 MB
+exported by `python -m bench.bench_wrapper`, 250 k-packet capture): level 1 52 MB/s to 29.2 %, level 3
+37 MB/s to 26.4 %, level 6 18.5 MB/s to 23.3 %, level 9 14 MB/s to 23.1 %. Higher levels save 2-6 %
+of the size for 1.4-3.7x the CPU on the cores the pipeline itself needs; the bench repeats this.
 """
 
 from __future__ import annotations
