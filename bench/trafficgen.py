@@ -58,7 +58,8 @@ from array import array
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, chain
+from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
@@ -80,8 +81,11 @@ SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
 _FLUSH_AT = 16384
 _TTL_C, _TTL_S = 64, 57  # ip ttl / hop limit of client and server packets (captured at the client)
 _PORTS = struct.Struct("!HH")
+_TIME = itemgetter(0)
 _MAC_GW = bytes.fromhex("02000a010001")
-_ISN_MAX = 0xFFFFFFFF - (1 << 24)  # no seq/ack wrap inside a flow, so checksums need no masking
+# ISNs below 2**30 - 2**24: seq/ack never wrap inside a flow (checksums need no masking) and stay
+# single-digit Python ints (fast arithmetic)
+_ISN_MAX = (1 << 30) - (1 << 24)
 _IPID_MAX = 65536 - 512  # ip id base + per-direction packet index stays below 65536
 _POOL = {"http": 1024, "dns": 512, "dns-tcp": 32}  # distinct flows built before flows are reused
 _LITTLE = sys.byteorder == "little"
@@ -228,13 +232,12 @@ class _Generator:
         self.start_us = round(start * 1_000_000)
         dur = duration if duration is not None else self.target / DEFAULT_RATE
         self.dur_us = max(1, round(dur * 1_000_000))
-        self.end_us = self.start_us + self.dur_us
         self.http500_ratio = http500_ratio
         self.dns_ratio = dns_ratio
         self.ipv6_ratio = ipv6_ratio
         self.keep = truth
         self.truth = Truth()
-        self.pending: list[tuple[int, bytes]] = []
+        self.pending: list[tuple[int, bytes, bytes]] = []  # (µs since the start, headers, payload)
         self.n = 0
         self.dns_packets = 0
         self._raw: list[tuple] = []
@@ -244,7 +247,6 @@ class _Generator:
         self.gap_us = self.dur_us * 14 / self.target
         self.idle_us = min(max(20_000.0, 2 * self.gap_us), self.dur_us / 40)
         self.think_us = min(max(3_000.0, self.gap_us / 4), self.dur_us / 200)
-        self.span_end = self.start_us + self.dur_us * 0.97
         self._build_pools()
 
     # ---------------------------------------------------------------- pools
@@ -550,13 +552,13 @@ class _Generator:
             if kind == "dns":
                 ul = 8 + len(payload)
                 ipl = ul if v6 else ul + 20
-                out.append((d, t - t0, ul, payload, ul + ul + psum, ipl, ipl + k, ipl + eth_ip, k))
+                out.append((d, t - t0, ul, payload, (ul + ul + psum) % 0xFFFF, ipl, ipl + k, ipl + eth_ip, k))
                 continue
             of = 0x5000 | flags
             tl = 20 + len(payload)
             ipl = tl if v6 else tl + 20
             out.append((d, t - t0, seq, ack, struct.pack("!HH", of, WINDOW), b"\x00\x00" + payload,
-                        tl + of + psum + seq + ack, ipl, ipl + k, ipl + eth_ip, k))
+                        (tl + of + psum + seq + ack) % 0xFFFF, ipl, ipl + k, ipl + eth_ip, k))
         return out
 
     # ---------------------------------------------------------------- packets
@@ -566,26 +568,28 @@ class _Generator:
         ci, si = int(rnd() * _ISN_MAX), int(rnd() * _ISN_MAX)
         cb, sb = int(rnd() * _IPID_MAX), int(rnd() * _IPID_MAX)
         pre, mid, ap, ic, l4c = c
-        sides = ((pre, mid, ap, ic + cb, cb, ci, si), (s[0], s[1], s[2], s[3] + sb, sb, si, ci))
+        sides = ((pre, mid, ap, (ic + cb) % 0xFFFF, cb, ci, si),
+                 (s[0], s[1], s[2], (s[3] + sb) % 0xFFFF, sb, si, ci))
         app = self.pending.append
+        base = self.start_us
         rec = _REC.pack
         pack = _TCP4.pack
         n = self.n
         # the SYN: acknowledgement number 0
         _, rel, sr, _, ofw, tail, sc, ipl, ipk, wire, _ = entries[0]
-        sec, us = divmod(t0 + rel, 1_000_000)
-        app((((t0 + rel) << 32) | n, rec(sec, us, wire, wire)
+        sec, us = divmod(base + t0 + rel, 1_000_000)
+        app((t0 + rel, rec(sec, us, wire, wire)
              + pack(pre, ipl, cb, mid, -(ic + cb + ipk) % 0xFFFF, ap, sr + ci, 0, ofw,
-                    -(l4c + ci + sc) % 0xFFFF) + tail))
+                    -(l4c + ci + sc) % 0xFFFF), tail))
         n += 1
-        kk = l4c + ci + si
+        kk = (l4c + ci + si) % 0xFFFF
         for d, rel, sr, ar, ofw, tail, sc, ipl, ipk, wire, k in entries[1:]:
             pre, mid, ap, ic, ib, so, ao = sides[d]
             ts = t0 + rel
-            sec, us = divmod(ts, 1_000_000)
-            app(((ts << 32) | n, rec(sec, us, wire, wire)
+            sec, us = divmod(base + ts, 1_000_000)
+            app((ts, rec(sec, us, wire, wire)
                  + pack(pre, ipl, ib + k, mid, -(ic + ipk) % 0xFFFF, ap, sr + so, ar + ao, ofw,
-                        -(kk + sc) % 0xFFFF) + tail))
+                        -(kk + sc) % 0xFFFF), tail))
             n += 1
         self.n = n
 
@@ -596,21 +600,22 @@ class _Generator:
         pre, mid, ap, _, l4c = c
         sides = ((pre, mid, ap, ci, si), (s[0], s[1], s[2], si, ci))
         app = self.pending.append
+        base = self.start_us
         rec = _REC.pack
         pack = _TCP6.pack
         n = self.n
         _, rel, sr, _, ofw, tail, sc, ipl, _, wire, _ = entries[0]
-        sec, us = divmod(t0 + rel, 1_000_000)
-        app((((t0 + rel) << 32) | n, rec(sec, us, wire, wire)
-             + pack(pre, ipl, mid, ap, sr + ci, 0, ofw, -(l4c + ci + sc) % 0xFFFF) + tail))
+        sec, us = divmod(base + t0 + rel, 1_000_000)
+        app((t0 + rel, rec(sec, us, wire, wire)
+             + pack(pre, ipl, mid, ap, sr + ci, 0, ofw, -(l4c + ci + sc) % 0xFFFF), tail))
         n += 1
-        kk = l4c + ci + si
+        kk = (l4c + ci + si) % 0xFFFF
         for d, rel, sr, ar, ofw, tail, sc, ipl, _, wire, _ in entries[1:]:
             pre, mid, ap, so, ao = sides[d]
             ts = t0 + rel
-            sec, us = divmod(ts, 1_000_000)
-            app(((ts << 32) | n, rec(sec, us, wire, wire)
-                 + pack(pre, ipl, mid, ap, sr + so, ar + ao, ofw, -(kk + sc) % 0xFFFF) + tail))
+            sec, us = divmod(base + ts, 1_000_000)
+            app((ts, rec(sec, us, wire, wire)
+                 + pack(pre, ipl, mid, ap, sr + so, ar + ao, ofw, -(kk + sc) % 0xFFFF), tail))
             n += 1
         self.n = n
 
@@ -621,6 +626,7 @@ class _Generator:
         sides = ((c[0], c[1], c[2], c[3] + cb, cb), (s[0], s[1], s[2], s[3] + sb, sb))
         l4c = c[4]
         app = self.pending.append
+        base = self.start_us
         n = self.n
         for d, rel, ul, payload, sc, ipl, ipk, wire, k in entries:
             pre, mid, ap, ic, ib = sides[d]
@@ -630,27 +636,28 @@ class _Generator:
                 hdr = _UDP6.pack(pre, ipl, mid, ap, ul, c4)
             else:
                 hdr = _UDP4.pack(pre, ipl, ib + k, mid, -(ic + ipk) % 0xFFFF, ap, ul, c4)
-            sec, us = divmod(ts, 1_000_000)
-            app(((ts << 32) | n, _REC.pack(sec, us, wire, wire) + hdr + payload))
+            sec, us = divmod(base + ts, 1_000_000)
+            app((ts, _REC.pack(sec, us, wire, wire) + hdr, payload))
             n += 1
         self.n = n
 
     def _flush(self, before: int | None) -> None:
+        """Write the pending packets made before time `before` (µs since the start); all when None."""
         pend = self.pending
-        pend.sort()
+        pend.sort(key=_TIME)  # stable: packets of equal time stay in the order they were made
         if before is None:
             done, self.pending = pend, []
         else:
-            i = bisect_left(pend, (before,))
+            i = bisect_left(pend, before, key=_TIME)
             done, self.pending = pend[:i], pend[i:]
         if not done:
             return
         t = self.truth
         if not t.packets:
-            t.first_ts = (done[0][0] >> 32) / 1_000_000
-        t.last_ts = (done[-1][0] >> 32) / 1_000_000
+            t.first_ts = (self.start_us + done[0][0]) / 1_000_000
+        t.last_ts = (self.start_us + done[-1][0]) / 1_000_000
         t.packets += len(done)
-        data = b"".join([r for _, r in done])
+        data = b"".join(chain.from_iterable(map(itemgetter(1, 2), done)))
         t.bytes += len(data)
         self.out.write(data)
 
@@ -672,12 +679,12 @@ class _Generator:
         nxt = cport + 1 + int(rnd() * 5)
         self.next_port[cip] = nxt if nxt < 61000 else 32768 + (nxt - 61000)
         sip, sport = tpl.sip, tpl.sport
-        l4c = tpl.l4k + cval + cport  # the pseudo-header + ports sum is the same both ways
-        c = (pre_c, tpl.mid_c, cip + sip + _PORTS.pack(cport, sport), tpl.ipk_c + cval, l4c)
-        s = (pre_s, tpl.mid_s, sip + cip + _PORTS.pack(sport, cport), tpl.ipk_s + cval, l4c)
+        l4c = (tpl.l4k + cval + cport) % 0xFFFF  # the pseudo-header + ports sum is the same both ways
+        c = (pre_c, tpl.mid_c, cip + sip + _PORTS.pack(cport, sport), (tpl.ipk_c + cval) % 0xFFFF, l4c)
+        s = (pre_s, tpl.mid_s, sip + cip + _PORTS.pack(sport, cport), (tpl.ipk_s + cval) % 0xFFFF, l4c)
         entries = tpl.entries
-        if t0 + tpl.span > self.end_us:  # the last flows are squeezed into the window
-            budget = max(0, self.end_us - t0)
+        if t0 + tpl.span > self.dur_us:  # the last flows are squeezed into the window
+            budget = max(0, self.dur_us - t0)
             entries = [(e[0], e[1] * budget // tpl.span, *e[2:]) for e in entries]
         if tpl.proto == 17:
             self._emit_udp(entries, t0, c, s, v6)
@@ -726,15 +733,15 @@ class _Generator:
     def run(self) -> Truth:
         self.out.write(_PCAP_HEADER)
         rng = self.rng
-        span = self.span_end - self.start_us
-        prev = self.start_us - 1
+        span = self.dur_us * 0.97
+        prev = -1
         dns_flows = 0
         while self.n < self.target:
             frac = (self.n + rng.random() * 14) / self.target if self.n else 0.0
-            t = max(prev + 1, self.start_us + int(span * min(frac, 1.0)))
+            t = max(prev + 1, int(span * min(frac, 1.0)))  # µs since the start
             prev = t
             if len(self.pending) > _FLUSH_AT:
-                self._flush((t << 32) | self.n)
+                self._flush(t)
             if self.dns_packets < self.dns_ratio * self.n:
                 dns_flows += 1
                 self._flow(t, "dns-tcp" if dns_flows % DNS_TCP_EVERY == 3 else "dns")
