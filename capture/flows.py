@@ -18,6 +18,7 @@ FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 SEQ_ACK = Struct("!II")
 TICK_NS = NS  # retention/fragments are checked once per second of capture time
 SWEEP_NS = 5 * NS  # idle flows are looked for every 5 s of capture time
+HELD_SLACK = 1 << 20  # consume() adds held bytes to the store (and checks the budget) every MiB
 RST_GRACE_NS = NS // 2  # a RST closes a dissected stream unless payload follows within this time
 
 HandlerFactory = Callable[[StreamMeta], StreamHandler | None]
@@ -119,7 +120,8 @@ class Capture:
         Same result as `feed_packet` on each packet; the common case (a non-SYN/FIN/RST segment or a
         datagram of a known stream, Ethernet + IPv4/IPv6, within the caps, no tick due) runs inline
         with local variables, everything else goes through `feed_packet`. Counters are brought up
-        to date at every tick (once per second of capture time) and at the end.
+        to date at every tick (once per second of capture time) and at the end; the budget is
+        checked every MiB of held packets.
         """
         snaplens = getattr(packets, "snaplens", None)
         if snaplens is not None:
@@ -130,7 +132,7 @@ class Capture:
         store = self.store
         listener = self.packet_listener
         tcp_data, udp_data = self._tcp_data, self._udp_data
-        fast = 0
+        fast = pending = 0  # packets and held bytes not yet added to the counters
         now, next_tick = self._now, self._next_tick
         try:
             for pkt in packets:
@@ -169,16 +171,17 @@ class Capture:
                             if ts > now:
                                 now = self._now = ts
                             fast += 1
-                            flow.count += 1
-                            flow.wire += wirelen
                             flow.last_ts = ts
                             flow.datas.append(data)
                             flow.tss.append(ts)
                             flow.lens.append(wirelen)
                             flow.data_bytes += n
-                            store.held += n + PACKET_OVERHEAD
-                            if store.held > budget:
-                                store.evict()
+                            pending += n + PACKET_OVERHEAD
+                            if pending > HELD_SLACK:
+                                store.held += pending
+                                pending = 0
+                                if store.held > budget:
+                                    store.evict()
                             if listener is not None:
                                 listener(flow.sid, ts, n, wirelen, False)
                             if flow.handler is not None:
@@ -194,12 +197,16 @@ class Capture:
                             continue
                 self._packets += fast
                 self._streamed += fast
-                fast = 0
+                store.held += pending
+                fast = pending = 0
                 feed(pkt)
                 now, next_tick = self._now, self._next_tick
         finally:
             self._packets += fast
             self._streamed += fast
+            store.held += pending
+            if store.held > budget:
+                store.evict()
 
     def tick(self, now_ns: int) -> None:
         """Advance the clock: idle timeouts, retention, fragment timeouts."""
@@ -277,8 +284,6 @@ class Capture:
             d = 0 if key == flow.ckey else 1
         if frags is None:
             self._streamed += 1
-            flow.count += 1
-            flow.wire += wirelen
             flow.last_ts = ts
             if not flow.evicted:
                 n = len(data)
@@ -295,9 +300,9 @@ class Capture:
                     if store.held > self._budget:
                         store.evict()
                 else:
-                    self.store.over_cap(flow)
+                    self.store.over_cap(flow, wirelen)
             else:
-                self.store.lost_to_eviction()
+                self.store.lost_to_eviction(flow, wirelen)
             if self.packet_listener is not None:
                 self.packet_listener(flow.sid, ts, len(data), wirelen, False)
         else:
@@ -321,18 +326,16 @@ class Capture:
         flow.fragments += len(frags)
         for ts, lt, data, wirelen in frags:
             self._streamed += 1
-            flow.count += 1
-            flow.wire += wirelen
             flow.last_ts = max(flow.last_ts, ts)
             n = len(data)
             if flow.evicted:
-                store.lost_to_eviction()
+                store.lost_to_eviction(flow, wirelen)
             elif flow.data_bytes + n <= self._cap:
                 flow.append(ts, lt, data, wirelen)
                 flow.data_bytes += n
                 store.held += n + PACKET_OVERHEAD
             else:
-                store.over_cap(flow)
+                store.over_cap(flow, wirelen)
             if self.packet_listener is not None:
                 self.packet_listener(flow.sid, ts, n, wirelen, True)
         if store.held > self._budget:

@@ -98,7 +98,9 @@ class Record:
         self.tss = array("q")
         self.lens = array("L")
         self.lts: array | None = None  # per-packet link types once a second one shows up
-        self.count = self.data_bytes = self.wire = self.close_ts = self.pins = self.truncated = 0
+        # packets (and their wire bytes) of the stream that are not held: over the cap, evicted
+        self.count = self.wire = 0
+        self.data_bytes = self.close_ts = self.pins = self.truncated = 0
         self.fragments = self.datagrams = 0
         self.closed = ""  # the close reason once closed
         self.evicted = self.released = False
@@ -171,7 +173,8 @@ class StreamStore:
         m = rec.meta
         return StreamInfo(
             m.stream_id, m.l4, m.client_ip, m.client_port, m.server_ip, m.server_port, m.first_ts_ns,
-            rec.last_ts, rec.count, rec.data_bytes, rec.wire, bool(rec.closed), rec.truncated, rec.evicted,
+            rec.last_ts, rec.count + len(rec.datas), rec.data_bytes, rec.wire + sum(rec.lens),
+            bool(rec.closed), rec.truncated, rec.evicted,
             rec.fragments, rec.datagrams,
         )
 
@@ -222,14 +225,19 @@ class StreamStore:
         self._recs[rec.sid] = rec
         self.held += RECORD_OVERHEAD
 
-    def over_cap(self, rec: Record) -> None:
+    def over_cap(self, rec: Record, wirelen: int) -> None:
         """A packet did not fit under the per-stream cap: count it."""
         if rec.truncated == 0:
             self._c["streams_truncated"] += 1
         rec.truncated += 1
+        rec.count += 1
+        rec.wire += wirelen
         self._c["packets_truncated"] += 1
 
-    def lost_to_eviction(self) -> None:
+    def lost_to_eviction(self, rec: Record, wirelen: int) -> None:
+        """A packet of an evicted stream arrived: count it."""
+        rec.count += 1
+        rec.wire += wirelen
         self._c["packets_evicted"] += 1
 
     def closed(self, rec: Record, ts_ns: int) -> None:
@@ -280,6 +288,8 @@ class StreamStore:
             rec.evicted = True
             self._c["streams_evicted"] += 1
             self._c["packets_evicted"] += len(rec.datas)
+        rec.count += len(rec.datas)
+        rec.wire += sum(rec.lens)
         self.held -= rec.cost() - RECORD_OVERHEAD
         rec.drop_packets()
 
