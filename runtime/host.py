@@ -353,6 +353,11 @@ class ScriptHost:
             return result
         raise ScriptFault("a call kept raising signals")
 
+    def prepare_batch(self, batch: Batch) -> None:
+        """Make (and cache in `batch`) the text this script will be sent, ahead of `send_batch`."""
+        if self.wants_items and len(batch) and not (self.lean and "p" not in self.hooks):
+            batch.body("p" in self.hooks, self.bodies)
+
     def send_batch(self, batch: Batch) -> bool:
         """Start delivering `batch`; `finish_batch()` completes it. False when the script takes none."""
         if not self.wants_items or len(batch) == 0:

@@ -74,6 +74,7 @@ class Pipeline:
         self.capture: Any = None
         self.names: Any = None
         self._batch = Batch()
+        self._inflight: tuple[Batch, list[Any], float] | None = None
         self._batch_started = 0.0
         self._deadline = 0
         self._next_wrapper_tick = 0
@@ -169,16 +170,34 @@ class Pipeline:
 
     # ---- batches, jobs, timers ---------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Deliver the pending batch to every script and run the commands they return."""
+    def flush(self, wait: bool = True) -> None:
+        """Deliver the pending batch to every script and run the commands they return.
+
+        With `wait=False` (file input, batch full) the scripts work on the batch while capture goes
+        on; its commands run at the next flush, before the next batch is sent (each script still
+        sees its batches and runs their commands in order). Jobs, timers and the end of input
+        always wait.
+        """
         batch = self._batch
-        if not batch.events:
+        if batch.events:
+            self._batch = Batch()
+            batch.time_ns = self.services.clock.now_ns()
+            for host in self.scripts.loaded():
+                host.prepare_batch(batch)  # the batch's JSON, made while the scripts still work
+        self._complete()
+        if batch.events:
+            started = time.perf_counter()
+            sent = [h for h in self.scripts.loaded() if h.send_batch(batch)]
+            self._inflight = (batch, sent, started)
+            if wait:
+                self._complete()
+
+    def _complete(self) -> None:
+        """Collect the batch in flight: run its commands, release its items' streams."""
+        if self._inflight is None:
             return
-        self._batch = Batch()
-        batch.time_ns = self.services.clock.now_ns()
-        started = time.perf_counter()
-        hosts = self.scripts.loaded()
-        sent = [h for h in hosts if h.send_batch(batch)]
+        batch, sent, started = self._inflight
+        self._inflight = None
         for host in sent:
             host.finish_batch()
         store = self.services.store
@@ -186,7 +205,7 @@ class Pipeline:
             store.unpin(item["stream"])
         self.counters["batches"] += 1
         self._run_requested_jobs()
-        if any(h.wants_packets for h in hosts) != self._packets_wanted:
+        if any(h.wants_packets for h in self.scripts.loaded()) != self._packets_wanted:
             self._scripts_changed()
         seconds = time.perf_counter() - started
         for fn in self.on_batch:
@@ -331,7 +350,7 @@ class Pipeline:
             feed(pkt)
             n += 1
             if len(self._batch.events) >= batch_items:
-                self.flush()
+                self.flush(wait=False)
             elif (not capture_clock and n % 256 == 0 and clock.now_ns() >= self._deadline) or (
                 n % 4096 == 0 and self.scripts.pending()
             ):
