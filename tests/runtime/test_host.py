@@ -231,3 +231,17 @@ def test_candidate_queries_unused_are_dropped_then_relearned(rec: Recorder) -> N
         assert qid in h.active  # used again: learned again
         h.run_job("r")
     assert rec.lines_of("Drop")[-1] == "1"
+
+
+def test_top_level_query_not_known_reruns_top_level_in_a_fresh_isolate(rec: Recorder) -> None:
+    script = """// Top Query
+    var q = ["dns", "or", "http"].join(" ");
+    console.log("before");
+    var ok = kfl.validate(q);
+    var bad = kfl.validate(q + " and (", true);
+    console.log("after", ok, bad);
+    """
+    with rec.host(script) as h:
+        assert "dns or http" in h.queries and "dns or http and (" in h.invalid
+    assert rec.lines_of("Top Query") == ["before", "after true false"]  # the aborted runs left no trace
+    assert rec.stderr == []

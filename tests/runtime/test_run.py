@@ -133,3 +133,4 @@ def test_stats_show_scripts_and_errors(tmp_path: Path) -> None:
     assert scripts["Noisy"]["errors"]["hook"] == len(run.errors("Noisy")) > 10
     assert run.pipeline.stats["errors"]["hook"] == scripts["Noisy"]["errors"]["hook"]
     assert run.pipeline.stats["packets"] == run.pipeline.capture.counters["packets_read"]
+    assert run.pipeline.capture.packet_listener is None  # no script defines onPacketCaptured
