@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         node=args.node,
         limits=Limits(call_timeout_s=args.call_timeout, heap_bytes=args.heap_mib * MIB),
         batch_items=max(1, args.batch),
-        watch=False,
+        watch=True,
     )
     try:
         pipeline = Pipeline(config)
