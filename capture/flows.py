@@ -41,6 +41,7 @@ class Flow(Record):
         self.fin = self.seen = 0  # bits per direction: FIN seen, base sequence number known
         self.base0 = self.base1 = 0  # first sequence number seen per direction
         self.rst = False
+        self.inline = self.inline and l4 == "udp"  # TCP: once both directions were seen
 
 
 class Capture:
@@ -155,17 +156,16 @@ class Capture:
                     if proto == 6 and wlen >= 20:
                         flags = data[off + 13]
                         flow = tcp_get(key)
-                        if flow is not None and (flags & SYN or flow.seen != 3
-                                                 or ts - flow.last_ts > tcp_idle or flow.closed == "idle"):
+                        if flow is not None and (flags & SYN or not flow.inline
+                                                 or ts - flow.last_ts > tcp_idle):
                             flow = None
                     elif proto == 17 and wlen >= 8:
                         flow = udp_get(key)
-                        if flow is not None and (flow.closed or ts - flow.last_ts > udp_idle):
+                        if flow is not None and (not flow.inline or ts - flow.last_ts > udp_idle):
                             flow = None
                     else:
                         flow = None
-                    if flow is not None and not flow.evicted and flow.lts is None and flow.linktype == 1:
-                        d = 0 if key == flow.ckey else 1
+                    if flow is not None:
                         n = len(data)
                         if flow.data_bytes + n <= cap:
                             if ts > now:
@@ -185,6 +185,7 @@ class Capture:
                             if listener is not None:
                                 listener(flow.sid, ts, n, wirelen, False)
                             if flow.handler is not None:
+                                d = 0 if key == flow.ckey else 1
                                 try:
                                     if proto == 6:
                                         tcp_data(flow, d, data, off, wlen, flags, ts)
@@ -193,7 +194,7 @@ class Capture:
                                 except Exception as exc:  # a dissector bug must not stop the capture
                                     self._handler_failed(flow, exc)
                             if proto == 6 and flags & 5:  # FIN or RST
-                                self._tcp_flags(flow, d, flags, data, off, ts)
+                                self._tcp_flags(flow, 0 if key == flow.ckey else 1, flags, data, off, ts)
                             continue
                 self._packets += fast
                 self._streamed += fast
@@ -274,6 +275,8 @@ class Capture:
                     flow.base1 = SEQ_ACK.unpack_from(buf, off + 4)[0]
                 else:
                     flow.base0 = SEQ_ACK.unpack_from(buf, off + 4)[0]
+                if flow.seen == 3 and not flow.closed and not flow.evicted and flow.lts is None:
+                    flow.inline = flow.linktype == 1
         else:
             if len(buf) < off + 8:
                 self._skip("truncated_udp")
@@ -452,6 +455,8 @@ class Capture:
         if flow.closed:
             return
         flow.closed = reason
+        if reason == "idle" or not flow.tcp:  # a new stream starts on the next packet
+            flow.inline = False
         self._rst_pending.pop(flow.sid, None)
         self._live.pop(flow.sid, None)
         handler = flow.handler

@@ -71,6 +71,7 @@ class Record:
         "evicted",
         "first_ts",
         "fragments",
+        "inline",
         "l4",
         "last_ts",
         "lens",
@@ -104,6 +105,8 @@ class Record:
         self.fragments = self.datagrams = 0
         self.closed = ""  # the close reason once closed
         self.evicted = self.released = False
+        # the capture may append to this stream on its inline path (one link type, not evicted, ...)
+        self.inline = linktype == 1
 
     @property
     def meta(self) -> StreamMeta:
@@ -116,6 +119,7 @@ class Record:
         """Hold one packet (the caller did the accounting)."""
         if lt != self.linktype and self.lts is None:
             self.lts = array("H", [self.linktype]) * len(self.datas)
+            self.inline = False
         if self.lts is not None:
             self.lts.append(lt)
         self.datas.append(data)
@@ -284,6 +288,7 @@ class StreamStore:
     # -- internals ------------------------------------------------------------------------------
 
     def _drop_packets(self, rec: Record) -> None:
+        rec.inline = False
         if not rec.evicted:
             rec.evicted = True
             self._c["streams_evicted"] += 1

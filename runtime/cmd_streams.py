@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import orjson
 
@@ -40,9 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@lru_cache(maxsize=4096)
+def _second(sec: int) -> str:
+    return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def _rfc3339(ts_ns: int) -> str:
     sec, frac = divmod(ts_ns, NS)
-    return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+    return f"{_second(sec)}.{frac:09d}Z"
 
 
 def _row(info: StreamInfo) -> dict:
