@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import httptools
 
-from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, ItemFactory, error, protocol
+from capture.dissect.base import CLAIM, HTTP_PORTS, MORE, REJECT, DissectConfig, ItemFactory, error, protocol
 from capture.dissect.httpitem import Message, request_obj, response_obj
 
 HTTP11 = protocol("http", "1.1", "HTTP", "Hypertext Transfer Protocol -- HTTP/1.1", "http", "tcp",
@@ -327,6 +327,9 @@ class _Side:
                             piece = min(length, len(_FILLER))
                             self.parser.feed_data(_FILLER[:piece])
                             length -= piece
+                    except httptools.HttpParserError:
+                        self.parser = self._new_parser()
+                        self.broken = True
                     finally:
                         self.filling = False
                     return
@@ -350,7 +353,7 @@ class Http1:
 
     name: ClassVar[str] = "http"
     layer4: ClassVar[tuple[str, ...]] = ("tcp",)
-    ports: ClassVar[frozenset[int]] = frozenset({80, 8080, 8000, 8008, 8081, 8888, 3128})
+    ports: ClassVar[frozenset[int]] = HTTP_PORTS
 
     __slots__ = ("awaiting", "cap", "items", "nobody_waiting", "order", "req_dir", "sides", "swapped",
                  "tunnel")
