@@ -102,6 +102,8 @@ class Outbox:
         self._stores: dict[str, Any] = {}
         self._stopping = False
         self.uploaded = 0
+        self.retries = 0
+        self.failed: list[dict[str, str]] = []  # bundles set aside (key already holds other bytes)
         self.recovered: list[dict[str, Any]] = []  # bundle.json of what an earlier process left
         self._recover()
         self._thread = threading.Thread(target=self._run, name="kflpcap-outbox", daemon=True)
@@ -203,6 +205,22 @@ class Outbox:
         with self._cond:
             return [self._entries[k].meta for k in sorted(self._entries)]
 
+    def stats(self) -> dict[str, Any]:
+        """The run summary's `uploads` shape: pending, spool_bytes, done, retries, failed.
+
+        `failed` lists what could not be delivered: set-aside conflicts and, for bundles still
+        waiting after a failed attempt, their last error."""
+        with self._cond:
+            entries = list(self._entries.values())
+            failed = list(self.failed)
+        size = 0
+        for e in entries:
+            size += sum(int(f.get("size", 0)) for f in e.meta["files"])
+            if e.last_error:
+                failed += [{"key": f["key"], "error": e.last_error} for f in e.meta["files"]]
+        return {"pending": len(entries), "spool_bytes": size, "done": self.uploaded,
+                "retries": self.retries, "failed": failed}
+
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until nothing is pending; True when that happened within `timeout_s`."""
         deadline = time.monotonic() + timeout_s
@@ -256,9 +274,11 @@ class Outbox:
             except ConflictError as exc:
                 self.log(f"ERROR {exc}; bundle moved to {self.failed_dir / entry.id}")
                 entry.dir.rename(self.failed_dir / entry.id)
+                self.failed += [{"key": f["key"], "error": str(exc)} for f in entry.meta["files"]]
                 self._forget(entry, ok=False)
             except Exception as exc:
                 entry.attempts += 1
+                self.retries += 1
                 delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (entry.attempts - 1))
                 entry.due = time.monotonic() + delay
                 text = str(exc)

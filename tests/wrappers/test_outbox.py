@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,12 @@ def test_unreachable_store_keeps_the_bundle_and_the_next_start_delivers(seaweed,
         bundle.add("n/kfl_0/a.json", "a.json")
         outbox.commit(bundle, down, meta={"chain": {"seq": 3}})
     assert not outbox.wait_idle(1.5)
+    deadline = time.monotonic() + 30
+    while outbox.stats()["retries"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stats = outbox.stats()
+    assert stats["pending"] == 1 and stats["spool_bytes"] == 6 and stats["retries"] >= 1
+    assert {f["key"] for f in stats["failed"]} == {"n/kfl_0/a.pcap.gz", "n/kfl_0/a.json"}
     assert outbox.close(0.1) == 1
     assert any("retrying with backoff" in line for line in lines)
     assert any("left in" in line and "next start" in line for line in lines)
@@ -58,6 +65,7 @@ def test_unreachable_store_keeps_the_bundle_and_the_next_start_delivers(seaweed,
                        secret_access_key=seaweed.secret_key, region="us-east-1")
     assert store.list() == ["n/kfl_0/a.json", "n/kfl_0/a.pcap.gz"]
     assert store.get("n/kfl_0/a.pcap.gz") == b"pcap"
+    assert again.stats() == {"pending": 0, "spool_bytes": 0, "done": 1, "retries": 0, "failed": []}
     assert again.close(1) == 0
 
 
@@ -74,6 +82,7 @@ def test_conflicting_key_moves_the_bundle_aside(tmp_path: Path) -> None:
     assert (tmp_path / "store" / "k").read_text() == "original"
     assert len(list((tmp_path / "data" / "spool" / "failed").iterdir())) == 1
     assert any("different content" in line for line in lines)
+    assert outbox.stats()["failed"][0]["key"] == "k" and outbox.stats()["done"] == 0
     outbox.close(1)
 
 
