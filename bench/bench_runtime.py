@@ -106,7 +106,7 @@ def run(
             if h.send_batch(warm):
                 h.finish_batch()
         pids = [h._proc.pid for h in hosts if h._proc is not None]
-        cpu0 = time.process_time() + sum(_cpu_s(p) for p in pids)
+        parent0, children0 = time.process_time(), [_cpu_s(p) for p in pids]
         started = time.perf_counter()
         sent: list[Any] = []
         for k in range(0, len(items), batch_size):
@@ -123,9 +123,20 @@ def run(
         for h in sent:
             h.finish_batch()
         seconds = time.perf_counter() - started
-        cpu = time.process_time() + sum(_cpu_s(p) for p in pids) - cpu0
+        parent = time.process_time() - parent0
+        children = [_cpu_s(p) - c for p, c in zip(pids, children0, strict=True)]
+        cpu = parent + sum(children)
         errors = sum(services.console.errors.values())
-        return len(items) / seconds, {"errors": errors, "seconds": seconds, "per_cpu_s": len(items) / cpu}
+        split = {
+            "parent_us": parent / len(items) * 1e6,
+            "scripts_us": [c / len(items) * 1e6 for c in children],
+        }
+        return len(items) / seconds, {
+            "errors": errors,
+            "seconds": seconds,
+            "per_cpu_s": len(items) / cpu,
+            **split,
+        }
     finally:
         for h in hosts:
             h.close("end")
@@ -172,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{label:45s} batch {size:5d}: {median:8.0f} items/s wall (max {rates[-1]:.0f}), "
                 f"{cpu_median:8.0f} items per CPU s; target {targets[label]} {verdict}; "
                 f"errors {info['errors']}"
+            )
+            scripts_us = ", ".join(f"{u:.1f}" for u in info["scripts_us"])
+            print(
+                f"{'':45s} CPU per item (last run): this process {info['parent_us']:.1f} us, "
+                f"script processes {scripts_us} us"
             )
     return 0
 

@@ -33,8 +33,8 @@ class Batch:
         self.events: list[Any] = []  # item dicts, or packet lines (bytes)
         self.items: list[dict[str, Any]] = []
         self.time_ns = 0
-        self._lines: dict[bool, list[bytes]] = {}
-        self._bodies: dict[tuple[bool, bool], bytes] = {}
+        self._lines: dict[tuple[bool, frozenset[str] | None], list[bytes]] = {}
+        self._bodies: dict[tuple[bool, bool, frozenset[str] | None], bytes] = {}
         self._skeletons: dict[bool, tuple[str, list[dict[str, Any] | None]]] = {}
         self._bits: dict[tuple[bool, str], str] = {}
 
@@ -57,12 +57,14 @@ class Batch:
     def has_packets(self) -> bool:
         return len(self.items) != len(self.events)
 
-    def _item_lines(self, bodies: bool) -> list[bytes]:
-        lines = self._lines.get(bodies)
+    def _item_lines(self, bodies: bool, fields: frozenset[str] | None) -> list[bytes]:
+        key = (bodies, fields)
+        lines = self._lines.get(key)
         if lines is None:
-            lines = self._lines[bodies] = [
-                _dumps(item if bodies else _without_bodies(item)) for item in self.items
-            ]
+            items = self.items
+            if fields is not None:
+                items = [{k: v for k, v in item.items() if k in fields} for item in items]
+            lines = self._lines[key] = [_dumps(item if bodies else _without_bodies(item)) for item in items]
         return lines
 
     def skeleton(self, with_packets: bool) -> tuple[str, list[dict[str, Any] | None]]:
@@ -78,14 +80,14 @@ class Batch:
             self._skeletons[with_packets] = cached
         return cached
 
-    def body(self, with_packets: bool, bodies: bool = True) -> bytes:
+    def body(self, with_packets: bool, bodies: bool = True, fields: frozenset[str] | None = None) -> bytes:
         """The lines of a variant; item JSON is produced once per variant and shared by every script.
         Without `bodies`, message body texts are left out (a marker stands in their place)."""
         with_packets = with_packets and self.has_packets()
-        key = (with_packets, bodies)
+        key = (with_packets, bodies, fields)
         cached = self._bodies.get(key)
         if cached is None:
-            item_lines = iter(self._item_lines(bodies))
+            item_lines = iter(self._item_lines(bodies, fields))
             if with_packets:
                 cached = b"\x01".join(
                     next(item_lines) if k == ITEM else e for k, e in zip(self.kinds, self.events, strict=True)

@@ -84,6 +84,8 @@ class ScriptHost:
         self.lean = source.lean
         # bodies: batches carry message bodies (see runtime.source.may_read_bodies)
         self.bodies = source.bodies
+        # fields: the top-level item fields sent, None = all (see runtime.source.named_fields)
+        self.fields = source.fields
         self._jobs_version = -1
         self._running_sent: bool | None = None
         self._names_sent: Any = None
@@ -319,19 +321,22 @@ class ScriptHost:
             self._learn(result)
             self.commands.run(result.get("c", ()), objs)
             signal = result.get("s")
-            if signal is not None and signal.get("k") in ("need", "bodies") and batch is not None:
-                # the script read an item of a lean batch, or a left-out body: send the batch's
-                # text (with bodies for the latter), from now on always
+            if signal is not None and signal.get("k") in ("need", "bodies", "fields") and batch is not None:
+                # the script read an item of a lean batch, a left-out body or a cut-away field:
+                # send the batch's text again with what was missing, and from now on always
                 self.lean = False
                 if signal["k"] == "bodies":
                     self.bodies = True
+                if signal["k"] == "fields":
+                    self.fields = None
                 assert self._proc is not None
                 try:
                     self._proc.send_call(
                         b"__kflpcap.refill",
                         [
-                            batch.body(with_packets, self.bodies),
+                            batch.body(with_packets, self.bodies, self.fields),
                             b"1" if self.bodies else b"0",
+                            b"*" if self.fields is None else b"",
                             str(int(signal["at"])).encode(),
                         ],
                         self.services.limits.call_timeout_s,
@@ -356,7 +361,7 @@ class ScriptHost:
     def prepare_batch(self, batch: Batch) -> None:
         """Make (and cache in `batch`) the text this script will be sent, ahead of `send_batch`."""
         if self.wants_items and len(batch) and not (self.lean and "p" not in self.hooks):
-            batch.body("p" in self.hooks, self.bodies)
+            batch.body("p" in self.hooks, self.bodies, self.fields)
 
     def send_batch(self, batch: Batch) -> bool:
         """Start delivering `batch`; `finish_batch()` completes it. False when the script takes none."""
@@ -372,6 +377,8 @@ class ScriptHost:
             header["lean"] = True
         if not self.bodies:
             header["nb"] = True
+        if self.fields is not None:
+            header["pf"] = sorted(self.fields)
         compiled = self.services.kfl
         answers = {}
         for query, qid in self.queries.items():
@@ -381,7 +388,7 @@ class ScriptHost:
                 )
         if answers:
             header["a"] = answers
-        body = b"" if lean else batch.body(with_packets, self.bodies)
+        body = b"" if lean else batch.body(with_packets, self.bodies, self.fields)
         assert self._proc is not None
         try:
             self._proc.send_call(

@@ -104,14 +104,43 @@
       },
     });
   }
+  // Items may come projected to the top-level fields the script's text names (see
+  // runtime.source.named_fields); t.p is then the Set of fields sent. Reading another field, or
+  // the item as a whole, asks for complete items (the hook run starts again).
+  function whole(t) {
+    const v = load(t);
+    if (t.p === null) return v;
+    if (t.full !== undefined) return complete(t);
+    if (t.g === GEN && B !== null) signal({ k: "fields" });
+    throw new Error("kflpcap: this item of an earlier batch carries only the fields the script names " +
+      "(see docs/scripts.md)");
+  }
+  function complete(t) {
+    const v = JSON.parse(t.full);
+    const mine = t.v;
+    for (const key of Object.keys(mine)) if (!t.p.has(key)) v[key] = mine[key];  // fields the script added
+    t.v = v;
+    t.full = undefined;
+    t.p = null;
+    if (t.nb) {
+      bodyAccessor(t, v.request, "postData");
+      bodyAccessor(t, v.response, "content");
+    }
+    return v;
+  }
+  function field(t, k) {
+    const v = load(t);
+    if (t.p === null || typeof k !== "string" || k in v || t.p.has(k)) return v;
+    return whole(t);
+  }
   const ITEM_HANDLER = {
-    get(t, k) { return k === ITEM ? t : load(t)[k]; },
+    get(t, k) { return k === ITEM ? t : field(t, k)[k]; },
     set(t, k, v) { load(t)[k] = v; return true; },
-    has(t, k) { return k === ITEM || k in load(t); },
+    has(t, k) { return k === ITEM || k in field(t, k); },
     deleteProperty(t, k) { return delete load(t)[k]; },
-    ownKeys(t) { return Reflect.ownKeys(load(t)); },
+    ownKeys(t) { return Reflect.ownKeys(whole(t)); },
     getOwnPropertyDescriptor(t, k) {
-      const d = Reflect.getOwnPropertyDescriptor(load(t), k);
+      const d = Reflect.getOwnPropertyDescriptor(field(t, k), k);
       if (d) d.configurable = true;
       return d;
     },
@@ -181,7 +210,7 @@
         if (kind === 112) {
           arg = packetInfo(B.lines[i]);
         } else {
-          const t = { s: B.lines[i], v: null, i: i, g: GEN, nb: B.nb };
+          const t = { s: B.lines[i], v: null, i: i, g: GEN, nb: B.nb, p: B.proj, full: undefined };
           B.targets[i] = t;
           arg = new Proxy(t, ITEM_HANDLER);
         }
@@ -264,7 +293,7 @@
       const h = JSON.parse(head);
       applyUpdate(h.u);
       B = { lines: body === "" ? [] : body.split("\x01"), kinds: h.k, ans: h.a || {}, n: h.k.length,
-        targets: [], gen: GEN, nb: !!h.nb };
+        targets: [], gen: GEN, nb: !!h.nb, proj: h.pf ? new Set(h.pf) : null };
       if (h.lean && !leanStillValid()) {
         PENDING = { k: "need", at: 0 };
         return finish(null);
@@ -272,15 +301,17 @@
       return runEvents(0);
     },
     // the full text of the current (lean) batch, then resume at `at`
-    refill(body, bodies, at) {
+    refill(body, bodies, fields, at) {
       B.lines = body.split("\x01");
       if (bodies === "1") B.nb = false;
+      if (fields === "*") B.proj = null;
       for (const t of B.targets) {
         if (t === undefined) continue;
         if (t.v === null) {
           t.s = B.lines[t.i];
           t.nb = B.nb;
-        } else if (t.nb && !B.nb) {
+          t.p = B.proj;
+        } else if ((t.nb && !B.nb) || (t.p !== null && B.proj === null)) {
           t.full = B.lines[t.i];
         }
       }

@@ -21,6 +21,7 @@ class ScriptSource:
     literals: list[str] = field(default_factory=list)
     lean: bool = False
     bodies: bool = True
+    fields: frozenset[str] | None = None
 
     @property
     def sha256(self) -> str:
@@ -42,6 +43,7 @@ class ScriptSource:
             literals=literals,
             lean=item_only_forwarded(text),
             bodies=may_read_bodies(text),
+            fields=named_fields(text, literals),
         )
 
 
@@ -226,3 +228,18 @@ def may_read_bodies(text: str) -> bool:
     """
     code = _blank_strings_and_comments(text)
     return any(h in code for h in _BODY_HINTS) or "content" in text or "postData" in text
+
+
+_WHOLE_ITEM_HINTS = ("stringify", "Object.", "Reflect.", "...", "eval", "Function", "structuredClone")
+_MEMBER = re.compile(r"\.\s*([A-Za-z_$][\w$]*)")
+
+
+def named_fields(text: str, literals: list[str]) -> frozenset[str] | None:
+    """The names the script's text uses as properties (`x.name`) or strings: items sent to it can be
+    cut down to those top-level fields. None when the text suggests it reads items whole
+    (JSON.stringify, Object.*, spread, eval): then items are sent complete. Reading a field that was
+    cut away makes the runtime resend the batch complete (see docs/scripts.md)."""
+    code = _blank_strings_and_comments(text)
+    if any(h in code for h in _WHOLE_ITEM_HINTS):
+        return None
+    return frozenset(_MEMBER.findall(code)) | frozenset(lit for lit in literals if len(lit) < 64)

@@ -245,3 +245,31 @@ def test_top_level_query_not_known_reruns_top_level_in_a_fresh_isolate(rec: Reco
         assert "dns or http" in h.queries and "dns or http and (" in h.invalid
     assert rec.lines_of("Top Query") == ["before", "after true false"]  # the aborted runs left no trace
     assert rec.stderr == []
+
+
+def test_items_cut_to_named_fields_are_completed_when_more_is_read(rec: Recorder) -> None:
+    script = """// Fields
+    var key = ["sr", "c"].join("");
+    var seen = {};
+    function onItemCaptured(d) {
+      seen[d.id] = d.protocol.name + " " + (d.index > 0 ? d[key].port : "-");
+    }
+    jobs.schedule("r", "0 0 0 1 1 *", function () {
+      for (var k in seen) console.log(k, seen[k]);
+    });
+    """
+    first, second, third = http_item(1), http_item(2), http_item(3)
+    first["index"], second["index"], third["index"] = 0, 1, 2
+    with rec.host(script) as h:
+        assert h.fields is not None and "src" not in h.fields
+        rec.feed(h, [first])
+        assert h.fields is not None  # nothing beyond the named fields was read yet
+        rec.feed(h, [second, third])
+        assert h.fields is None  # reading d["src"] asked for complete items
+        h.run_job("r")
+    assert rec.lines_of("Fields")[-3:] == [
+        "node-1/000000000001.pcap-0 http -",
+        "node-1/000000000002.pcap-0 http 30002",
+        "node-1/000000000003.pcap-0 http 30003",
+    ]
+    assert rec.stderr == []
