@@ -63,7 +63,8 @@ class Batch:
         if lines is None:
             items = self.items
             if fields is not None:
-                items = [{k: v for k, v in item.items() if k in fields} for item in items]
+                names = tuple(fields)
+                items = [{k: item[k] for k in names if k in item} for item in items]
             lines = self._lines[key] = [_dumps(item if bodies else _without_bodies(item)) for item in items]
         return lines
 
