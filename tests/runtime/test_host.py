@@ -273,3 +273,20 @@ def test_items_cut_to_named_fields_are_completed_when_more_is_read(rec: Recorder
         "node-1/000000000003.pcap-0 http 30003",
     ]
     assert rec.stderr == []
+
+
+def test_lean_batches_until_the_hook_is_replaced(rec: Recorder) -> None:
+    script = """// Lean
+    function onItemCaptured(data) { wrapper.kflPcapS3(data, { kflArr: ["http"] }); }
+    jobs.schedule("swap", "0 0 0 1 1 *", function () {
+      globalThis["onItem" + "Captured"] = function (d) { console.log("now reading", d.stream); };
+    });
+    """
+    with rec.host(script) as h:
+        assert h.lean
+        rec.feed(h, [http_item(1), http_item(2)])
+        assert h.lean and h.commands.wrapper.counters["items"] == 2
+        h.run_job("swap")
+        rec.feed(h, [http_item(3)])
+        assert not h.lean
+    assert rec.lines_of("Lean")[-1] == "now reading 000000000003.pcap"
