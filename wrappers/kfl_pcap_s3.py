@@ -4,50 +4,36 @@ Each query `kflArr[i]` owns a repository. An item matching query i adds its stre
 the stream store) with the item's id. The repository is written when it holds `maxL4Streams`
 streams, reaches `maxBytes` of packets, is `maxMinutes` old on the runtime clock (`tick`), or on
 `close` (shutdown, unload, reload). Writing takes every packet of its streams captured since the
-previous repository (a per-stream packet cursor), merged by timestamp into one PCAP, gzipped, plus a
-manifest (SPEC §7) chained by SHA-256 to the previous manifest of the same node and query; both go to
-the outbox in one atomic bundle. Streams still open continue into the next repository; closed ones
-are unpinned. If the spool cannot take a repository (full disk), it stays in memory and is retried.
+previous repository (a per-stream packet cursor), in parts of at most `maxL4Streams` streams; the
+writer thread (wrappers.repo_writer) merges them by timestamp into one PCAP, gzips it, adds the
+manifest (SPEC §7) chained by SHA-256 to the previous manifest of the same node and query, and
+commits both to the outbox in one atomic bundle. Streams still open continue into the next
+repository; closed ones are unpinned once their packets are in a job.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 import threading
-import time
 import urllib.request
-import uuid
-from dataclasses import asdict, dataclass, field
-from operator import itemgetter
+from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 import kfl
-from wrappers.artifacts import (
-    GZIP_LEVEL,
-    key_time,
-    rfc1123,
-    rfc3339,
-    write_kubeshark_tar,
-    write_pcap_gz,
-)
-from wrappers.chain import ChainState, Link
+from wrappers.chain import ChainState
 from wrappers.context import ScriptContext
 from wrappers.options import Options, parse_options
-from wrappers.outbox import SpoolError
+from wrappers.repo_writer import Destination, Job, JobStream, RepoWriter
 
 NS_PER_MIN = 60_000_000_000
 BYTES_CHECK_NS = 5_000_000_000  # how often (runtime clock) maxBytes is recomputed exactly
-RETRY_S = 10.0
+RETRY_S = 10.0  # wall time between tries of a repository the spool refused (full disk)
 # a closed stream stays attached this long after its last packet (a last ACK after FIN/FIN still
 # belongs to it), then it is released at the next flush
-LINGER_NS = 2_000_000_000  # wall time before a repository the spool refused is tried again
+LINGER_NS = 2_000_000_000
 SLACK_API = "https://slack.com/api/chat.postMessage"
-RUN_ID = uuid.uuid4().hex  # stream ids are per run: (run, stream id) names a stream across manifests
 
 
 @dataclass
@@ -67,7 +53,6 @@ class _Repo:
     added: int = 0
     bytes_est: int = 0
     bytes_checked_ns: int = 0
-    retry_at: float = 0.0
 
 
 def _safe(text: str) -> str:
@@ -95,6 +80,7 @@ class KflPcapS3:
         self.released: list[dict[str, tuple[int, int]]] = []
         self._warned: set[str] = set()
         self.retry_s = RETRY_S
+        self.writer: RepoWriter | None = None
 
     # ---- configuration (first call, as in Kubeshark) -------------------------------------------------
 
@@ -119,6 +105,8 @@ class KflPcapS3:
         self.repos = [_Repo(now) for _ in opts.kfl_arr]
         self.matches = [0] * len(opts.kfl_arr)
         self.released = [{} for _ in opts.kfl_arr]
+        self.writer = RepoWriter(self.ctx.outbox, self.chains, self._destination(opts), self.retry_s)
+        self.writer.on_uploaded = self._uploaded
         self.active = True
         where = opts.store.get("root") if opts.local else _describe_s3(opts.store)
         if opts.local:
@@ -139,6 +127,8 @@ class KflPcapS3:
             self._configure(options)
         if not self.active:
             return
+        if self.writer is not None and self.writer.messages:
+            self._drain()
         if not isinstance(item, dict) or not isinstance(item.get("stream"), str):
             self._error_once("data", "kflPcapS3: expected an item with a stream id as data")
             return
@@ -180,8 +170,6 @@ class KflPcapS3:
             self.ctx.console(
                 f"KFL/PCAP MATCH: KFL={self.opts.kfl_arr[i]}; PCAP={sid}; Idx={i}; files={len(repo.streams)}"
             )
-        if repo.retry_at and time.monotonic() < repo.retry_at:
-            return
         limit = self.opts.max_l4_streams
         if repo.added >= limit or (len(repo.streams) >= limit and self._active(repo) >= limit):
             self._flush(i, "maxL4Streams")
@@ -191,21 +179,18 @@ class KflPcapS3:
     # ---- clock and shutdown --------------------------------------------------------------------------
 
     def tick(self, now_ns: int) -> None:
-        """Rotation on the runtime clock: maxMinutes, maxBytes (rechecked every 5 s), spool retries."""
+        """Rotation on the runtime clock: maxMinutes, maxBytes (rechecked every 5 s)."""
         if not self.active or self.closed:
             return
         assert self.opts is not None
+        self._drain()
         max_age = int(self.opts.max_minutes * NS_PER_MIN)
         for i, repo in enumerate(self.repos):
-            if repo.retry_at and time.monotonic() < repo.retry_at:
-                continue
             if now_ns - repo.start_ns >= max_age:
                 if repo.streams:
                     self._flush(i, "maxMinutes", now_ns)
                 else:
                     repo.start_ns = now_ns
-            elif repo.retry_at:
-                self._flush(i, "retry", now_ns)
             elif repo.streams and now_ns - repo.bytes_checked_ns >= BYTES_CHECK_NS:
                 repo.bytes_checked_ns = now_ns
                 repo.bytes_est = self._held_bytes(repo)
@@ -216,9 +201,11 @@ class KflPcapS3:
         """Write every repository and release its streams (shutdown, unload, reload)."""
         if self.closed:
             return
-        if self.active:
+        if self.active and self.writer is not None:
             for i in range(len(self.repos)):
                 self._flush(i, reason, final=True)
+            self.writer.close()
+            self._drain()
         self.closed = True
 
     def _active(self, repo: _Repo) -> int:
@@ -242,9 +229,9 @@ class KflPcapS3:
 
     # ---- writing ---------------------------------------------------------------------------------------
 
-    def _flush(self, i: int, reason: str, now_ns: int | None = None, final: bool = False) -> bool:
-        """Write repository i (in parts of at most maxL4Streams streams) and start the next one."""
-        assert self.opts is not None
+    def _flush(self, i: int, reason: str, now_ns: int | None = None, final: bool = False) -> None:
+        """Hand repository i to the writer (in parts of at most maxL4Streams) and start the next one."""
+        assert self.opts is not None and self.writer is not None
         now = self.ctx.clock() if now_ns is None else now_ns
         repo = self.repos[i]
         store = self.ctx.store
@@ -252,159 +239,62 @@ class KflPcapS3:
         for s in repo.streams.values():
             info = store.info(s.sid)
             parts.append((s, info, store.packets(s.sid, s.start) if info else []))
-        written = [p for p in parts if p[2]]
-        size = self.opts.max_l4_streams
-        done: set[str] = set()
-        failure: Exception | None = None
-        try:
+        written = [JobStream(s.sid, s.start, s.items, list(s.protocols), info, pkts)
+                   for s, info, pkts in parts if pkts]
+        if written:
+            names = self.ctx.names()
+            snaplens = {lt: store.snaplen(lt) for lt in {p[1] for js in written for p in js.packets}}
+            size = self.opts.max_l4_streams
             for k in range(0, len(written), size):
-                chunk = written[k : k + size]
-                self._write(i, repo, chunk, now, reason)
-                done.update(s.sid for s, _info, _pkts in chunk)
-        except (SpoolError, OSError) as exc:
-            failure = exc
-            lost = len(written) - len(done)
-            if final:
-                self.ctx.error(f"kflPcapS3: {lost} streams of kfl_{i} not written at {reason}: {exc}")
-            else:
-                self.ctx.error(f"kflPcapS3: {lost} streams of kfl_{i} kept in memory, retried in "
-                               f"{self.retry_s:.0f} s: {exc}")
+                job = Job(i, self.opts.kfl_arr[i], reason, repo.start_ns, now, written[k : k + size], names,
+                          snaplens)
+                self.writer.submit(job, self._drain)
         nxt = _Repo(now, bytes_checked_ns=now)
-        if failure and not final:
-            nxt.start_ns = repo.start_ns
-            nxt.retry_at = time.monotonic() + self.retry_s
         for s, info, pkts in parts:
-            wrote = s.sid in done
-            if failure and not final and pkts and not wrote:
-                nxt.streams[s.sid] = s
-            elif final or info is None or info.evicted or (info.closed and now - info.last_ts_ns > LINGER_NS):
+            start = s.start + len(pkts)
+            if final or info is None or info.evicted or (info.closed and now - info.last_ts_ns > LINGER_NS):
                 store.unpin(s.sid)
                 if info is not None and not final:
-                    self.released[i][s.sid] = (s.start + len(pkts) if wrote else s.start, info.bytes)
+                    self.released[i][s.sid] = (start, info.bytes)
             else:
-                start = s.start + len(pkts) if wrote else s.start
-                nxt.streams[s.sid] = _Stream(s.sid, start, info.bytes if wrote else s.start_bytes,
-                                             protocols=s.protocols)
+                nxt.streams[s.sid] = _Stream(s.sid, start, info.bytes, protocols=s.protocols)
         self.repos[i] = nxt
         released = self.released[i]
         for sid in [sid for sid in released if store.info(sid) is None]:
             del released[sid]
-        return failure is None
 
-    def _write(self, i: int, repo: _Repo, written: list, now: int, reason: str) -> None:
-        assert self.opts is not None
-        opts, ctx = self.opts, self.ctx
-        began = time.perf_counter()
-        packets = [p for _s, _info, pkts in written for p in pkts]
-        packets.sort(key=itemgetter(0))
-        node = ctx.node.get("name") or "node"
-        folder = "/".join(x for x in (opts.prefix, _safe(str(node)), f"kfl_{i}") if x)
-        chain_id = f"{_store_ident(opts.store)}|{folder}"
-        with self.chains.lock, ctx.outbox.stage() as bundle:
-            link = self.chains.get(chain_id)
-            unix = link.unix
-            if opts.format == "tar.gz":
-                unix = max(now // 1_000_000_000, link.unix + 1)
-                base = f"kfl_{i}_kubeshark_{unix}"
-                data_name = f"{base}.tar.gz"
-                content = {
-                    "pcap_file_name": f"{unix}.pcap",
-                    "time": rfc1123(now),
-                    "kfl_index": i,
-                    "kfl_query": opts.kfl_arr[i],
-                    "l4_streams": [s.sid for s, _info, _p in written],
-                }
-                history = {str(unix): ctx.names()}
-                sha, size, raw_size = write_kubeshark_tar(
-                    bundle.path(data_name), unix, packets, ctx.store.snaplen, content, history
-                )
+    def _drain(self) -> None:
+        """Apply what the writer reported, on the pipeline thread."""
+        if self.writer is None:
+            return
+        for kind, value in self.writer.drain():
+            if kind == "written":
+                self.written.append(value)
+                self.counters["repositories"] += 1
+                self.counters["packets"] += value["packets"]
+                self.counters["bytes"] += value["bytes_gz"]
+            elif kind == "error":
+                self.ctx.error(value)
             else:
-                base = f"{key_time(repo.start_ns)}_{link.seq:06d}"
-                data_name = f"{base}.pcap.gz"
-                sha, size, raw_size = write_pcap_gz(bundle.path(data_name), packets, ctx.store.snaplen)
-            manifest = self._manifest(i, repo, written, packets, now, reason, link)
-            manifest["pcap"].update(key=f"{folder}/{data_name}", size=size, sha256=sha)
-            manifest["key"] = f"{folder}/{base}.json"
-            body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-            msha = hashlib.sha256(body).hexdigest()
-            bundle.path(f"{base}.json").write_bytes(body)
-            bundle.add(f"{folder}/{data_name}", data_name, sha)
-            bundle.add(manifest["key"], f"{base}.json", msha)
-            nxt = Link(link.seq + 1, msha, unix)
-            summary = (
-                f"{len(written)} L4 streams, {len(packets)} packets, {size} bytes; "
-                f'KFL: "{opts.kfl_arr[i]}"; {reason}'
-            )
-            ctx.outbox.commit(
-                bundle,
-                opts.store,
-                meta={"chain": {"id": chain_id, "next": asdict(nxt)}, "kind": "kflpcaps3"},
-                before_upload=lambda: self.chains.advance(chain_id, nxt),
-                on_done=lambda urls: self._uploaded(urls, summary),
-            )
-        self.counters["repositories"] += 1
-        self.counters["packets"] += len(packets)
-        self.counters["bytes"] += size
-        self.written.append({
-            "index": i, "query": opts.kfl_arr[i], "location": _location(opts.store, f"{folder}/{data_name}"),
-            "streams": len(written), "packets": len(packets), "bytes_raw": raw_size, "bytes_gz": size,
-        })
-        ms = (time.perf_counter() - began) * 1000
-        ctx.console(f"kflPcapS3: New PCAP: {folder}/{data_name}; {summary}; snapshot time: {ms:.0f}ms")
+                self.ctx.console(value)
 
-    def _manifest(
-        self, i: int, repo: _Repo, written: list, packets: list, now: int, reason: str, link: Link
-    ) -> dict[str, Any]:
-        assert self.opts is not None
-        ctx = self.ctx
-        streams = []
-        for s, info, pkts in written:
-            streams.append(
-                {
-                    "id": s.sid,
-                    "l4": info.l4,
-                    "client": {"ip": info.client_ip, "port": info.client_port},
-                    "server": {"ip": info.server_ip, "port": info.server_port},
-                    "protocols": list(s.protocols),
-                    "first": rfc3339(pkts[0][0]),
-                    "last": rfc3339(pkts[-1][0]),
-                    "packets": len(pkts),
-                    "bytes": sum(len(p[2]) for p in pkts),
-                    "wire_bytes": sum(p[3] for p in pkts),
-                    "packet_range": [s.start, s.start + len(pkts)],
-                    "continued": s.start > 0,
-                    "closed": bool(info.closed),
-                    "truncated_packets": info.truncated_packets,
-                    "evicted": bool(info.evicted),
-                    "items": s.items,
-                }
-            )
-        return {
-            "kflpcap_manifest": 1,
-            "seq": link.seq,
-            "run": RUN_ID,
-            "query": {"index": i, "kfl": self.opts.kfl_arr[i]},
-            "script": {"title": ctx.title, "sha256": ctx.source_sha256},
-            "node": ctx.node,
-            "reason": reason,
-            "window": {
-                "start": rfc3339(repo.start_ns),
-                "end": rfc3339(now),
-                "start_ns": repo.start_ns,
-                "end_ns": now,
-            },
-            "pcap": {
-                "format": self.opts.format,
-                "gzip_level": GZIP_LEVEL,
-                "packets": len(packets),
-                "linktypes": sorted({p[1] for p in packets}),
-                "first": rfc3339(packets[0][0]),
-                "last": rfc3339(packets[-1][0]),
-            },
-            "streams": streams,
-            "names": ctx.names(),
-            "previous_manifest_sha256": link.head,
-        }
+    def _destination(self, opts: Options) -> Destination:
+        node = _safe(str(self.ctx.node.get("name") or "node"))
+        ident = _store_ident(opts.store)
+
+        def folder_of(i: int) -> str:
+            return "/".join(x for x in (opts.prefix, node, f"kfl_{i}") if x)
+
+        return Destination(
+            store=opts.store,
+            folder_of=folder_of,
+            chain_id_of=lambda i: f"{ident}|{folder_of(i)}",
+            fmt=opts.format,
+            title=self.ctx.title,
+            source_sha256=self.ctx.source_sha256,
+            node=self.ctx.node,
+            location_of=lambda key: _location(opts.store, key),
+        )
 
     # ---- after upload ---------------------------------------------------------------------------------
 
