@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -106,9 +107,17 @@ def test_a_throw_in_every_hook_is_reported_and_calls_go_on(tmp_path: Path) -> No
     assert int(reported[-1].split()[3]) > 500  # packets kept coming
 
 
-def _isolates() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "runtime.isolate"], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
+def _processes_with(marker: str) -> list[int]:
+    """Processes whose environment holds `marker` (the run and every child it started)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker.encode() in (proc / "environ").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
 
 
 def test_cli_run_with_faulty_scripts_exits_and_leaves_no_process(tmp_path: Path) -> None:
@@ -118,7 +127,7 @@ def test_cli_run_with_faulty_scripts_exits_and_leaves_no_process(tmp_path: Path)
     (folder / "throw.js").write_text("// Throw\nfunction onItemCaptured(d) { throw 1; }\n")
     (folder / "syntax.js").write_text("// Syntax\nfunction (\n")
     (folder / "w.js").write_text(WITNESS)
-    before = _isolates()
+    marker = f"KFLPCAP_TEST_RUN={uuid.uuid4().hex}"
     started = time.monotonic()
     proc = subprocess.run(
         [
@@ -139,7 +148,11 @@ def test_cli_run_with_faulty_scripts_exits_and_leaves_no_process(tmp_path: Path)
         text=True,
         timeout=120,
         cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+            marker.split("=")[0]: marker.split("=")[1],
+        },
     )
     assert time.monotonic() - started < 60
     assert proc.returncode == 0, proc.stderr
@@ -148,4 +161,4 @@ def test_cli_run_with_faulty_scripts_exits_and_leaves_no_process(tmp_path: Path)
     assert "Syntax:ERROR] syntax.js:2: SyntaxError" in proc.stderr
     assert "Witness] items " in proc.stdout
     time.sleep(0.2)
-    assert _isolates() - before == set()
+    assert _processes_with(marker) == []  # no V8 process outlived the run
