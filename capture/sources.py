@@ -65,11 +65,16 @@ class _Gunzip:
 
 
 def _uncompressed(raw: BinaryIO, err: Callable[[str], None]) -> BinaryIO:
+    """`raw`, or its decompressed content when it starts like gzip (sniffed, not by file name)."""
     head = raw.read(2)
-    stream = io.BufferedReader(_Prefixed(head, raw), 1 << 20)
+    if raw.seekable():
+        raw.seek(0)
+        stream: BinaryIO = raw
+    else:  # a pipe: give back the two bytes we took
+        stream = io.BufferedReader(_Prefixed(head, raw), 1 << 20)  # type: ignore[assignment]
     if head == GZIP_MAGIC:
         return _Gunzip(stream, err)  # type: ignore[return-value]
-    return stream  # type: ignore[return-value]
+    return stream
 
 
 class PacketSource:
