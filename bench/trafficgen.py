@@ -13,7 +13,13 @@ What it writes (Ethernet link type, microsecond classic pcap, correct IP/TCP/UDP
 Sequence and acknowledgement numbers are exact, so tshark reassembles every stream and reports
 no lost segment, retransmission, dup-ack or malformed packet. Every 5-tuple is used once.
 Flows start spread over [start, start + duration] and overlap in time; packets are written in
-timestamp order. Same arguments and seed give the same bytes.
+timestamp order (first packet of a flow at its start, so tshark numbers streams in truth order).
+Same arguments and seed give the same bytes.
+
+Speed: the first 1024 HTTP (and 512 DNS, 32 DNS-over-TCP) flows of each address family are built
+in full; later flows re-instantiate one of them at random (template replay) with a new client
+address, ephemeral port, ISNs (< 2**30) and IP ids, so payloads repeat but every flow is its own
+5-tuple. About 300 k packets/s (120 MB/s) of CPU on this machine, in constant memory (~60 MB RSS).
 
 Python API (import as `from bench.trafficgen import generate, write_capture, Truth`):
 
