@@ -55,11 +55,19 @@ class Commands:
         self.services.console.error(self.host.title, text, kind)
 
     def run(self, commands: Sequence[list[Any]], objs: Sequence[Any]) -> None:
+        self.executed += len(commands)
+        handle = None
+        options = self.host.options
         for cmd in commands:
             name = cmd[0]
-            handler = _TABLE.get(name)
-            self.executed += 1
             try:
+                if name == "w" and cmd[1] >= 0:
+                    # the seed script's one command per item: the short way
+                    if handle is None:
+                        handle = self.kfl_wrapper().handle
+                    handle(objs[cmd[1]], options[cmd[2]])
+                    continue
+                handler = _TABLE.get(name)
                 if handler is None:
                     raise HelperError(f"unknown command {name!r}")
                 handler(self, cmd, objs)

@@ -269,7 +269,7 @@ class ScriptHost:
             raise ScriptFault(
                 f"runtime error: {answer.text.strip().splitlines()[0] if answer.text.strip() else '?'}"
             )
-        return orjson.loads(answer.text) if answer.text else {}
+        return orjson.loads(answer.data) if answer.data else {}
 
     def _call(self, code: bytes | str) -> dict[str, Any]:
         self._send(code.encode("utf-8") if isinstance(code, str) else code)

@@ -23,7 +23,11 @@ class IsolateGone(Exception):
 @dataclass
 class Answer:
     status: int
-    text: str
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
 
     @property
     def ok(self) -> bool:
@@ -108,7 +112,7 @@ class IsolateProcess:
         if size and not data:
             raise IsolateGone(self._death())
         self._pending = False
-        return Answer(status, data.decode("utf-8", "replace"))
+        return Answer(status, data)
 
     def _death(self) -> str:
         try:
