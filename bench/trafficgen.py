@@ -473,7 +473,8 @@ class _Generator:
                 t += 20
         return t, seq
 
-    def _build_http(self, v6: bool) -> _Template:
+    def _build_http(self, v6: bool, index: int) -> _Template:
+        """The `index`-th HTTP template; exactly http500_ratio of the templates (by index) hold a 500."""
         rng = self.rng
         sip, host = rng.choice(self.servers6 if v6 else self.servers4)
         sport = 80 if rng.random() < 0.75 else 8080
@@ -483,7 +484,8 @@ class _Generator:
         t = self._handshake(0, rtt)
         cs = ss = 1
         n_ex = rng.randint(1, 5)
-        bad = rng.randrange(n_ex) if rng.random() < self.http500_ratio else -1
+        r = self.http500_ratio
+        bad = rng.randrange(n_ex) if int((index + 1) * r) > int(index * r) else -1
         codes = []
         close_req = False
         for i in range(n_ex):
@@ -675,7 +677,10 @@ class _Generator:
         v6 = self.ipv6_ratio > 0 and rnd() < self.ipv6_ratio
         pool = self.pools[kind, v6]
         if len(pool) < _POOL[kind]:
-            tpl = self._build_http(v6) if kind == "http" else self._build_dns(v6, kind == "dns-tcp")
+            if kind == "http":
+                tpl = self._build_http(v6, len(pool))
+            else:
+                tpl = self._build_dns(v6, kind == "dns-tcp")
             pool.append(tpl)
         else:
             tpl = pool[int(rnd() * len(pool))]

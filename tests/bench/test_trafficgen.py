@@ -106,6 +106,8 @@ def test_http500_streams_match_tshark(small: tuple) -> None:
     assert truth["http500_streams"], "a 5k capture at 10 % must hold some 500 streams"
     assert seen["http500_streams"] == truth["http500_streams"]
     assert truth["http500_connections"] == len(truth["http500_streams"])
+    share = len(seen["http500_streams"]) / len(truth["http_status_by_stream"])
+    assert 0.05 <= share <= 0.15  # http500_ratio defaults to 10 % of the connections
 
 
 def test_dns_flows_and_counts_match_tshark(small: tuple) -> None:
