@@ -63,8 +63,7 @@ class Batch:
         if lines is None:
             items = self.items
             if fields is not None:
-                names = tuple(fields)
-                items = [{k: item[k] for k in names if k in item} for item in items]
+                items = [_project(item, tuple(fields)) for item in items]
             lines = self._lines[key] = [_dumps(item if bodies else _without_bodies(item)) for item in items]
         return lines
 
@@ -108,6 +107,16 @@ class Batch:
             cached = "".join("1" if o is not None and _safe(match, o) else "0" for o in objs)
             self._bits[key] = cached
         return cached
+
+
+def _project(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """`item` with only the named top-level fields, and in its objects only the named fields."""
+    out: dict[str, Any] = {}
+    for k in names:
+        if k in item:
+            v = item[k]
+            out[k] = {n: v[n] for n in names if n in v} if isinstance(v, dict) else v
+    return out
 
 
 NO_BODY = "\u0000kflpcap:body"

@@ -133,8 +133,40 @@
     if (t.p === null || typeof k !== "string" || k in v || t.p.has(k)) return v;
     return whole(t);
   }
+  // The objects one level down (data.response, data.src, ...) are cut to the named fields too;
+  // reading another of their fields completes the item the same way.
+  function nested(t, key, obj) {
+    if (t.w === undefined) t.w = {};
+    let p = t.w[key];
+    if (p === undefined || p.o !== obj) {
+      const view = new Proxy(obj, {
+        get(o, k) {
+          if (typeof k !== "string" || k in o || t.p === null || t.p.has(k)) return o[k];
+          return whole(t)[key][k];
+        },
+        has(o, k) {
+          if (typeof k !== "string" || k in o || t.p === null || t.p.has(k)) return k in o;
+          return k in whole(t)[key];
+        },
+        ownKeys() { return Reflect.ownKeys(whole(t)[key]); },
+        getOwnPropertyDescriptor(o, k) {
+          const src = typeof k !== "string" || k in o || (t.p !== null && t.p.has(k)) ? o : whole(t)[key];
+          const d = Reflect.getOwnPropertyDescriptor(src, k);
+          if (d) d.configurable = true;
+          return d;
+        },
+      });
+      p = t.w[key] = { o: obj, view: view };
+    }
+    return p.view;
+  }
+  function member(t, k) {
+    const v = field(t, k)[k];
+    if (t.p === null || v === null || typeof v !== "object" || Array.isArray(v)) return v;
+    return nested(t, k, v);
+  }
   const ITEM_HANDLER = {
-    get(t, k) { return k === ITEM ? t : field(t, k)[k]; },
+    get(t, k) { return k === ITEM ? t : member(t, k); },
     set(t, k, v) { load(t)[k] = v; return true; },
     has(t, k) { return k === ITEM || k in field(t, k); },
     deleteProperty(t, k) { return delete load(t)[k]; },

@@ -290,3 +290,28 @@ def test_lean_batches_until_the_hook_is_replaced(rec: Recorder) -> None:
         rec.feed(h, [http_item(3)])
         assert not h.lean
     assert rec.lines_of("Lean")[-1] == "now reading 000000000003.pcap"
+
+
+def test_objects_inside_items_are_cut_and_completed_too(rec: Recorder) -> None:
+    script = """// Nested
+    var suffix = ["Te", "xt"].join("");
+    var out = {};
+    function onItemCaptured(d) {
+      var r = d.response;
+      out[d.stream] = r.status + " " + (d.index > 0 ? r["status" + suffix] : "") + " " + ("bogus" in r);
+    }
+    jobs.schedule("r", "0 0 0 1 1 *", function () { for (var k in out) console.log(k, out[k]); });
+    """
+    first, second = http_item(1, status=404), http_item(2, status=500)
+    second["index"] = 1
+    with rec.host(script) as h:
+        rec.feed(h, [first])
+        assert h.fields is not None
+        rec.feed(h, [second])
+        assert h.fields is None
+        h.run_job("r")
+    assert rec.lines_of("Nested")[-2:] == [
+        "000000000001.pcap 404  false",
+        "000000000002.pcap 500 Error false",
+    ]
+    assert rec.stderr == []
