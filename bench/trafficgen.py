@@ -494,14 +494,14 @@ class _Generator:
             req = self._request(host, i == n_ex - 1)
             close_req = b"Connection: close" in req
             t += 40
+            think = int(rng.expovariate(1 / self.think_us))
             if len(req) <= MSS:
                 self._tcp(0, t, cs, ss, PSH | ACK, req, _value(req))
                 cs += len(req)
-            else:
+                if think > 40_000:  # delayed ACK of the request before a slow response
+                    self._tcp(1, t + rtt + 40_000, ss, cs, ACK)
+            else:  # the server ACKs the last segment at once
                 t, cs = self._send_message(0, t, cs, ss, req[:MSS], _Blob(req[MSS:]), 60)
-            think = int(rng.expovariate(1 / self.think_us))
-            if think > 40_000:
-                self._tcp(1, t + rtt + 40_000, ss, cs, ACK)
             t += rtt + think + 40
             code = 500 if i == bad else rng.choice(_OTHER_CODES)
             codes.append(code)
