@@ -63,8 +63,15 @@ class Batch:
         if lines is None:
             items = self.items
             if fields is not None:
-                items = [_project(item, tuple(fields)) for item in items]
-            lines = self._lines[key] = [_dumps(item if bodies else _without_bodies(item)) for item in items]
+                names = tuple(fields)
+                items = [_project(item, names) for item in items]
+                # a cut that leaves out `content` and `postData` has no bodies left to remove
+                bodies = bodies or not ("content" in fields or "postData" in fields)
+            if bodies:
+                lines = [_dumps(item) for item in items]
+            else:
+                lines = [_dumps(_without_bodies(item)) for item in items]
+            self._lines[key] = lines
         return lines
 
     def skeleton(self, with_packets: bool) -> tuple[str, list[dict[str, Any] | None]]:
