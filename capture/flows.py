@@ -32,7 +32,7 @@ class Flow(Record):
 
     def __init__(self, sid: str, l4: str, first_ts: int, linktype: int, cip: bytes, cport: int,
                  sip: bytes, sport: int, idle_ns: int, ckey: bytes, skey: bytes) -> None:
-        super().__init__(sid, l4, first_ts, linktype, cip, cport, sip, sport)
+        Record.__init__(self, sid, l4, first_ts, linktype, cip, cport, sip, sport)
         self.tcp = l4 == "tcp"
         self.idle_ns = idle_ns
         self.ckey, self.skey = ckey, skey  # flow keys of client->server and server->client packets
@@ -167,14 +167,13 @@ class Capture:
                         flow = None
                     if flow is not None:
                         n = len(data)
-                        if flow.data_bytes + n <= cap:
+                        if flow.data_bytes + n <= cap and wirelen == n:
                             if ts > now:
                                 now = self._now = ts
                             fast += 1
                             flow.last_ts = ts
                             flow.datas.append(data)
                             flow.tss.append(ts)
-                            flow.lens.append(wirelen)
                             flow.data_bytes += n
                             pending += n + PACKET_OVERHEAD
                             if pending > HELD_SLACK:
@@ -275,8 +274,8 @@ class Capture:
                     flow.base1 = SEQ_ACK.unpack_from(buf, off + 4)[0]
                 else:
                     flow.base0 = SEQ_ACK.unpack_from(buf, off + 4)[0]
-                if flow.seen == 3 and not flow.closed and not flow.evicted and flow.lts is None:
-                    flow.inline = flow.linktype == 1
+                if flow.seen == 3 and not flow.closed:
+                    flow.inline = flow.can_inline()
         else:
             if len(buf) < off + 8:
                 self._skip("truncated_udp")
@@ -291,10 +290,9 @@ class Capture:
             if not flow.evicted:
                 n = len(data)
                 if flow.data_bytes + n <= self._cap:
-                    if lt == flow.linktype and flow.lts is None:
+                    if flow.inline and wirelen == n:
                         flow.datas.append(data)
                         flow.tss.append(ts)
-                        flow.lens.append(wirelen)
                     else:
                         flow.append(ts, lt, data, wirelen)
                     flow.data_bytes += n

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from capture.model import NS, CaptureConfig, Packet, StreamMeta
 
-PACKET_OVERHEAD = 64
+PACKET_OVERHEAD = 56
 RECORD_OVERHEAD = 960  # flow object, arrays, list, keys, flow-table entries (tracemalloc)
 
 
@@ -97,7 +97,8 @@ class Record:
         self._meta: StreamMeta | None = None
         self.datas: list[bytes] = []
         self.tss = array("q")
-        self.lens = array("L")
+        # lengths on the wire, once one differs from the captured length (snaplen): until then len(data)
+        self.lens: array | None = None
         self.lts: array | None = None  # per-packet link types once a second one shows up
         # packets (and their wire bytes) of the stream that are not held: over the cap, evicted
         self.count = self.wire = 0
@@ -106,7 +107,7 @@ class Record:
         self.closed = ""  # the close reason once closed
         self.evicted = self.released = False
         # the capture may append to this stream on its inline path (one link type, not evicted, ...)
-        self.inline = linktype == 1
+        self.inline = self.can_inline()
 
     @property
     def meta(self) -> StreamMeta:
@@ -122,14 +123,28 @@ class Record:
             self.inline = False
         if self.lts is not None:
             self.lts.append(lt)
+        if orig_len != len(data) and self.lens is None:
+            self.lens = array("L", map(len, self.datas))
+            self.inline = False
+        if self.lens is not None:
+            self.lens.append(orig_len)
         self.datas.append(data)
         self.tss.append(ts)
-        self.lens.append(orig_len)
+
+    def can_inline(self) -> bool:
+        """Packets may be appended by the capture's inline path: Ethernet only, every length captured
+        in full so far, not evicted."""
+        return self.linktype == 1 and self.lts is None and self.lens is None and not self.evicted
 
     def packets(self, start: int = 0) -> list[Packet]:
         datas = self.datas[start:]
         lts = self.lts[start:] if self.lts is not None else [self.linktype] * len(datas)
-        return list(zip(self.tss[start:], lts, datas, self.lens[start:], strict=True))
+        lens = self.lens[start:] if self.lens is not None else map(len, datas)
+        return list(zip(self.tss[start:], lts, datas, lens, strict=True))
+
+    def held_wire(self) -> int:
+        """Wire bytes of the packets held."""
+        return sum(self.lens) if self.lens is not None else self.data_bytes
 
     def cost(self) -> int:
         return RECORD_OVERHEAD + self.data_bytes + PACKET_OVERHEAD * len(self.datas)
@@ -137,7 +152,7 @@ class Record:
     def drop_packets(self) -> None:
         self.datas = []
         self.tss = array("q")
-        self.lens = array("L")
+        self.lens = None
         self.lts = None
         self.data_bytes = 0
 
@@ -177,7 +192,7 @@ class StreamStore:
         m = rec.meta
         return StreamInfo(
             m.stream_id, m.l4, m.client_ip, m.client_port, m.server_ip, m.server_port, m.first_ts_ns,
-            rec.last_ts, rec.count + len(rec.datas), rec.data_bytes, rec.wire + sum(rec.lens),
+            rec.last_ts, rec.count + len(rec.datas), rec.data_bytes, rec.wire + rec.held_wire(),
             bool(rec.closed), rec.truncated, rec.evicted,
             rec.fragments, rec.datagrams,
         )
@@ -294,7 +309,7 @@ class StreamStore:
             self._c["streams_evicted"] += 1
             self._c["packets_evicted"] += len(rec.datas)
         rec.count += len(rec.datas)
-        rec.wire += sum(rec.lens)
+        rec.wire += rec.held_wire()
         self.held -= rec.cost() - RECORD_OVERHEAD
         rec.drop_packets()
 
