@@ -241,18 +241,24 @@ class Pipeline:
                 other.call_hook("onJobPassed", [job.tag, job.cron, job.limit])
             else:
                 other.call_hook("onJobFailed", [job.tag, job.cron, job.limit, error])
-        self._run_requested_jobs()
 
     def _run_requested_jobs(self) -> None:
+        """Jobs asked for by jobs.run/runAll. Those asked for while these run wait for the next
+        flush or tick (a job that triggers itself runs once per tick, not forever)."""
         requests = self.services.job_requests
-        while requests:
-            self.run_job(requests.pop(0))
+        if requests:
+            pending, requests[:] = list(requests), []
+            for tag in pending:
+                self.run_job(tag)
+            if requests:
+                self._deadline = 0
 
     def tick(self, now_ns: int | None = None) -> None:
         """Flush, then run what fell due at `now_ns` (runtime clock): jobs, timers, wrapper rotation."""
         s = self.services
         now = s.clock.now_ns() if now_ns is None else now_ns
         self.flush()
+        self._run_requested_jobs()
         for job in s.scheduler.due(now):
             self.run_job(job.tag)
         now_ms = now // 1_000_000

@@ -120,3 +120,16 @@ def test_capture_clock_versus_wall_clock(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     assert wall.lines("Clock").count("fired") <= int(elapsed // 10) + 1
     assert "timer" not in wall.lines("Clock")
+
+
+def test_a_job_that_triggers_itself_runs_once_per_tick(tmp_path: Path) -> None:
+    script = """// Self
+    var runs = 0;
+    jobs.schedule("again", "0 0 0 1 1 *", function () { runs++; jobs.run("again"); });
+    setTimeout(function () { jobs.run("again"); }, 1000);
+    jobs.schedule("count", "*/30 * * * * *", function () { console.log("runs", runs); });
+    """
+    run = run_pipeline(tmp_path, {"s.js": script})
+    counts = [int(ln.split()[1]) for ln in run.lines("Self") if ln.startswith("runs ")]
+    assert counts and 0 < counts[-1] < 100000  # it went on, and the run ended
+    assert run.errors("Self") == []
