@@ -437,6 +437,9 @@ class Http1:
                 self._emit(ex, error(unanswered, f"no response before the stream ended ({reason})"))
             else:
                 self._emit(ex, None)
+        for side in self.sides:  # parser <-> side and side <-> connection: freed without the GC
+            side.parser = None
+        self.sides = []
 
     # -- pairing -----------------------------------------------------------------------------------
 
@@ -533,6 +536,8 @@ class Http1:
 
     def _emit(self, ex: _Exchange, err: dict[str, str] | None) -> None:
         req, resp = ex.req, ex.resp
+        if resp is not None:
+            resp.exchange = None  # no cycle left for the GC
         if resp is not None and (not resp.done or not resp.status):
             err = err or resp.error  # no status line: the response's head is not in the capture
             resp = None
