@@ -1,108 +1,237 @@
-"""`kflpcap run`: run the scripts over captured traffic (the basic command; see runtime.pipeline)."""
+"""`kflpcap run`: run the scripts over captured or live traffic, with a progress bar, a summary
+table, Prometheus metrics and meaningful exit codes (0 done, 1 a script or upload failed, 2 bad
+usage or unreadable input). SIGINT/SIGTERM stop reading, flush every repository, wait a bounded time
+for the uploads and exit 0."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 from runtime.env import EnvError, build_env
 from runtime.services import MIB, Limits
+
+BUNDLED_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+DEFAULT_SCRIPTS = Path("scripts")
+REFRESH_S = 0.25
+
+EPILOG = """\
+examples:
+  kflpcap run --demo
+      the bundled demo capture through the bundled scripts; repositories under ./kflpcap-data
+  kflpcap run --pcap traffic.pcapng --scripts ./scripts
+      one capture file (pcap, pcapng, gzipped too) through every *.js of a folder
+  zcat day.pcap.gz | kflpcap run --pcap - --scripts seed.js --data-dir /var/lib/kflpcap
+      a capture on stdin, one script, another data folder
+  sudo kflpcap run --interface eth0 --bpf 'tcp port 80 or port 53' --metrics-port 9100 \\
+      --env S3_BUCKET=forensics --env S3_ENDPOINT=http://127.0.0.1:8333
+      live capture until SIGINT/SIGTERM; repositories uploaded create-only to S3; /metrics on :9100
+  kflpcap run --pcap a.pcap --env-file prod.env --env MAX_MINUTES=5 --node node-7 --clock wall
+
+exit codes: 0 done; 1 some scripts or uploads failed (listed at the end); 2 bad usage or input that
+could not be read at all (a truncated capture whose readable part was processed is a warning).
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run",
-        help="run scripts over capture files",
-        description="Read the captures, dissect their streams into items and run every script's hooks "
-        "on them (Kubeshark-style JavaScript, one V8 isolate per script). Exits when the input ends, "
-        "after the last batch, the jobs that fell due and the repository flushes.",
+        help="run scripts over capture files or a live interface",
+        description="Read captures (or capture live), dissect their streams into items and run every "
+        "script's hooks on them (Kubeshark-style JavaScript, one V8 isolate per script). File input ends "
+        "with the input; live capture runs until SIGINT/SIGTERM. Either way every repository is flushed "
+        "and the uploads are given a bounded time before the summary is printed.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--pcap",
-        action="append",
-        required=True,
-        metavar="FILE",
-        help="capture file (pcap, pcapng, .gz), '-' for stdin; repeatable, read in order",
-    )
-    p.add_argument(
-        "--scripts",
-        action="append",
-        default=[],
-        metavar="DIR|FILE",
-        help="folder of *.js scripts (watched for changes) or one .js file; repeatable",
-    )
-    p.add_argument(
-        "--data-dir",
-        default="kflpcap-data",
-        metavar="DIR",
-        help="folder for script files, the spool and local repositories (default: %(default)s)",
-    )
-    p.add_argument(
-        "--env", action="append", default=[], metavar="KEY=VALUE", help="script env entry; repeatable"
-    )
-    p.add_argument(
-        "--env-file",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="script env from a .env, JSON or YAML file; repeatable (--env wins)",
-    )
-    p.add_argument(
-        "--clock",
-        choices=("wall", "capture"),
-        default=None,
-        help="time for jobs, timers and rotation (default: capture time for files, wall time live)",
-    )
-    p.add_argument(
-        "--node", default=None, metavar="NAME", help="node name in items and keys (default: hostname)"
-    )
-    p.add_argument(
-        "--call-timeout",
-        type=float,
-        default=5.0,
-        metavar="S",
-        help="time budget of one call into a script (default: %(default)s)",
-    )
-    p.add_argument(
-        "--heap-mib",
-        type=int,
-        default=256,
-        metavar="MIB",
-        help="V8 heap limit per script (default: %(default)s)",
-    )
-    p.add_argument(
-        "--batch", type=int, default=1000, metavar="N", help="items per batch (default: %(default)s)"
-    )
+    src = p.add_argument_group("input")
+    src.add_argument("--pcap", action="append", default=[], metavar="FILE",
+                     help="capture file (pcap, pcapng, .gz), '-' for stdin; repeatable, read in order "
+                     "(e.g. --pcap mon.pcap --pcap tue.pcap.gz)")
+    src.add_argument("--interface", "-i", action="append", default=[], metavar="IFACE",
+                     help="capture live on IFACE (needs CAP_NET_RAW), until SIGINT/SIGTERM (e.g. -i eth0)")
+    src.add_argument("--bpf", default=None, metavar="FILTER",
+                     help="BPF filter on the input, tcpdump syntax (e.g. --bpf 'tcp port 80 or udp port 53')")
+    src.add_argument("--demo", action="store_true",
+                     help="the bundled demo capture through the bundled scripts folder (unless --scripts)")
+    scr = p.add_argument_group("scripts")
+    scr.add_argument("--scripts", action="append", default=[], metavar="DIR|FILE",
+                     help="folder of *.js scripts (watched: changes reload) or one .js file; repeatable "
+                     "(default: ./scripts when it exists; e.g. --scripts ./scripts --scripts extra.js)")
+    scr.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                     help="a script env entry, repeatable, wins over --env-file "
+                     "(e.g. --env S3_BUCKET=forensics)")
+    scr.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                     help="script env from a .env, JSON or YAML file; repeatable "
+                     "(e.g. --env-file prod.env)")
+    scr.add_argument("--data-dir", default="kflpcap-data", metavar="DIR",
+                     help="folder for script files, the upload spool and local repositories "
+                     "(default: ./%(default)s)")
+    scr.add_argument("--node", default=None, metavar="NAME",
+                     help="node name in items and repository keys "
+                     "(default: the hostname; e.g. --node node-7)")
+    scr.add_argument("--names", default=None, metavar="FILE",
+                     help="name-resolution table (JSON or YAML: ip -> name/namespace...) for src/dst names "
+                     "in items (e.g. --names pods.json)")
+    scr.add_argument("--clock", choices=("wall", "capture"), default=None,
+                     help="time for jobs, timers and rotation "
+                     "(default: capture time for files, wall time live)")
+    scr.add_argument("--call-timeout", type=float, default=5.0, metavar="S",
+                     help="time budget of one call into a script (default: %(default)s)")
+    scr.add_argument("--heap-mib", type=int, default=256, metavar="MIB",
+                     help="V8 heap limit per script (default: %(default)s)")
+    scr.add_argument("--batch", type=int, default=1000, metavar="N",
+                     help="items per batch (default: %(default)s)")
+    out = p.add_argument_group("output")
+    out.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                     help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics during the run "
+                     "(e.g. --metrics-port 9100)")
+    out.add_argument("--log-level", default="warning",
+                     choices=("debug", "info", "warning", "error"),
+                     help="level of kflpcap's own log lines on stderr (default: %(default)s)")
+    out.add_argument("--no-progress", action="store_true",
+                     help="no progress bar (it is off when stderr is not a TTY)")
     p.set_defaults(func=run)
 
 
+def _usage(text: str) -> int:
+    print(f"kflpcap run: {text}", file=sys.stderr)
+    return 2
+
+
+def _sources(args: argparse.Namespace) -> list[str]:
+    from runtime.demo import DEMO_PCAP
+
+    specs = list(args.pcap) + [f"iface:{name}" for name in args.interface]
+    if args.demo:
+        specs.append(str(DEMO_PCAP))
+    return specs
+
+
+def _scripts(args: argparse.Namespace) -> list[str] | None:
+    if args.scripts:
+        return list(args.scripts)
+    if args.demo:
+        return [str(BUNDLED_SCRIPTS)] if BUNDLED_SCRIPTS.is_dir() else None
+    return [str(DEFAULT_SCRIPTS)] if DEFAULT_SCRIPTS.is_dir() else []
+
+
+def _install_signals(pipeline: Any) -> None:
+    signalled: list[int] = []
+
+    def stop(signum: int, _frame: Any) -> None:
+        if signalled:
+            raise KeyboardInterrupt  # a second signal: give up on the clean shutdown
+        signalled.append(signum)
+        print(f"kflpcap run: {signal.Signals(signum).name}: stopping, flushing repositories",
+              file=sys.stderr)
+        pipeline.stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+
+
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console as RichConsole
+
+    from runtime import report
     from runtime.pipeline import Pipeline, PipelineConfig
+    from runtime.run_stats import RunStats
     from runtime.scripts import ScriptsError
 
+    logging.basicConfig(level=args.log_level.upper(), format="kflpcap %(levelname)s %(name)s: %(message)s")
+    specs = _sources(args)
+    if not specs:
+        return _usage("nothing to read: give --pcap FILE (or -), --interface IFACE or --demo")
+    scripts = _scripts(args)
+    if scripts is None:
+        return _usage(f"--demo: the bundled scripts folder {BUNDLED_SCRIPTS} is missing (install from the "
+                      "repository with pip install -e .)")
+    if not scripts:
+        print("kflpcap run: no --scripts and no ./scripts folder: only counting traffic", file=sys.stderr)
     try:
         env = build_env(args.env_file, args.env)
     except EnvError as exc:
-        print(f"kflpcap run: {exc}", file=sys.stderr)
-        return 2
+        return _usage(str(exc))
+    for path in [*args.env_file, *([args.names] if args.names else [])]:
+        if not Path(path).is_file():
+            return _usage(f"{path}: no such file")
     config = PipelineConfig(
-        sources=args.pcap,
-        scripts=args.scripts,
+        sources=specs,
+        scripts=scripts,
         data_dir=Path(args.data_dir),
         env=env,
         clock=args.clock,
         node=args.node,
+        names_file=args.names,
+        bpf=args.bpf,
         limits=Limits(call_timeout_s=args.call_timeout, heap_bytes=args.heap_mib * MIB),
         batch_items=max(1, args.batch),
         watch=True,
     )
     try:
         pipeline = Pipeline(config)
-    except ScriptsError as exc:
-        print(f"kflpcap run: {exc}", file=sys.stderr)
-        return 2
+    except (ScriptsError, OSError) as exc:
+        return _usage(str(exc))
+    err = RichConsole(stderr=True, width=None if sys.stderr.isatty() else 160)
     try:
-        return pipeline.run()
+        try:
+            pipeline.start()
+        except ValueError as exc:  # a BPF filter that does not compile
+            return _usage(str(exc))
+        return _drive(pipeline, specs, args, err, report, RunStats)
     finally:
         pipeline.close()
+
+
+def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, report: Any,
+           run_stats: Any) -> int:
+    from runtime.metrics import Metrics
+
+    stats = run_stats(pipeline, specs)
+    stats.watch_outbox()
+    metrics = Metrics(lambda: pipeline.stats)
+    pipeline.on_batch.append(lambda _batch, seconds: metrics.observe_batch("all scripts", seconds))
+    server = None
+    if args.metrics_port is not None:
+        try:
+            server = metrics.serve(args.metrics_port)
+        except OSError as exc:
+            return _usage(f"--metrics-port {args.metrics_port}: {exc}")
+    _install_signals(pipeline)
+    live = bool(getattr(pipeline.source, "live", False))
+    show = not (args.no_progress or live or not err.is_terminal)
+    done = threading.Event()
+
+    def refresher(progress: Any) -> None:
+        while not done.wait(REFRESH_S):
+            stats.refresh()
+            if progress is not None:
+                progress.update(pipeline.stats)
+
+    try:
+        with report.RunProgress(err, disable=not show) as progress:
+            thread = threading.Thread(target=refresher, args=(progress if show else None,),
+                                      name="kflpcap-stats", daemon=True)
+            thread.start()
+            try:
+                pipeline.run()
+            finally:
+                done.set()
+                thread.join()
+                stats.refresh(final=True)
+                if show:
+                    progress.update(pipeline.stats)
+    finally:
+        if server is not None:
+            server.close()
+    report.print_summary(pipeline.stats, err)
+    failed = report.failures(pipeline.stats)
+    if failed:
+        err.print("[bold red]failed:[/] " + "; ".join(failed), markup=True, highlight=False)
+    return report.exit_code(pipeline.stats)

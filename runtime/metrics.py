@@ -81,8 +81,11 @@ class StatsCollector(Collector):
         yield _counter("kflpcap_drops", "Packets not streamed or lost, by reason.", ["reason"],
                        (([str(k)], v) for k, v in _items(s.get("drops"))))
         streams = dict(s.get("streams") or {})
-        yield _counter("kflpcap_streams", "L4 streams seen, by transport.", ["l4"],
-                       (([l4], streams.get(l4, 0)) for l4 in ("tcp", "udp")))
+        if "total" in streams:
+            streams["all"] = streams["total"]
+        yield _counter("kflpcap_streams", "L4 streams seen, by transport (l4=\"all\": every transport).",
+                       ["l4"], (([l4], streams.get(l4, 0)) for l4 in ("tcp", "udp", "all")
+                                if l4 != "all" or "total" in streams))
         yield _gauge("kflpcap_streams_open", "L4 streams open now.", streams.get("open", 0))
         yield _counter("kflpcap_items", "Items dissected, by protocol.", ["protocol"],
                        (([str(k)], v) for k, v in _items(s.get("items"))))

@@ -5,8 +5,10 @@ pipeline keeps up to date and `runtime.metrics` also reads, so this module needs
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -31,12 +33,13 @@ def new_stats() -> dict[str, Any]:
         "input": {
             "bytes_read": 0,  # of the capture files, for the progress bar
             "bytes_total": 0,  # 0 when unknown (live, stdin)
-            "errors": [],  # one line each: file, byte offset, what was wrong (bad input: exit 2)
+            "errors": [],  # one line each: an input that could not be read at all (exit 2)
+            "warnings": [],  # one line each: file, byte offset, what was wrong (readable part processed)
         },
         "packets": 0,  # packets read
         "bytes": 0,  # captured bytes read
         "drops": {},  # reason -> packets not streamed or lost (kernel, truncated, link type, ...)
-        "streams": {"tcp": 0, "udp": 0, "open": 0},  # seen per transport; open now
+        "streams": {"tcp": 0, "udp": 0, "total": 0, "open": 0},  # seen (per transport when known); open now
         "store": {"bytes": 0, "budget": 0, "evicted_streams": 0, "evicted_packets": 0,
                   "truncated_streams": 0},
         "items": {},  # protocol name -> items dissected
@@ -125,8 +128,11 @@ def _overview(stats: Stats) -> Table:
     table.add_row("source", str(stats.get("source", "")))
     table.add_row("elapsed", f"{elapsed:.1f} s")
     table.add_row("packets", f"{packets:,}{rate}, {human_bytes(stats.get('bytes', 0))}")
-    table.add_row("streams", f"{streams.get('tcp', 0) + streams.get('udp', 0):,} "
-                             f"(tcp {streams.get('tcp', 0):,}, udp {streams.get('udp', 0):,})")
+    per_l4 = streams.get("tcp", 0) + streams.get("udp", 0)
+    if per_l4:
+        table.add_row("streams", f"{per_l4:,} (tcp {streams.get('tcp', 0):,}, udp {streams.get('udp', 0):,})")
+    else:
+        table.add_row("streams", f"{streams.get('total', 0):,}")
     drops = dict(stats.get("drops") or {})
     if drops:
         table.add_row("not streamed", ", ".join(f"{k} {v:,}" for k, v in sorted(drops.items())))
@@ -161,7 +167,7 @@ def _repositories(stats: Stats) -> Table:
     for r in repos:
         raw += r.get("bytes_raw", 0)
         gz += r.get("bytes_gz", 0)
-        table.add_row(str(r.get("script", "")), str(r.get("index", "")), str(r.get("location", "")),
+        table.add_row(str(r.get("script", "")), str(r.get("index", "")), _short(str(r.get("location", ""))),
                       f"{r.get('streams', 0):,}", f"{r.get('packets', 0):,}",
                       human_bytes(r.get("bytes_raw", 0)), human_bytes(r.get("bytes_gz", 0)))
     if len(repos) > 1:
@@ -181,6 +187,8 @@ def _problems(stats: Stats) -> Table | None:
             table.add_row("script failed", f"{title} ({script.get('file', '')}): {script.get('error', '')}")
     for line in dict(stats.get("input") or {}).get("errors") or []:
         table.add_row("bad input", str(line))
+    for line in dict(stats.get("input") or {}).get("warnings") or []:
+        table.add_row("input warning", str(line))
     uploads = dict(stats.get("uploads") or {})
     if uploads.get("pending"):
         spooled = human_bytes(uploads.get("spool_bytes", 0))
@@ -190,15 +198,31 @@ def _problems(stats: Stats) -> Table | None:
     return table if table.row_count else None
 
 
+def _short(location: str) -> str:
+    """A local path relative to the working folder when it is below it."""
+    if location.startswith("s3://"):
+        return location
+    path = Path(location)
+    with contextlib.suppress(ValueError):
+        return str(path.resolve().relative_to(Path.cwd()))
+    return location
+
+
 def _wireshark_hint(stats: Stats) -> Text | None:
-    for repo in stats.get("repositories") or []:
-        location = str(repo.get("location", ""))
-        if location.startswith("s3://"):
-            name = location.rsplit("/", 1)[-1]
-            return Text(f"Open a repository in Wireshark: aws s3 cp {location} . && wireshark {name}")
-        if location:
-            return Text(f"Open a repository in Wireshark (it reads .pcap.gz directly): wireshark {location}")
-    return None
+    repos = [str(r.get("location", "")) for r in stats.get("repositories") or [] if r.get("location")]
+    if not repos:
+        return None
+    first = _short(repos[0])
+    if first.startswith("s3://"):
+        name = first.rsplit("/", 1)[-1]
+        return Text(f"Repositories were uploaded to {first.rsplit('/', 3)[0]}/\n"
+                    f"Open one in Wireshark: aws s3 cp {first} . && wireshark {name}")
+    root = first.split("/repositories/", 1)[0] + "/repositories" if "/repositories/" in first else str(
+        Path(first).parent)
+    return Text(f"Repositories were written to {root}/ (list them: kflpcap repo list {root})\n"
+                f"Open one in Wireshark: wireshark {first}\n"
+                f"  (Wireshark reads .pcap.gz directly; else: wireshark <(zcat {first})\n"
+                f"   or zcat {first} > repo.pcap)")
 
 
 def summary(stats: Stats) -> RenderableType:
