@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from runtime.demo.livenet import LiveNet
+from tests.seaweed import seaweed  # noqa: F401  (the session S3 server fixture)
 
 
 @pytest.fixture
