@@ -21,7 +21,6 @@ _TABLE: dict[str, Handler] = {}
 _LABEL = {
     "w": "wrapper.kflPcapS3",
     "s3.put": "vendor.s3.put",
-    "webhook": "vendor.webhook",
     "slack": "vendor.slack",
 }
 
@@ -230,11 +229,6 @@ def _s3_put(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
     if done != url:
         raise HelperError(f"uploaded to {done}, but the script was told {url}")
     c.log(f"Uploaded {path} to {done}")
-
-
-@command("webhook")
-def _webhook(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
-    vendor.webhook(cmd[1], cmd[2], cmd[3], cmd[4])
 
 
 @command("slack")

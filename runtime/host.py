@@ -16,9 +16,11 @@ from typing import Any
 import orjson
 
 from runtime import isolate as proto
+from runtime import vendor
 from runtime.batch import Batch
 from runtime.commands import Commands
 from runtime.env import global_names
+from runtime.files import HelperError
 from runtime.services import MIB, Services
 from runtime.source import ScriptSource, js_string
 from runtime.v8proc import IsolateGone, IsolateProcess
@@ -90,6 +92,7 @@ class ScriptHost:
         self._running_sent: bool | None = None
         self._names_sent: Any = None
         self._drop: list[str] = []
+        self._load_responses: list[list[Any]] = []
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -143,6 +146,7 @@ class ScriptHost:
                 "runId": s.run_id,
             },
             "sliceMs": s.limits.slice_ms,
+            "responses": self._load_responses,
         }
 
     def _names(self) -> Any:
@@ -184,8 +188,10 @@ class ScriptHost:
                 result = orjson.loads(done.text) if done.ok and done.text else {}
                 signal = result.get("s")
                 if signal is not None:
-                    # top-level code used a query not known yet: learn it, run again from scratch
-                    self._resolve(signal, None, with_packets=False)
+                    # top-level code used a query not known yet (or made a webhook request): learn
+                    # it, run again from scratch with every answer so far
+                    update = self._resolve(signal, None, with_packets=False)
+                    self._load_responses.extend(update.get("responses", ()))
                     continue
                 if not top.ok:
                     raise LoadError(_first_line(top.text, name, lines))
@@ -286,7 +292,15 @@ class ScriptHost:
         self.next_timer_ms = result.get("t")
 
     def _resolve(self, signal: dict[str, Any], batch: Batch | None, with_packets: bool) -> dict[str, Any]:
-        """Answer a signal: compile the query, evaluate what the script asked; returns the update."""
+        """Answer a signal: make the webhook request, or compile the query and evaluate what the
+        script asked; returns the update for the isolate."""
+        if signal.get("k") == "webhook":
+            method, url, body, headers = signal["request"]
+            try:
+                answer: dict[str, str] = {"body": vendor.webhook(method, url, body, headers)}
+            except HelperError as exc:
+                answer = {"error": str(exc)}
+            return {"responses": [[signal["key"], answer]]}
         query = signal.get("q", "")
         compiled, error = self.services.kfl.compile(query)
         if compiled is None:

@@ -18,6 +18,14 @@
   const KNOWN = new Map(Object.entries(CFG.known));    // query -> id
   const INVALID = new Map(Object.entries(CFG.invalid)); // query -> KFL error text
   const OBJ_ANSWERS = new Map();     // query + "\0" + JSON -> bool (kfl.match on non-batch objects)
+  const RESPONSES = new Map();       // JSON of a vendor.webhook request -> [{body} | {error}, ...]
+  function addResponses(list) {
+    for (const [k, v] of list) {
+      if (!RESPONSES.has(k)) RESPONSES.set(k, []);
+      RESPONSES.get(k).push(v);
+    }
+  }
+  addResponses(CFG.responses || []);
   let USED = new Set();              // query ids consulted during this call
   let JOB_TAGS = new Set(CFG.jobs);
   let RUNNING = CFG.running;
@@ -273,6 +281,7 @@
       for (const [k, v] of u.obj) OBJ_ANSWERS.set(k, v);
     }
     if (u.ans && B !== null) Object.assign(B.ans, u.ans);
+    if (u.responses) addResponses(u.responses);
     if (u.jobs) JOB_TAGS = new Set(u.jobs);
     if (u.running !== undefined) RUNNING = u.running;
     if (u.names) NAMES = u.names;
@@ -597,7 +606,15 @@
       if (headers !== undefined && headers !== null && typeof headers !== "object") {
         throw new TypeError("vendor.webhook: headers must be an object");
       }
-      emit(["webhook", method, url, body === undefined || body === null ? "" : String(body), headers || {}]);
+      // the request is made by Python while this hook run waits (a signal, as for a new KFL
+      // query): the run starts again and gets the response body; a transport failure throws
+      const request = [method, url, body === undefined || body === null ? "" : String(body), headers || {}];
+      const key = JSON.stringify(request);
+      const queue = RESPONSES.get(key);
+      if (queue === undefined || queue.length === 0) signal({ k: "webhook", key: key, request: request });
+      const answer = queue.shift();
+      if (answer.error !== undefined) throw new Error("vendor.webhook: " + answer.error);
+      return answer.body;
     },
     slack(webhook, pretext, text, color) {
       typeCheck("vendor.slack", webhook, "string", "webhook URL");

@@ -13,7 +13,9 @@ from runtime.files import HelperError
 HTTP_TIMEOUT_S = 5.0
 
 
-def _request(method: str, url: str, body: bytes, headers: dict[str, str]) -> None:
+def _request(
+    method: str, url: str, body: bytes, headers: dict[str, str], fail_on_status: bool = True
+) -> bytes:
     if not url.lower().startswith(("http://", "https://")):
         raise HelperError(f"URL must be http(s): {url!r}")
     req = urllib.request.Request(
@@ -21,16 +23,21 @@ def _request(method: str, url: str, body: bytes, headers: dict[str, str]) -> Non
     )
     try:
         with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
-            resp.read()
+            return resp.read()
     except urllib.error.HTTPError as exc:
+        if not fail_on_status:
+            return exc.read()
         raise HelperError(f"{method.upper()} {url}: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise HelperError(f"{method.upper()} {url}: {reason}") from exc
 
 
-def webhook(method: str, url: str, body: str, headers: dict[str, Any]) -> None:
-    _request(method, url, body.encode("utf-8"), headers)
+def webhook(method: str, url: str, body: str, headers: dict[str, Any]) -> str:
+    """The response body (any status, as Kubeshark); a transport failure raises HelperError."""
+    return _request(method, url, body.encode("utf-8"), headers, fail_on_status=False).decode(
+        "utf-8", "replace"
+    )
 
 
 def slack(url: str, pretext: str, text: str, color: str) -> None:

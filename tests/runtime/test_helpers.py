@@ -157,8 +157,11 @@ class _Sink(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.received.append((self.command, self.path, dict(self.headers), body))
-        self.send_response(204 if self.path != "/fail" else 500)
+        answer = json.dumps({"path": self.path, "n": len(self.received)}).encode()
+        self.send_response(500 if self.path == "/fail" else 200)
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
+        self.wfile.write(answer)
 
     do_GET = do_POST = do_PUT = _handle
 
@@ -166,7 +169,7 @@ class _Sink(BaseHTTPRequestHandler):
         pass
 
 
-def test_webhook_and_slack(rec: Recorder) -> None:
+def test_webhook_returns_the_response_and_slack_posts(rec: Recorder) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -174,30 +177,47 @@ def test_webhook_and_slack(rec: Recorder) -> None:
     _Sink.received = []
     try:
         script = f"""// Hooks
+        var seen = {{}};
+        function onItemCaptured(d) {{
+          var answer = JSON.parse(vendor.webhook("POST", "{base}/item", d.stream));
+          seen[d.stream] = answer.path;
+        }}
         var headers = {{"content-type": "application/json"}};
-        vendor.webhook("POST", "{base}/hook", JSON.stringify({{a: 1}}), headers);
-        vendor.webhook("GET", "{base}/plain", "");
+        console.log(vendor.webhook("POST", "{base}/hook", JSON.stringify({{a: 1}}), headers));
+        console.log(JSON.parse(vendor.webhook("GET", "{base}/plain", "")).path);
         vendor.slack("{base}/slack", "pre", "the text", "#ff0000");
-        vendor.webhook("POST", "{base}/fail", "x");
-        vendor.webhook("POST", "http://127.0.0.1:1/refused", "x");
+        console.log(JSON.parse(vendor.webhook("POST", "{base}/fail", "x")).path);
+        var refused = "http://127.0.0.1:1/refused";
+        try {{ vendor.webhook("POST", refused, "x"); }} catch (e) {{ console.log(e.message); }}
         try {{ vendor.webhook("POST"); }} catch (e) {{ console.log(e.name); }}
+        jobs.schedule("r", "0 0 0 1 1 *", function () {{ for (var k in seen) console.log(k, seen[k]); }});
         """
-        with rec.host(script):
-            pass
+        with rec.host(script) as h:
+            rec.feed(h, [http_item(1), http_item(2)])
+            h.run_job("r")
     finally:
         server.shutdown()
         server.server_close()
+    paths = [path for _m, path, _h, _b in _Sink.received]
+    # each request was made once, although the script ran again to receive the answer
+    assert sorted(paths) == sorted(["/hook", "/plain", "/fail", "/item", "/item", "/slack"])
     got = {path: (method, headers, body) for method, path, headers, body in _Sink.received}
     assert got["/hook"][0] == "POST" and json.loads(got["/hook"][2]) == {"a": 1}
     assert got["/hook"][1]["Content-Type"] == "application/json"
     assert got["/plain"][0] == "GET"
+    assert sorted(b for m, p, _h, b in _Sink.received if p == "/item") == [
+        b"000000000001.pcap",
+        b"000000000002.pcap",
+    ]
     slack = json.loads(got["/slack"][2])
     assert (slack["pretext"], slack["text"], slack["color"]) == ("pre", "the text", "#ff0000")
     assert slack["fields"][0]["title"] == "Timestamp"
-    assert rec.stdout == ["Hooks] TypeError"]
-    assert rec.stderr[0] == f"Hooks:ERROR] vendor.webhook: POST {base}/fail: HTTP 500 Internal Server Error"
-    assert rec.stderr[1].startswith("Hooks:ERROR] vendor.webhook: POST http://127.0.0.1:1/refused: ")
-    assert len(rec.stderr) == 2
+    lines = [ln for ln in rec.lines_of("Hooks") if not ln.startswith("Scheduled")]
+    assert json.loads(lines[0])["path"] == "/hook"
+    assert lines[1:3] == ["/plain", "/fail"]
+    assert lines[3].startswith("vendor.webhook: POST http://127.0.0.1:1/refused: ")
+    assert lines[4:] == ["TypeError", "000000000001.pcap /item", "000000000002.pcap /item"]
+    assert rec.stderr == []
 
 
 def test_s3_put_failures(rec: Recorder) -> None:
