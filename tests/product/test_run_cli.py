@@ -1,0 +1,129 @@
+"""The README's two commands, `kflpcap run` exit codes on real bad input, and `kflpcap scripts check`
+on good and bad scripts (real V8, real KFL, real captures)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runtime.demo import DEMO_PCAP
+
+REPO = Path(__file__).resolve().parents[2]
+FIRST = "python3 -m pip install -e . && kflpcap run --demo"
+SECOND = ("apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y tshark && "
+          "python3 -m pip install -e '.[test]' && python3 -m pytest")
+
+
+def kflpcap(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    exe = shutil.which("kflpcap")
+    argv = [exe] if exe else [sys.executable, "-m", "runtime"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([*argv, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_readme_starts_with_the_two_commands_and_ci_runs_the_second() -> None:
+    blocks = re.findall(r"```sh\n(.*?)\n```", (REPO / "README.md").read_text(), re.S)
+    assert blocks[:2] == [FIRST, SECOND]
+    ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines()
+          if line.strip() and not line.startswith("#")]
+    assert ci[-1] == SECOND
+
+
+def test_readme_first_command_runs_the_demo_in_a_fresh_folder(tmp_path: Path) -> None:
+    done = kflpcap(*FIRST.split(" && ")[1].split()[1:], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    pcaps = sorted((tmp_path / "kflpcap-data" / "repositories").glob("*/kfl_*/*.pcap.gz"))
+    assert {p.parent.name for p in pcaps} == {"kfl_0", "kfl_1"}
+    assert "Repositories written: 2" in done.stderr
+    assert "http and response.status == 500" in done.stderr
+    assert "Repositories were written to kflpcap-data/repositories/" in done.stderr
+    assert "Open one in Wireshark: wireshark kflpcap-data/repositories/" in done.stderr
+    listed = kflpcap("repo", "verify", "kflpcap-data/repositories", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+
+
+def test_help_explains_every_option_with_examples(tmp_path: Path) -> None:
+    done = kflpcap("run", "--help", cwd=tmp_path)
+    assert done.returncode == 0
+    for option in ("--pcap", "--interface", "--bpf", "--scripts", "--env", "--env-file", "--data-dir",
+                   "--node", "--names", "--clock", "--metrics-port", "--log-level", "--demo"):
+        assert option in done.stdout, option
+    assert "examples:" in done.stdout and "exit codes:" in done.stdout
+
+
+@pytest.fixture
+def only_seed(tmp_path: Path) -> Path:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    shutil.copy(REPO / "scripts" / "kfl_pcap_s3.js", scripts)
+    return scripts
+
+
+def test_exit_2_for_bad_usage_and_unreadable_input(tmp_path: Path, only_seed: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a capture\n" * 10)
+    cases = {
+        "no input": [],
+        "missing file": ["--pcap", "missing.pcap"],
+        "not a capture": ["--pcap", "notes.txt"],
+        "bad bpf": ["--pcap", str(DEMO_PCAP), "--bpf", "tcp port"],
+        "bad env": ["--pcap", str(DEMO_PCAP), "--env", "no-equals-sign"],
+    }
+    for name, args in cases.items():
+        done = kflpcap("run", *args, "--scripts", str(only_seed), cwd=tmp_path)
+        assert done.returncode == 2, (name, done.stderr)
+        assert "Traceback" not in done.stderr, name
+    assert "notes.txt" in kflpcap("run", "--pcap", "notes.txt", cwd=tmp_path).stderr
+
+
+def test_truncated_capture_is_a_warning_and_its_part_is_kept(tmp_path: Path, only_seed: Path) -> None:
+    data = DEMO_PCAP.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) * 2 // 3 + 7])
+    done = kflpcap("run", "--pcap", str(cut), "--scripts", str(only_seed), "--data-dir", "d", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "input warning" in done.stderr and "cut.pcap" in done.stderr
+    assert list((tmp_path / "d" / "repositories").glob("*/kfl_0/*.pcap.gz"))
+
+
+def test_exit_1_when_a_script_fails_and_it_is_listed(tmp_path: Path, only_seed: Path) -> None:
+    (only_seed / "broken.js").write_text("// Broken On Purpose\nundefinedThing.call();\n")
+    done = kflpcap("run", "--pcap", str(DEMO_PCAP), "--scripts", str(only_seed), "--data-dir", "d",
+                   cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "failed: script Broken On Purpose" in done.stderr
+    assert "Repositories written: 2" in done.stderr  # the other script still did its work
+
+
+def test_scripts_check_reports_hooks_jobs_and_kfl_of_good_scripts(tmp_path: Path) -> None:
+    done = kflpcap("scripts", "check", str(REPO / "scripts"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "kfl_pcap_s3.js: loaded (KFL PCAP S3)" in out
+    assert "kfl_pcap_s3.js:9: ok 'http and response.status == 500'" in out
+    assert "hooks: onPacketCaptured" in out and "hooks: onItemCaptured, onJobFailed" in out
+    assert "job: status-report cron='0 * * * * *'" in out
+    assert f"{len(list((REPO / 'scripts').glob('*.js')))} script(s) checked, 0 with problems" in out
+
+
+def test_scripts_check_finds_syntax_top_level_and_kfl_errors(tmp_path: Path) -> None:
+    (tmp_path / "a_kfl.js").write_text('// Bad KFL\nvar Q = ["dns", "http and response.status = 500"];\n'
+                                       "function onItemCaptured(d) { wrapper.kflPcapS3(d, {kflArr: Q}); }\n")
+    (tmp_path / "b_syntax.js").write_text('// Bad Syntax\nfunction onItemCaptured(d) {\n'
+                                          '  console.log("x";\n}\n')
+    (tmp_path / "c_throws.js").write_text("// Throws\nvar a = 1;\nundefinedThing.call();\n")
+    done = kflpcap("scripts", "check", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 1
+    out = done.stdout
+    assert "a_kfl.js:2: INVALID 'http and response.status = 500'" in out
+    assert "'=' is not an operator" in out and "                               ^" in out
+    assert "a_kfl.js:2: ok 'dns'" in out
+    assert "b_syntax.js:3: SyntaxError" in out
+    assert "c_throws.js:3: ReferenceError: undefinedThing is not defined" in out
+    assert "3 script(s) checked, 3 with problems" in out
+    assert kflpcap("scripts", "check", str(tmp_path / "missing.js"), cwd=tmp_path).returncode == 2
