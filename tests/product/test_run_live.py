@@ -54,16 +54,18 @@ def items(got: dict, protocol: str) -> float:
     return got.get(("kflpcap_items_total", (("protocol", protocol),)), 0)
 
 
-def test_live_run_keeps_exactly_the_500s_and_dns_in_s3(livenet: LiveNet, seaweed: SeaweedS3,
-                                                       tmp_path: Path) -> None:
-    if not shutil.which("weed"):
-        pytest.skip("needs SeaweedFS")
-    bucket = seaweed.create_bucket("live-repos")
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_live_run_keeps_exactly_the_500s_and_dns(livenet: LiveNet, seaweed: SeaweedS3, tmp_path: Path,
+                                                 stop: str) -> None:
+    """SIGTERM: repositories uploaded to S3; SIGINT: written to the local store of the data folder."""
+    s3 = stop == "SIGTERM"
+    bucket = seaweed.create_bucket("live-repos") if s3 else ""
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     shutil.copy(REPO / "scripts" / "kfl_pcap_s3.js", scripts)
     port = free_ports(1)[0]
-    env = {**os.environ, **seaweed.env(bucket)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "AWS_"))}
+    env.update(seaweed.env(bucket) if s3 else {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "runtime", "run", "--interface", livenet.capture_iface,
          "--scripts", str(scripts), "--data-dir", str(tmp_path / "data"),
@@ -76,7 +78,7 @@ def test_live_run_keeps_exactly_the_500s_and_dns_in_s3(livenet: LiveNet, seaweed
         log, want = record_reference(livenet, tmp_path / "reference.pcap", ClientPlan.quick())
         after = wait_for(port, proc, lambda g: items(g, "http") >= want["http_requests"]
                          and items(g, "dns") >= want["dns_queries"], timeout=30)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(getattr(signal, stop))
         out, err = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
@@ -89,17 +91,21 @@ def test_live_run_keeps_exactly_the_500s_and_dns_in_s3(livenet: LiveNet, seaweed
     seed = (("index", "0"), ("query", "http and response.status == 500"), ("script", "KFL PCAP S3"))
     assert after[("kflpcap_matches_total", seed)] >= len(want["http500_streams"]) > 0
     # acceptance 2: exactly the 500 connections and the DNS flows, uploaded to S3
-    assert "Repositories written: 2" in err and f"s3://{bucket}/" in err
-    client = seaweed.client()
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert "Repositories written: 2" in err and f"{stop}: stopping" in err
     flows: dict[int, set[str]] = {0: set(), 1: set()}
-    for key in keys:
-        if key.endswith(".pcap.gz"):
-            assert key.startswith("live-node/kfl_"), key
-            index = int(key.split("/")[1].removeprefix("kfl_"))
-            path = tmp_path / key.replace("/", "_")
-            client.download_file(bucket, key, str(path))
-            flows[index] |= l4_flows(path)
+    if s3:
+        assert f"s3://{bucket}/" in err
+        client = seaweed.client()
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+        for key in keys:
+            if key.endswith(".pcap.gz"):
+                assert key.startswith("live-node/kfl_"), key
+                path = tmp_path / key.replace("/", "_")
+                client.download_file(bucket, key, str(path))
+                flows[int(key.split("/")[1].removeprefix("kfl_"))] |= l4_flows(path)
+    else:
+        for path in (tmp_path / "data" / "repositories" / "live-node").glob("kfl_*/*.pcap.gz"):
+            flows[int(path.parent.name.removeprefix("kfl_"))] |= l4_flows(path)
     reference = tmp_path / "reference.pcap"
     assert flows[0] == set(want["http500_streams"]) == http500_streams(reference)
     assert flows[1] == set(want["dns_flows"]) == dns_flows(reference)
