@@ -70,6 +70,7 @@ class RunStats:
         self.wrappers: dict[int, tuple[str, Any]] = {}
         self.outbox: Any = None
         self.started = time.monotonic()
+        pipeline.on_tick.append(self.remember_wrappers)
 
     def watch_outbox(self) -> None:
         """Remember the outbox the pipeline makes (call after `Pipeline.start()`)."""
@@ -83,6 +84,10 @@ class RunStats:
             return self.outbox
 
         services.outbox_factory = remembered
+
+    def remember_wrappers(self, _now_ns: int = 0) -> None:
+        """Note the scripts' wrappers (also an `on_tick` callback: the last tick runs before unload)."""
+        self._wrappers()
 
     def _wrappers(self) -> list[tuple[str, Any]]:
         for host in list(self.pipeline.scripts.hosts.values()):
