@@ -45,6 +45,7 @@ class LiveSource:
         self.linktype = interface_linktype(name)
         self.snaplen = snaplen
         self.heartbeat: Callable[[], None] | None = None
+        self.on_error: Callable[[str], None] | None = None
         self._stopped = False
         self._loopback = Path(f"/sys/class/net/{name}/type").read_text().strip() == "772"
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
@@ -96,6 +97,10 @@ class LiveSource:
                 if self.heartbeat is not None:
                     self.heartbeat()
                 continue
+            except OSError as exc:  # the interface went away, ...: end this input, say why
+                if self.on_error is not None:
+                    self.on_error(f"iface:{self.name}: capture stopped: {exc}")
+                return
             if skip_outgoing and addr[2] == socket.PACKET_OUTGOING:
                 continue
             ts = 0

@@ -148,6 +148,7 @@ class PacketSource:
         self._live_sources.append(src)
         self._snap(src.linktype, src.snaplen)
         src.heartbeat = self.heartbeat
+        src.on_error = self._error
         with src:
             yield src
 
