@@ -199,3 +199,33 @@ def test_run_killed_with_sigkill_while_flushing(seaweed, tmp_path: Path) -> None
     assert verify(store).problems == []  # hash chains unbroken across the kill: no repository lost
     for chain in repos.values():
         contiguous_totals(chain)  # no packet written twice
+
+
+@pytest.mark.slow
+def test_run_rotates_on_capture_time_over_three_hours(tmp_path: Path) -> None:
+    import json
+
+    from bench.trafficgen import write_capture
+
+    pcap = tmp_path / "3h.pcap"
+    write_capture(pcap, packets=4000, seed=5, duration=10800, truth_path=tmp_path / "truth.json")
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "hourly.js").write_text(DENSE_SCRIPT.replace("maxL4Streams: 3", "maxMinutes: 60"))
+    proc = kflpcap_run(pcap, scripts, tmp_path / "data", {})
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0 and "ERROR" not in out, out
+    store = open_store(tmp_path / "data" / "repositories")
+    repos = by_query(store)
+    for index in (0, 1):
+        chain = sorted(repos[index], key=lambda r: r.manifest["seq"])
+        assert [r.manifest["reason"] for r in chain][:2] == ["maxMinutes", "maxMinutes"]
+        assert len(chain) == 3, [r.key for r in chain]
+        windows = [(r.manifest["window"]["start_ns"], r.manifest["window"]["end_ns"]) for r in chain]
+        assert all(a[1] == b[0] for a, b in zip(windows, windows[1:], strict=False))
+        contiguous_totals(chain)
+    dns = stream_tuples(repos[1], with_l4=True)
+    assert udp_once(dns) == udp_once(Counter(tuple(t) for t in truth["dns_flows"]))
+    assert stream_tuples(repos[0]) == Counter(tuple(t) for t in truth["http500_streams"])
+    assert verify(store).problems == []
