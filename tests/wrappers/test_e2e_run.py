@@ -7,6 +7,7 @@ manifest says, and finds the same HTTP-500 connections in it; the bucket verifie
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -229,3 +230,32 @@ def test_run_rotates_on_capture_time_over_three_hours(tmp_path: Path) -> None:
     assert udp_once(dns) == udp_once(Counter(tuple(t) for t in truth["dns_flows"]))
     assert stream_tuples(repos[0]) == Counter(tuple(t) for t in truth["http500_streams"])
     assert verify(store).problems == []
+
+
+@pytest.mark.slow
+def test_streams_of_two_link_types_share_one_pcapng_repository(tmp_path: Path) -> None:
+    import gzip
+
+    from tests.conftest import PCAPS
+
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    # the two captures are years apart: one repository for all of it
+    (scripts / "forever.js").write_text(DENSE_SCRIPT.replace("maxL4Streams: 3", "maxMinutes: 1e9"))
+    null_loop = PCAPS / "sv_http500_bidir-flowbits.pcap"  # DLT_NULL
+    ether = PCAPS / "ndpi_mixed_http500-502-keepalive_1kxun_2.5MB.pcap"  # Ethernet
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime", "run", "--pcap", str(ether), "--pcap", str(null_loop),
+         "--scripts", str(scripts), "--data-dir", str(tmp_path / "data"), "--node", "n1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+    )
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out
+    root = tmp_path / "data" / "repositories"
+    (export,) = sorted(root.glob("n1/kfl_0/*.pcap.gz"))
+    assert gzip.decompress(export.read_bytes())[:4] == bytes.fromhex("0a0d0d0a")  # pcapng
+    want = {tuple(t) for p in (null_loop, ether) for t in oracle(p)["http500_streams"]}
+    assert tshark_500_tuples(export) == want
+    manifest = json.loads(export.with_name(export.name.replace(".pcap.gz", ".json")).read_text())
+    assert sorted(manifest["pcap"]["linktypes"]) == [0, 1]
+    assert tshark_packets(export) == manifest["pcap"]["packets"]
