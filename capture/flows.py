@@ -169,7 +169,7 @@ class Capture:
                         n = len(data)
                         if flow.data_bytes + n <= cap and wirelen == n:
                             if ts > now:
-                                now = self._now = ts
+                                now = ts
                             fast += 1
                             flow.last_ts = ts
                             flow.datas.append(data)
@@ -199,11 +199,15 @@ class Capture:
                 self._streamed += fast
                 store.held += pending
                 fast = pending = 0
+                if now > self._now:
+                    self._now = now
                 feed(pkt)
                 now, next_tick = self._now, self._next_tick
         finally:
             self._packets += fast
             self._streamed += fast
+            if now > self._now:
+                self._now = now
             store.held += pending
             if store.held > budget:
                 store.evict()
@@ -380,7 +384,7 @@ class Capture:
               client_is_src: bool, ts: int, lt: int) -> Flow:
         n = self._next_id
         self._next_id = n + 1
-        sid = f"{n:012d}.pcap" if l4 == "tcp" else f"{n:012d}_udp.pcap"
+        sid = ("%012d.pcap" if l4 == "tcp" else "%012d_udp.pcap") % n
         alen = (len(key) - 4) >> 1
         src, dst = key[:alen], key[alen : 2 * alen]
         rkey = dst + src + key[-2:] + key[-4:-2]

@@ -93,7 +93,10 @@ class Record:
         self.l4 = l4
         self.first_ts = self.last_ts = first_ts
         self.linktype = linktype
-        self.cip, self.cport, self.sip, self.sport = cip, cport, sip, sport  # raw addresses
+        self.cip = cip  # raw addresses and ports, client and server
+        self.cport = cport
+        self.sip = sip
+        self.sport = sport
         self._meta: StreamMeta | None = None
         self.datas: list[bytes] = []
         self.tss = array("q")
