@@ -30,7 +30,7 @@ from wrappers.artifacts import GZIP_LEVEL, key_time, rfc1123, rfc3339, write_kub
 from wrappers.chain import ChainState, Link
 from wrappers.outbox import Outbox, SpoolError
 
-QUEUE_JOBS = 2
+QUEUE_JOBS = 1  # jobs waiting beside the one being written: at most 2 repositories in memory
 RUN_ID = uuid.uuid4().hex  # stream ids are per run: (run, stream id) names a stream across manifests
 
 
