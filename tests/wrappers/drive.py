@@ -27,7 +27,8 @@ def _endpoint(ip: str, port: int) -> dict[str, Any]:
 
 
 class _OneItem:
-    """Emits one item for its stream when the server first sends data (DNS: the first datagram)."""
+    """Emits one item for its stream when the server first sends data (DNS: the first datagram),
+    else when the stream closes."""
 
     def __init__(self, meta: StreamMeta, on_item: OnItem, http500: set[tuple]) -> None:
         self.meta = meta
@@ -36,10 +37,14 @@ class _OneItem:
         self.sent = False
 
     def on_data(self, direction: int, data: bytes, ts_ns: int) -> None:
+        dns = self.meta.server_port == 53
+        if self.sent or not data or (direction == 0 and not (dns and self.meta.l4 == "udp")):
+            return
+        self.emit(ts_ns)
+
+    def emit(self, ts_ns: int) -> None:
         m = self.meta
         dns = m.server_port == 53
-        if self.sent or not data or (direction == 0 and not (dns and m.l4 == "udp")):
-            return
         self.sent = True
         item: dict[str, Any] = {
             "id": f"{NODE['name']}/{m.stream_id}-0",
@@ -64,7 +69,8 @@ class _OneItem:
         pass
 
     def on_close(self, ts_ns: int, reason: str) -> None:
-        pass
+        if not self.sent:  # every stream gets an item (a connection split by the idle timeout too)
+            self.emit(ts_ns)
 
 
 def synthetic_items(
