@@ -42,6 +42,8 @@ class CaptureConfig:
     udp_idle_s: float = 60.0
     retention_s: float = 30.0
     stream_cap_bytes: int = 16 << 20
-    budget_bytes: int = 512 << 20
+    # SPEC §3 says 512 MiB, but issue 2 asks a 1 GB capture to stay under 400 MB RSS with the default:
+    # measured (bench_streams --memory, 1.05 GB at 67 Mbit/s) 200 MiB gives a 356 MB peak, 256 MiB 405 MB.
+    budget_bytes: int = 200 << 20
     ooo_max_bytes: int = 1 << 20
     fragment_timeout_s: float = 30.0
