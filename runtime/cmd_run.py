@@ -42,10 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run",
         help="run scripts over capture files or a live interface",
-        description="Read captures (or capture live), dissect their streams into items and run every "
-        "script's hooks on them (Kubeshark-style JavaScript, one V8 isolate per script). File input ends "
-        "with the input; live capture runs until SIGINT/SIGTERM. Either way every repository is flushed "
-        "and the uploads are given a bounded time before the summary is printed.",
+        description="Read captures (or capture live), dissect their streams into items and run every\n"
+        "script's hooks on them (Kubeshark-style JavaScript, one V8 isolate per script). File input\n"
+        "ends with the input; live capture runs until SIGINT/SIGTERM. Either way every repository is\n"
+        "flushed and the uploads get a bounded time (30 s) before the summary is printed.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--bpf", default=None, metavar="FILTER",
                      help="BPF filter on the input, tcpdump syntax (e.g. --bpf 'tcp port 80 or udp port 53')")
     src.add_argument("--demo", action="store_true",
-                     help="the bundled demo capture through the bundled scripts folder (unless --scripts)")
+                     help="the bundled demo capture through the bundled scripts folder (unless --scripts); "
+                     "e.g. kflpcap run --demo")
     scr = p.add_argument_group("scripts")
     scr.add_argument("--scripts", action="append", default=[], metavar="DIR|FILE",
                      help="folder of *.js scripts (watched: changes reload) or one .js file; repeatable "
@@ -76,24 +77,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="node name in items and repository keys "
                      "(default: the hostname; e.g. --node node-7)")
     scr.add_argument("--names", default=None, metavar="FILE",
-                     help="name-resolution table (JSON or YAML: ip -> name/namespace...) for src/dst names "
-                     "in items (e.g. --names pods.json)")
+                     help="static name map, YAML or JSON: IP or IP:port -> {name, namespace}, for the "
+                     "src/dst names in items (e.g. --names pods.yaml)")
     scr.add_argument("--clock", choices=("wall", "capture"), default=None,
                      help="time for jobs, timers and rotation "
-                     "(default: capture time for files, wall time live)")
+                     "(default: capture time for files, wall time live; e.g. --clock wall)")
     scr.add_argument("--call-timeout", type=float, default=5.0, metavar="S",
-                     help="time budget of one call into a script (default: %(default)s)")
+                     help="time budget in seconds of one call into a script (default: %(default)s; "
+                     "e.g. --call-timeout 10)")
     scr.add_argument("--heap-mib", type=int, default=256, metavar="MIB",
-                     help="V8 heap limit per script (default: %(default)s)")
+                     help="V8 heap limit per script (default: %(default)s; e.g. --heap-mib 512)")
     scr.add_argument("--batch", type=int, default=1000, metavar="N",
-                     help="items per batch (default: %(default)s)")
+                     help="items per batch into each script (default: %(default)s; e.g. --batch 500)")
     out = p.add_argument_group("output")
     out.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                      help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics during the run "
                      "(e.g. --metrics-port 9100)")
     out.add_argument("--log-level", default="warning",
                      choices=("debug", "info", "warning", "error"),
-                     help="level of kflpcap's own log lines on stderr (default: %(default)s)")
+                     help="level of kflpcap's own log lines on stderr (default: %(default)s; "
+                     "e.g. --log-level info)")
     out.add_argument("--no-progress", action="store_true",
                      help="no progress bar (it is off when stderr is not a TTY)")
     p.set_defaults(func=run)
