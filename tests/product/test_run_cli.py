@@ -3,6 +3,7 @@ on good and bad scripts (real V8, real KFL, real captures)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.demo import DEMO_PCAP
+from runtime.demo import DEMO_JSON, DEMO_PCAP
+from tests.product.tshark_oracle import l4_flows
 
 REPO = Path(__file__).resolve().parents[2]
 FIRST = "python3 -m pip install -e . && kflpcap run --demo"
@@ -127,3 +129,15 @@ def test_scripts_check_finds_syntax_top_level_and_kfl_errors(tmp_path: Path) -> 
     assert "c_throws.js:3: ReferenceError: undefinedThing is not defined" in out
     assert "3 script(s) checked, 3 with problems" in out
     assert kflpcap("scripts", "check", str(tmp_path / "missing.js"), cwd=tmp_path).returncode == 2
+
+
+def test_bpf_limits_what_the_scripts_see(tmp_path: Path, only_seed: Path) -> None:
+    done = kflpcap("run", "--pcap", str(DEMO_PCAP), "--bpf", "udp port 53", "--scripts", str(only_seed),
+                   "--data-dir", "d", "--node", "n1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    repos = tmp_path / "d" / "repositories" / "n1"
+    assert not list(repos.glob("kfl_0/*.pcap.gz"))
+    udp = {flow for pcap in repos.glob("kfl_1/*.pcap.gz") for flow in l4_flows(pcap)}
+    want = json.loads(DEMO_JSON.read_text())["dns_flows"]
+    assert udp == {flow for flow in want if flow.startswith("udp ")}
+    assert "http " not in done.stderr.split("items", 1)[1].split("\n", 1)[0]
