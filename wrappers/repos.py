@@ -8,6 +8,7 @@ import io
 import json
 import posixpath
 import tarfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,7 +122,7 @@ def _check_one(store: LocalStore | S3Store, repo: Repository) -> list[str]:
         problems.append(f"size of {repo.data_key} is {len(blob)}, the manifest says {pcap.get('size')}")
     try:
         packets = count_packets(_capture_bytes(blob, pcap.get("format", "pcap.gz")))
-    except (OSError, ValueError, EOFError, tarfile.TarError) as exc:
+    except (OSError, ValueError, EOFError, zlib.error, tarfile.TarError) as exc:
         return [*problems, f"{repo.data_key} is not a readable capture: {exc}"]
     streams_sum = sum(s.get("packets", 0) for s in m.get("streams", []))
     if not packets == pcap.get("packets") == streams_sum:

@@ -138,6 +138,13 @@ def test_verify_fails_after_tampering_with_a_local_copy(capture, tmp_path: Path)
     bad = repo_cli("verify", str(root))
     assert bad.returncode == 1
     assert f"{victim.name} is" in bad.stdout and "SHA-256" in bad.stdout
+    broken = sorted(root.glob("node-1/kfl_1/*.pcap.gz"))[2]
+    os.chmod(broken, 0o644)
+    raw = bytearray(broken.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # corrupt the compressed stream itself
+    broken.write_bytes(bytes(raw))
+    corrupt = repo_cli("verify", "-q", str(root))
+    assert corrupt.returncode == 1 and f"{broken.name} is not a readable capture" in corrupt.stdout
     manifest = sorted(root.glob("node-1/kfl_1/*.json"))[0]
     os.chmod(manifest, 0o644)
     manifest.write_text(manifest.read_text().replace('"reason"', '"reason "'))
