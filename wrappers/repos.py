@@ -82,7 +82,10 @@ def verify(store: LocalStore | S3Store, progress: Callable[[str], None] | None =
     for folder, chain in by_folder.items():
         previous: Repository | None = None
         for repo in chain:
-            problems = _check_one(store, repo)
+            try:
+                problems = _check_one(store, repo)
+            except (KeyError, TypeError, AttributeError) as exc:
+                problems = [f"manifest lacks or mangles a field ({type(exc).__name__}: {exc})"]
             prev_sha = repo.manifest.get("previous_manifest_sha256")
             seq = repo.manifest.get("seq")
             if previous is None:
