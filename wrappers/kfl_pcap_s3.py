@@ -18,6 +18,7 @@ import json
 import re
 import threading
 import urllib.request
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,12 @@ class _Repo:
     bytes_checked_ns: int = 0
 
 
+# stream store -> (chain id, query) -> released cursors; outlives a wrapper (unload/reload)
+_HANDOVER: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], dict[str, tuple[int, int]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text) or "node"
 
@@ -76,7 +83,8 @@ class KflPcapS3:
         self.matches: list[int] = []
         self.written: list[dict[str, Any]] = []  # one entry per repository written (for reports)
         # per query: cursors of streams already written and released, while the store still has them,
-        # so a late item of such a stream continues it instead of writing its packets again
+        # so a late item of such a stream (or the same query after a reload) continues it instead of
+        # writing its packets again; shared through _HANDOVER by wrappers with the same destination
         self.released: list[dict[str, tuple[int, int]]] = []
         self._warned: set[str] = set()
         self.retry_s = RETRY_S
@@ -104,8 +112,11 @@ class KflPcapS3:
         now = self.ctx.clock()
         self.repos = [_Repo(now) for _ in opts.kfl_arr]
         self.matches = [0] * len(opts.kfl_arr)
-        self.released = [{} for _ in opts.kfl_arr]
-        self.writer = RepoWriter(self.ctx.outbox, self.chains, self._destination(opts), self.retry_s)
+        dest = self._destination(opts)
+        handover = _HANDOVER.setdefault(self.ctx.store, {})
+        self.released = [handover.setdefault((dest.chain_id_of(i), query), {})
+                         for i, query in enumerate(opts.kfl_arr)]
+        self.writer = RepoWriter(self.ctx.outbox, self.chains, dest, self.retry_s)
         self.writer.on_uploaded = self._uploaded
         self.active = True
         where = opts.store.get("root") if opts.local else _describe_s3(opts.store)
@@ -254,7 +265,7 @@ class KflPcapS3:
             start = s.start + len(pkts)
             if final or info is None or info.evicted or (info.closed and now - info.last_ts_ns > LINGER_NS):
                 store.unpin(s.sid)
-                if info is not None and not final:
+                if info is not None:
                     self.released[i][s.sid] = (start, info.bytes)
             else:
                 nxt.streams[s.sid] = _Stream(s.sid, start, info.bytes, protocols=s.protocols)

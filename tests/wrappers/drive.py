@@ -112,6 +112,8 @@ def drive(
     on_error: Callable[[str], None] | None = None,
     retry_s: float | None = None,
     before_close: Callable[[KflPcapS3, Capture], None] | None = None,
+    reload_at: int | None = None,
+    after_reload: Callable[[KflPcapS3, Capture], None] | None = None,
 ) -> Run:
     """Replay `pcap` through Capture → items → KflPcapS3 (ticked once per second of capture time).
 
@@ -151,7 +153,12 @@ def drive(
     if snaplens is not None:
         cap.store.snaplens = snaplens
     next_tick = 0
-    for pkt in source:
+    for n, pkt in enumerate(source):
+        if n == reload_at:  # the script is reloaded: the old wrapper flushes, a new one takes over
+            wrapper.close("reload")
+            wrapper = wrapper_box[0] = KflPcapS3(ctx)
+            if after_reload is not None:
+                after_reload(wrapper, cap)
         cap.feed_packet(pkt)
         if pkt[0] >= next_tick:
             wrapper.tick(cap.now_ns)

@@ -214,6 +214,31 @@ def test_late_items_of_written_streams_do_not_write_packets_twice(capture, tmp_p
     assert run.wrapper.matches[1] >= 2 * len(truth["dns_flows"])
 
 
+def test_reload_continues_streams_without_writing_packets_twice(capture, tmp_path: Path) -> None:
+    pcap, truth = capture
+    emitted: list[dict] = []
+
+    def again(wrapper, cap) -> None:
+        """Items of the streams still open reach the reloaded script (as their next items would)."""
+        for item in emitted:
+            info = cap.store.info(item["stream"])
+            if info is not None and not info.closed:
+                wrapper.handle(dict(item, id=item["id"] + "-after-reload"), {"kflArr": SEED_QUERIES})
+
+    run = drive(pcap, tmp_path / "data", {"kflArr": SEED_QUERIES}, synthetic_items(truth, emitted),
+                reload_at=3000, after_reload=again)
+    assert run.errors == []
+    repos = by_query(open_store(tmp_path / "data" / "repositories"))
+    assert [r.manifest["reason"] for r in repos[1]] == ["reload", "end"]
+    assert any(s["continued"] for s in repos[1][1].manifest["streams"])
+    expected = truth_packets(truth)
+    for chain in repos.values():
+        totals = tuple_totals(chain)  # raises on a packet range written twice
+        assert totals == {k: v for k, v in expected.items() if k in totals}
+    assert stream_tuples(repos[1], with_l4=True) == Counter(tuple(t) for t in truth["dns_flows"])
+    assert verify(open_store(tmp_path / "data" / "repositories")).problems == []
+
+
 def test_options_problems_are_named_and_valid_queries_keep_working(capture, tmp_path: Path) -> None:
     pcap, truth = capture
     options = {"kflArr": ["http and response.status ==", "dns"], "maxMinutes": "soon", "colour": "red",
