@@ -124,16 +124,34 @@ def _scripts(args: argparse.Namespace) -> list[str] | None:
     return [str(DEFAULT_SCRIPTS)] if DEFAULT_SCRIPTS.is_dir() else []
 
 
-def _install_signals(pipeline: Any) -> None:
+class StopReading(Exception):
+    """Raised by the signal handler into a read from a pipe that waits for data (the read would
+    otherwise be retried, PEP 475, and the stop would wait for the writer)."""
+
+
+def _blocked_in_a_read(frame: Any) -> bool:
+    while frame is not None:
+        path = frame.f_code.co_filename.replace("\\", "/")
+        if path.endswith(("capture/readers.py", "capture/sources.py")):
+            return True
+        if path.endswith("runtime/pipeline.py"):
+            return False
+        frame = frame.f_back
+    return False
+
+
+def _install_signals(pipeline: Any, pipe_input: bool) -> None:
     signalled: list[int] = []
 
-    def stop(signum: int, _frame: Any) -> None:
+    def stop(signum: int, frame: Any) -> None:
         if signalled:
             raise KeyboardInterrupt  # a second signal: give up on the clean shutdown
         signalled.append(signum)
         print(f"kflpcap run: {signal.Signals(signum).name}: stopping, flushing repositories",
               file=sys.stderr)
         pipeline.stop()
+        if pipe_input and _blocked_in_a_read(frame):
+            raise StopReading
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
@@ -200,13 +218,13 @@ def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, 
     stats.watch_outbox()
     metrics = Metrics(lambda: pipeline.stats)
     pipeline.on_batch.append(lambda _batch, seconds: metrics.observe_batch("all scripts", seconds))
+    _install_signals(pipeline, "-" in specs)
     server = None
     if args.metrics_port is not None:
         try:
             server = metrics.serve(args.metrics_port)
         except OSError as exc:
             return _usage(f"--metrics-port {args.metrics_port}: {exc}")
-    _install_signals(pipeline)
     live = bool(getattr(pipeline.source, "live", False))
     show = not (args.no_progress or live or not err.is_terminal)
     done = threading.Event()
@@ -223,7 +241,10 @@ def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, 
                                       name="kflpcap-stats", daemon=True)
             thread.start()
             try:
-                pipeline.run()
+                try:
+                    pipeline.run()
+                except StopReading:
+                    pipeline.finish()
             finally:
                 done.set()
                 thread.join()

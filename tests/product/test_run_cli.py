@@ -7,14 +7,18 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from runtime.demo import DEMO_JSON, DEMO_PCAP
 from tests.product.tshark_oracle import l4_flows
+from tests.seaweed import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 FIRST = "python3 -m pip install -e . && kflpcap run --demo"
@@ -141,3 +145,34 @@ def test_bpf_limits_what_the_scripts_see(tmp_path: Path, only_seed: Path) -> Non
     want = json.loads(DEMO_JSON.read_text())["dns_flows"]
     assert udp == {flow for flow in want if flow.startswith("udp ")}
     assert "http " not in done.stderr.split("items", 1)[1].split("\n", 1)[0]
+
+
+def test_sigterm_stops_a_run_waiting_on_a_stalled_pipe(tmp_path: Path, only_seed: Path) -> None:
+    port = free_ports(1)[0]
+    exe = shutil.which("kflpcap")
+    argv = [exe] if exe else [sys.executable, "-m", "runtime"]
+    with (tmp_path / "stderr").open("wb") as stderr:
+        proc = subprocess.Popen([*argv, "run", "--pcap", "-", "--scripts", str(only_seed), "--data-dir", "d",
+                                 "--metrics-port", str(port)],
+                                cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(DEMO_PCAP.read_bytes()[:4096])  # the writer then stalls, the pipe stays open
+        proc.stdin.flush()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # /metrics answers once the signal handlers are in place
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)  # stdin still open: the run must not wait for the writer
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdin.close()
+    err = (tmp_path / "stderr").read_bytes()
+    assert proc.returncode == 0, err
+    assert b"SIGTERM: stopping" in err and b"Repositories written: 0" in err
