@@ -170,7 +170,9 @@ class Metrics:
     def __init__(self, stats: StatsFn) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(StatsCollector(stats))
-        self._batch = Histogram("kflpcap_script_batch_seconds", "Time one script took for one batch.",
+        self._batch = Histogram("kflpcap_script_batch_seconds",
+                                "Time a batch took in the scripts (kflpcap run: script=\"all scripts\", "
+                                "every loaded script working on it in parallel).",
                                 ["script"], buckets=BATCH_BUCKETS, registry=self.registry)
 
     def observe_batch(self, script: str, seconds: float) -> None:
