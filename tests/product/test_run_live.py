@@ -90,6 +90,7 @@ def test_live_run_keeps_exactly_the_500s_and_dns(livenet: LiveNet, seaweed: Seaw
     assert items(before, "http") == 0 and items(after, "http") >= want["http_requests"]
     seed = (("index", "0"), ("query", "http and response.status == 500"), ("script", "KFL PCAP S3"))
     assert after[("kflpcap_matches_total", seed)] >= len(want["http500_streams"]) > 0
+    assert after[("kflpcap_script_batch_seconds_count", (("script", "all scripts"),))] > 0
     # acceptance 2: exactly the 500 connections and the DNS flows, uploaded to S3
     assert "Repositories written: 2" in err and f"{stop}: stopping" in err
     flows: dict[int, set[str]] = {0: set(), 1: set()}
