@@ -115,18 +115,7 @@ def protocol(
     }
 
 
-_sec = -1
-_sec_text = ""
-
-
-def rfc3339(ts_ns: int) -> str:
-    """`2023-11-14T22:13:20.123456789Z` (UTC, always nine fractional digits)."""
-    global _sec, _sec_text
-    sec, frac = divmod(ts_ns, NS)
-    if sec != _sec:
-        _sec_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        _sec = sec
-    return f"{_sec_text}.{frac:09d}Z"
+_sec_cache: list = [-1, ""]  # startTime: the last second formatted (items come mostly in time order)
 
 
 def error(kind: str, msg: str) -> dict[str, str]:
@@ -179,7 +168,16 @@ class ItemFactory:
         """Build the item (common fields + `body`: request/response or data) and hand it on."""
         index = self.index
         self.index = index + 1
-        src, dst = self.ends(swapped)
+        if self.names.version != self._version:
+            self.ends(False)
+        if swapped:
+            dst, src = self._ends
+        else:
+            src, dst = self._ends
+        sec, frac = divmod(ts_ns, NS)
+        if sec != _sec_cache[0]:
+            _sec_cache[0] = sec
+            _sec_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
         item: Item = {
             "id": f"{self._prefix}{index}",
             "index": index,
@@ -192,14 +190,14 @@ class ItemFactory:
             "dst": dst,
             "outgoing": False,
             "timestamp": ts_ns // 1_000_000,
-            "startTime": rfc3339(ts_ns),
+            "startTime": f"{_sec_cache[1]}.{frac:09d}Z",
+            **body,
+            "requestSize": request_size,
+            "responseSize": response_size,
+            "elapsedTime": (elapsed_ns + 500_000) // 1_000_000 if elapsed_ns > 0 else 0,
+            "passed": False,
+            "failed": False,
         }
-        item.update(body)
-        item["requestSize"] = request_size
-        item["responseSize"] = response_size
-        item["elapsedTime"] = (elapsed_ns + 500_000) // 1_000_000 if elapsed_ns > 0 else 0
-        item["passed"] = False
-        item["failed"] = False
         if err is not None:
             item["error"] = err
         self.on_item(item)

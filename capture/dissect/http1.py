@@ -122,18 +122,7 @@ class _Side:
         self.msg.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        msg = self.msg
-        msg.headers.append((name, value))
-        size = len(name)
-        if size == 14 or size == 17:
-            lname = name.lower()
-            if lname == b"content-length":
-                try:
-                    msg.cl = int(value)
-                except ValueError:
-                    msg.cl = None
-            elif lname == b"transfer-encoding" and b"chunked" in value.lower():
-                msg.chunked = True
+        self.msg.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         msg = self.msg
@@ -317,9 +306,10 @@ class _Side:
         if msg is None:
             self._lost_start(length)
             return
-        if msg.head_done and not msg.chunked:
-            if msg.cl is not None:
-                if length <= msg.cl - msg.body_len:
+        cl, chunked = msg.framing_headers() if msg.head_done else (None, False)
+        if msg.head_done and not chunked:
+            if cl is not None:
+                if length <= cl - msg.body_len:
                     msg.missing += length
                     self.filling = True
                     try:
@@ -420,7 +410,7 @@ class Http1:
             side.msg = None
             if not msg.head_done:
                 side._salvage(msg, side.parser)
-            if not side.is_request and msg.head_done and msg.cl is None and not msg.chunked:
+            if not side.is_request and msg.head_done and msg.framing_headers() == (None, False):
                 pass  # body delimited by the end of the connection: complete
             else:
                 part = "body" if msg.head_done else "head"

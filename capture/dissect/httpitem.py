@@ -8,9 +8,9 @@ Go's status texts.
 
 from __future__ import annotations
 
-import binascii
 import re
 import zlib
+from binascii import b2a_base64
 from typing import Any
 from urllib.parse import unquote, unquote_plus, urlsplit
 
@@ -43,7 +43,7 @@ _canon: dict[bytes, str] = {}
 class Message:
     """One request or response as parsed; `headers` keep the bytes as sent."""
 
-    __slots__ = ("body", "body_len", "chunk_mark", "chunked", "cl", "done", "error", "exchange", "framing",
+    __slots__ = ("body", "body_len", "chunk_mark", "done", "error", "exchange", "framing",
                  "head_done", "headers", "method", "missing", "reason", "status", "truncated", "ts", "url",
                  "version")
 
@@ -58,8 +58,6 @@ class Message:
         self.body = bytearray()
         self.body_len = 0
         self.truncated = False
-        self.cl: int | None = None
-        self.chunked = False
         self.chunk_mark = 0
         self.framing = 0  # chunk-size lines and CRLFs around chunk data
         self.head_done = False
@@ -67,6 +65,22 @@ class Message:
         self.missing = 0  # body bytes the capture lacks
         self.error: dict[str, str] | None = None
         self.exchange: Any = None  # the request/response pair it belongs to
+
+    def framing_headers(self) -> tuple[int | None, bool]:
+        """(Content-Length, chunked Transfer-Encoding) as the headers say (the last Content-Length;
+        None when absent or not a number)."""
+        cl = None
+        chunked = False
+        for name, value in self.headers:
+            size = len(name)
+            if size == 14 and name.lower() == b"content-length":
+                try:
+                    cl = int(value)
+                except ValueError:
+                    cl = None
+            elif size == 17 and name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        return cl, chunked
 
 
 def status_text(status: int) -> str:
@@ -188,7 +202,7 @@ def decoded_body(msg: Message, coding: str, cap: int) -> tuple[bytes | bytearray
 
 
 def _b64(data: bytes | bytearray) -> str:
-    return binascii.b2a_base64(data, newline=False).decode("ascii")
+    return b2a_base64(data, newline=False).decode("ascii")
 
 
 def request_obj(msg: Message, cap: int) -> tuple[dict[str, Any], int]:
@@ -239,14 +253,17 @@ def request_obj(msg: Message, cap: int) -> tuple[dict[str, Any], int]:
 def response_obj(msg: Message, cap: int) -> tuple[dict[str, Any], int]:
     """(Kubeshark `response`, its size on the wire)."""
     headers, head_size = headers_and_size(msg)
-    data, cut, decoded = decoded_body(msg, headers.get("Content-Encoding", ""), cap)
-    content: dict[str, Any] = {
-        "size": len(data) if decoded else msg.body_len,
-        "mimeType": headers.get("Content-Type", ""),
-        "encoding": "base64",
-    }
+    data = msg.body
+    if data and "Content-Encoding" in headers:
+        data, cut, decoded = decoded_body(msg, headers["Content-Encoding"], cap)
+        size = len(data) if decoded else msg.body_len
+    else:
+        cut = msg.truncated
+        size = msg.body_len
+    content: dict[str, Any] = {"size": size, "mimeType": headers.get("Content-Type", ""),
+                               "encoding": "base64"}
     if data:
-        content["text"] = _b64(data)
+        content["text"] = b2a_base64(data, newline=False).decode("ascii")
     if cut:
         content["truncated"] = True
     status = msg.status
