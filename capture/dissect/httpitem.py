@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import zlib
-from binascii import b2a_base64
 from typing import Any
 from urllib.parse import unquote, unquote_plus, urlsplit
+
+from pybase64 import b64encode_as_string
 
 # Go's net/http StatusText, which Kubeshark puts in `statusText`.
 STATUS_TEXT = {
@@ -201,10 +202,6 @@ def decoded_body(msg: Message, coding: str, cap: int) -> tuple[bytes | bytearray
     return body, msg.truncated, False
 
 
-def _b64(data: bytes | bytearray) -> str:
-    return b2a_base64(data, newline=False).decode("ascii")
-
-
 def request_obj(msg: Message, cap: int) -> tuple[dict[str, Any], int]:
     """(Kubeshark `request`, its size on the wire)."""
     url = msg.url.decode("utf-8", "replace")
@@ -241,7 +238,7 @@ def request_obj(msg: Message, cap: int) -> tuple[dict[str, Any], int]:
             if mime.startswith("application/x-www-form-urlencoded"):
                 post["params"] = [{"name": k, "value": v} for k, v in query_pairs(text)]
         except UnicodeDecodeError:
-            post["text"] = _b64(data)
+            post["text"] = b64encode_as_string(data)
             post["encoding"] = "base64"
         if cut:
             post["truncated"] = True
@@ -263,7 +260,7 @@ def response_obj(msg: Message, cap: int) -> tuple[dict[str, Any], int]:
     content: dict[str, Any] = {"size": size, "mimeType": headers.get("Content-Type", ""),
                                "encoding": "base64"}
     if data:
-        content["text"] = b2a_base64(data, newline=False).decode("ascii")
+        content["text"] = b64encode_as_string(data)
     if cut:
         content["truncated"] = True
     status = msg.status
