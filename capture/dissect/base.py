@@ -126,7 +126,8 @@ def error(kind: str, msg: str) -> dict[str, str]:
 class ItemFactory:
     """Builds and emits the items of one stream; `index` counts them from 0."""
 
-    __slots__ = ("_ends", "_prefix", "_version", "_worker", "index", "meta", "names", "node", "on_item")
+    __slots__ = ("_ends", "_prefix", "_res", "_version", "_worker", "index", "meta", "names", "node",
+                 "on_item")
 
     def __init__(self, meta: StreamMeta, node: NodeInfo, names: NameTable, on_item: OnItem) -> None:
         self.meta = meta
@@ -136,6 +137,7 @@ class ItemFactory:
         self.names = names
         self._version = -1
         self._ends: tuple[dict[str, str], dict[str, str]] = ({}, {})
+        self._res: tuple[tuple[str, str], tuple[str, str]] | None = None
         self.on_item = on_item
         self.index = 0
 
@@ -144,13 +146,15 @@ class ItemFactory:
         `swapped` when the stream's direction 1 turned out to be the client."""
         names = self.names
         if names.version != self._version:
-            m = self.meta
-            cname, cns = names.resolve(m.client_ip, m.client_port)
-            sname, sns = names.resolve(m.server_ip, m.server_port)
-            client = {"ip": m.client_ip, "port": str(m.client_port), "name": cname, "namespace": cns}
-            server = {"ip": m.server_ip, "port": str(m.server_port), "name": sname, "namespace": sns}
-            self._ends = (client, server)
             self._version = names.version
+            m = self.meta
+            res = (names.resolve(m.client_ip, m.client_port), names.resolve(m.server_ip, m.server_port))
+            if res != self._res:  # the table changed for these endpoints: new shared sub-objects
+                self._res = res
+                (cname, cns), (sname, sns) = res
+                client = {"ip": m.client_ip, "port": str(m.client_port), "name": cname, "namespace": cns}
+                server = {"ip": m.server_ip, "port": str(m.server_port), "name": sname, "namespace": sns}
+                self._ends = (client, server)
         client, server = self._ends
         return (server, client) if swapped else (client, server)
 

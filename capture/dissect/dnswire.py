@@ -9,7 +9,6 @@ before it stays in the `Parsed` object so a malformed message still gives a usef
 
 from __future__ import annotations
 
-import re
 import socket
 import struct
 from typing import Any
@@ -47,7 +46,7 @@ OPT_CODES = {3: "NSID", 5: "DAU", 6: "DHU", 7: "N3U", 8: "ClientSubnet", 9: "Exp
 
 A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, SRV, OPT, URI = 1, 2, 5, 6, 12, 15, 16, 28, 33, 41, 256
 
-_UNSAFE = re.compile(rb'[^\x21-\x7e]|["();\\@$]')
+_SAFE = bytes(c for c in range(0x21, 0x7F) if c not in b'"();\\@$')  # printed as they are
 _SPECIAL = frozenset(b'"().;\\@$')
 _HEADER = struct.Struct("!6H")
 _QUESTION = struct.Struct("!HH")
@@ -78,13 +77,18 @@ def rcode_text(rcode: int) -> str:
     return RCODES.get(rcode, "Unknown")
 
 
-def read_name(buf: bytes, off: int) -> tuple[str, int]:
-    """The name at `off` (no trailing dot, `""` for the root) and the offset after it."""
+def read_name(buf: bytes, off: int, seen: dict[int, tuple[str, int]]) -> tuple[str, int]:
+    """The name at `off` (no trailing dot, `""` for the root) and the offset after it.
+
+    `seen` maps the offsets of names already read in this message to (name, label bytes): a
+    compression pointer to one of them ends the walk there. The name read is added to it."""
+    start = off
     n = len(buf)
     labels: list[bytes] = []
     end = -1
     limit = off  # every compression pointer must point before the previous one
     length = 0
+    suffix = ""
     while True:
         if off >= n:
             raise Malformed(f"name runs past the end of the message at offset {off}")
@@ -101,6 +105,13 @@ def read_name(buf: bytes, off: int) -> tuple[str, int]:
                 end = off + 2
             if ptr >= limit:
                 raise Malformed(f"compression pointer at offset {off} does not point backwards (loop)")
+            known = seen.get(ptr)
+            if known is not None:
+                suffix, more = known
+                length += more
+                if length > 255:
+                    raise Malformed("name longer than 255 bytes")
+                break
             limit = off = ptr
             continue
         if kind:
@@ -113,10 +124,18 @@ def read_name(buf: bytes, off: int) -> tuple[str, int]:
         length += c + 1
         if length > 255:
             raise Malformed("name longer than 255 bytes")
-    raw = b".".join(labels)
-    if _UNSAFE.search(raw) or raw.count(b".") != len(labels) - 1:
-        return ".".join(_escaped(label) for label in labels), (end if end >= 0 else off)
-    return raw.decode("ascii"), (end if end >= 0 else off)
+    if labels:
+        raw = b".".join(labels)
+        if raw.translate(None, _SAFE) or raw.count(b".") != len(labels) - 1:
+            text = ".".join(_escaped(label) for label in labels)
+        else:
+            text = raw.decode("ascii")
+        if suffix:
+            text = f"{text}.{suffix}"
+    else:
+        text = suffix
+    seen[start] = (text, length)
+    return text, (end if end >= 0 else off)
 
 
 def _escaped(label: bytes) -> str:
@@ -158,8 +177,12 @@ class Parsed:
                 "additionals": self.additionals}
 
 
-def _rr(buf: bytes, off: int) -> tuple[dict[str, Any], int]:
-    name, off = read_name(buf, off)
+_RR = {"name": "", "type": "", "class": "", "ttl": 0, "ip": "<nil>", "ns": "", "cname": "", "ptr": "",
+       "txts": "", "soa": "", "srv": "", "mx": "", "opt": "", "uri": ""}
+
+
+def _rr(buf: bytes, off: int, seen: dict[int, tuple[str, int]]) -> tuple[dict[str, Any], int]:
+    name, off = read_name(buf, off, seen)
     if off + 10 > len(buf):
         raise Malformed(f"record header cut at offset {off}")
     rtype, rclass, ttl, rdlen = _RR_HEAD.unpack_from(buf, off)
@@ -167,25 +190,26 @@ def _rr(buf: bytes, off: int) -> tuple[dict[str, Any], int]:
     end = start + rdlen
     if end > len(buf):
         raise Malformed(f"record data runs past the end of the message at offset {off}")
-    rr: dict[str, Any] = {"name": name, "type": _types.get(rtype) or type_text(rtype),
-                          "class": _classes.get(rclass) or class_text(rclass), "ttl": ttl,
-                          "ip": "<nil>", "ns": "", "cname": "", "ptr": "", "txts": "", "soa": "", "srv": "",
-                          "mx": "", "opt": "", "uri": ""}
+    rr: dict[str, Any] = _RR.copy()
+    rr["name"] = name
+    rr["type"] = _types.get(rtype) or type_text(rtype)
+    rr["class"] = _classes.get(rclass) or class_text(rclass)
+    rr["ttl"] = ttl
     if rtype in (A, AAAA):
         size = 4 if rtype == A else 16
         if rdlen != size:
             raise Malformed(f"{type_text(rtype)} record with {rdlen} data bytes at offset {off}")
         rr["ip"] = socket.inet_ntop(socket.AF_INET if size == 4 else socket.AF_INET6, buf[start:end])
     elif rtype in (CNAME, NS, PTR):
-        target = _name_in(buf, start, end)
+        target = _name_in(buf, start, end, seen)
         rr["cname" if rtype == CNAME else "ns" if rtype == NS else "ptr"] = target
     elif rtype == MX:
-        rr["mx"] = _name_in(buf, start + 2, end)
+        rr["mx"] = _name_in(buf, start + 2, end, seen)
     elif rtype == SRV:
-        rr["srv"] = _name_in(buf, start + 6, end)
+        rr["srv"] = _name_in(buf, start + 6, end, seen)
     elif rtype == SOA:
-        _mname, at = read_name(buf, start)
-        rr["soa"] = _name_in(buf, at, end)
+        _mname, at = read_name(buf, start, seen)
+        rr["soa"] = _name_in(buf, at, end, seen)
     elif rtype == TXT:
         parts = []
         at = start
@@ -212,10 +236,10 @@ def _rr(buf: bytes, off: int) -> tuple[dict[str, Any], int]:
     return rr, end
 
 
-def _name_in(buf: bytes, start: int, end: int) -> str:
+def _name_in(buf: bytes, start: int, end: int, seen: dict[int, tuple[str, int]]) -> str:
     if start > end:
         raise Malformed(f"record data too short at offset {start}")
-    name, after = read_name(buf, start)
+    name, after = read_name(buf, start, seen)
     if after > end:
         raise Malformed(f"name runs past its record at offset {start}")
     return name
@@ -233,9 +257,10 @@ def parse(buf: bytes) -> Parsed:
         msg.opcode = (flags >> 11) & 0xF
         msg.rcode = flags & 0xF
         off = 12
+        seen: dict[int, tuple[str, int]] = {}
         questions = msg.questions
         for _ in range(qd):
-            name, off = read_name(buf, off)
+            name, off = read_name(buf, off, seen)
             if off + 4 > len(buf):
                 raise Malformed(f"question cut at offset {off}")
             qtype, qclass = _QUESTION.unpack_from(buf, off)
@@ -244,7 +269,7 @@ def parse(buf: bytes) -> Parsed:
             off += 4
         for count, section in ((an, msg.answers), (ns, msg.authorities), (ar, msg.additionals)):
             for _ in range(count):
-                rr, off = _rr(buf, off)
+                rr, off = _rr(buf, off, seen)
                 section.append(rr)
     except Malformed as exc:
         msg.error = str(exc)
