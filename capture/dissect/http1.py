@@ -19,17 +19,17 @@ from typing import Any, ClassVar
 import httptools
 
 from capture.dissect.base import CLAIM, HTTP_PORTS, MORE, REJECT, DissectConfig, ItemFactory, error, protocol
-from capture.dissect.httpitem import Message, request_obj, response_obj
+from capture.dissect.httpitem import Message, cached_key, canonical, request_obj, response_obj
 
 HTTP11 = protocol("http", "1.1", "HTTP", "Hypertext Transfer Protocol -- HTTP/1.1", "http", "tcp",
                   ["80", "443", "8080"], 0, "https://datatracker.ietf.org/doc/html/rfc2616", "#326de6")
 HTTP10 = protocol("http", "1.0", "HTTP", "Hypertext Transfer Protocol -- HTTP/1.0", "http", "tcp",
                   ["80", "443", "8080"], 0, "https://datatracker.ietf.org/doc/html/rfc1945", "#326de6")
 
-LENIENT = {name: True for name in (
-    "lenient_headers", "lenient_chunked_length", "lenient_keep_alive", "lenient_transfer_encoding",
-    "lenient_version", "lenient_data_after_close", "lenient_optional_lf_after_cr",
-    "lenient_optional_cr_before_lf", "lenient_optional_crlf_after_chunk", "lenient_spaces_after_chunk_size")}
+# set_dangerous_leniencies, all on, positionally (cheaper than keywords): lenient_headers,
+# _chunked_length, _keep_alive, _transfer_encoding, _version, _data_after_close,
+# _optional_lf_after_cr, _optional_cr_before_lf, _optional_crlf_after_chunk, _spaces_after_chunk_size
+LENIENT = (True,) * 10
 
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
 _REQUEST_LINE = re.compile(_TOKEN + rb"{1,32} [^ \r\n]+ HTTP/1\.[0-9]\r?\n")
@@ -100,7 +100,7 @@ class _Side:
 
     def _new_parser(self) -> httptools.HttpRequestParser | httptools.HttpResponseParser:
         parser = (httptools.HttpRequestParser if self.is_request else httptools.HttpResponseParser)(self)
-        parser.set_dangerous_leniencies(**LENIENT)
+        parser.set_dangerous_leniencies(*LENIENT)
         return parser
 
     # -- llhttp callbacks --------------------------------------------------------------------------
@@ -122,7 +122,20 @@ class _Side:
         self.msg.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.msg.headers.append((name, value))
+        msg = self.msg
+        key = cached_key(name) or canonical(name)
+        try:
+            text = value.decode()
+        except UnicodeDecodeError:
+            text = value.decode("utf-8", "replace")
+        headers = msg.headers
+        headers[key] = f"{headers[key]},{text}" if key in headers else text
+        msg.head_size += len(name) + len(value) + 4
+        if key == "Set-Cookie":
+            if msg.set_cookie is None:
+                msg.set_cookie = [text]
+            else:
+                msg.set_cookie.append(text)
 
     def on_headers_complete(self) -> None:
         msg = self.msg
@@ -166,8 +179,9 @@ class _Side:
 
     # -- feeding -----------------------------------------------------------------------------------
 
-    def feed(self, data: bytes, ts: int) -> None:
-        self.ts = ts
+    def feed(self, data: bytes) -> None:
+        """Data while an upgrade request waits (kept) or a HEAD/CONNECT answer may end at its head
+        (fed in pieces that end at header ends); everything else goes straight to `_feed`."""
         if self.suspended is not None:
             if len(self.suspended) < self.conn.cap:
                 self.suspended += data
@@ -394,7 +408,12 @@ class Http1:
         if self.req_dir < 0:
             self._orient(direction, data)
         if not self.tunnel:
-            self.sides[direction ^ self.req_dir].feed(data, ts_ns)
+            side = self.sides[direction ^ self.req_dir]
+            side.ts = ts_ns
+            if side.suspended is None and (side.is_request or not self.nobody_waiting):
+                side._feed(data)
+            else:
+                side.feed(data)
 
     def on_gap(self, direction: int, length: int, ts_ns: int) -> None:
         if self.req_dir >= 0:

@@ -39,14 +39,16 @@ STATUS_TEXT = {
 
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _canon: dict[bytes, str] = {}
+cached_key = _canon.get  # header name -> canonical name, None until `canonical` saw it
 
 
 class Message:
-    """One request or response as parsed; `headers` keep the bytes as sent."""
+    """One request or response as parsed: `headers` by canonical name (repeats joined with `,`),
+    `head_size` the bytes of the header lines, `set_cookie` each Set-Cookie value."""
 
-    __slots__ = ("body", "body_len", "chunk_mark", "done", "error", "exchange", "framing",
-                 "head_done", "headers", "method", "missing", "reason", "status", "truncated", "ts", "url",
-                 "version")
+    __slots__ = ("body", "body_len", "chunk_mark", "done", "error", "exchange", "framing", "head_done",
+                 "head_size", "headers", "method", "missing", "reason", "set_cookie", "status", "truncated",
+                 "ts", "url", "version")
 
     def __init__(self, ts: int) -> None:
         self.ts = ts
@@ -55,7 +57,9 @@ class Message:
         self.reason = b""
         self.status = 0
         self.version = "1.1"
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: dict[str, str] = {}
+        self.head_size = 2  # the empty line
+        self.set_cookie: list[str] | None = None
         self.body = bytearray()
         self.body_len = 0
         self.truncated = False
@@ -70,22 +74,16 @@ class Message:
     def framing_headers(self) -> tuple[int | None, bool]:
         """(Content-Length, chunked Transfer-Encoding) as the headers say (the last Content-Length;
         None when absent or not a number)."""
-        cl = None
-        chunked = False
-        for name, value in self.headers:
-            size = len(name)
-            if size == 14 and name.lower() == b"content-length":
-                try:
-                    cl = int(value)
-                except ValueError:
-                    cl = None
-            elif size == 17 and name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
-                chunked = True
-        return cl, chunked
-
-
-def status_text(status: int) -> str:
-    return STATUS_TEXT.get(status, "")
+        headers = self.headers
+        cl: int | None = None
+        text = headers.get("Content-Length")
+        if text is not None:
+            try:
+                cl = int(text.rpartition(",")[2])
+            except ValueError:
+                cl = None
+        te = headers.get("Transfer-Encoding")
+        return cl, te is not None and "chunked" in te.lower()
 
 
 def canonical(name: bytes) -> str:
@@ -101,30 +99,6 @@ def canonical(name: bytes) -> str:
             _canon.clear()
         _canon[name] = key
     return key
-
-
-def _text(value: bytes) -> str:
-    try:
-        return value.decode()
-    except UnicodeDecodeError:
-        return value.decode("utf-8", "replace")
-
-
-def headers_and_size(msg: Message) -> tuple[dict[str, str], int]:
-    """The header map and the size of the header lines on the wire."""
-    out: dict[str, str] = {}
-    size = 2
-    canon = _canon
-    for name, value in msg.headers:
-        size += len(name) + len(value) + 4
-        key = canon.get(name) or canonical(name)
-        try:
-            text = value.decode()
-        except UnicodeDecodeError:
-            text = value.decode("utf-8", "replace")
-        prev = out.get(key)
-        out[key] = text if prev is None else f"{prev},{text}"
-    return out, size
 
 
 def _merge(out: dict[str, Any], name: str, value: str) -> None:
@@ -144,16 +118,14 @@ def cookies(header: str) -> dict[str, str]:
     return out
 
 
-def set_cookies(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+def set_cookies(values: list[str]) -> dict[str, str]:
     """Every `Set-Cookie` header's name=value (attributes dropped)."""
     out: dict[str, str] = {}
-    for name, value in headers:
-        if len(name) == 10 and name.lower() == b"set-cookie":
-            pair = _text(value).split(";", 1)[0]
-            cname, sep, cvalue = pair.partition("=")
-            cname = cname.strip()
-            if sep and cname:
-                _merge(out, cname, cvalue.strip().strip('"'))
+    for value in values:
+        cname, sep, cvalue = value.split(";", 1)[0].partition("=")
+        cname = cname.strip()
+        if sep and cname:
+            _merge(out, cname, cvalue.strip().strip('"'))
     return out
 
 
@@ -214,7 +186,7 @@ def request_obj(msg: Message, cap: int) -> tuple[dict[str, Any], int]:
         path, query = parts.path, parts.query
     if "%" in path:
         path = unquote(path)
-    headers, head_size = headers_and_size(msg)
+    headers = msg.headers
     cookie = headers.get("Cookie")
     req: dict[str, Any] = {
         "method": msg.method.decode("latin-1"),
@@ -243,13 +215,14 @@ def request_obj(msg: Message, cap: int) -> tuple[dict[str, Any], int]:
         if cut:
             post["truncated"] = True
         req["postData"] = post
-    size = len(msg.method) + len(msg.url) + 12 + head_size + msg.body_len + msg.framing if msg.method else 0
-    return req, size
+    if not msg.method:
+        return req, 0
+    return req, len(msg.method) + len(msg.url) + 12 + msg.head_size + msg.body_len + msg.framing
 
 
 def response_obj(msg: Message, cap: int) -> tuple[dict[str, Any], int]:
     """(Kubeshark `response`, its size on the wire)."""
-    headers, head_size = headers_and_size(msg)
+    headers = msg.headers
     data = msg.body
     if data and "Content-Encoding" in headers:
         data, cut, decoded = decoded_body(msg, headers["Content-Encoding"], cap)
@@ -269,10 +242,10 @@ def response_obj(msg: Message, cap: int) -> tuple[dict[str, Any], int]:
         "statusText": STATUS_TEXT.get(status, ""),
         "httpVersion": f"HTTP/{msg.version}",
         "headers": headers,
-        "cookies": set_cookies(msg.headers) if "Set-Cookie" in headers else {},
+        "cookies": set_cookies(msg.set_cookie) if msg.set_cookie else {},
         "content": content,
         "redirectURL": headers.get("Location", "") if 300 <= status < 400 else "",
         "headersSize": -1,
         "bodySize": msg.body_len,
     }
-    return resp, len(msg.reason) + 15 + head_size + msg.body_len + msg.framing
+    return resp, len(msg.reason) + 15 + msg.head_size + msg.body_len + msg.framing
