@@ -9,15 +9,8 @@ from typing import Any
 
 import orjson
 
-from capture import (
-    Capture,
-    CaptureConfig,
-    NameTable,
-    NodeInfo,
-    make_handler_factory,
-    open_sources,
-    print_warning,
-)
+from capture import CaptureConfig, NameTable
+from runtime.dissect_files import dissect_files
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -73,13 +66,8 @@ def run(args: argparse.Namespace) -> int:
                 out.write(b"\n".join(lines))
                 lines.clear()
 
-    source = open_sources(list(args.pcap), on_error=lambda text: print(f"kflpcap: error: {text}",
-                                                                        file=sys.stderr))
     config = CaptureConfig(tcp_idle_s=args.tcp_idle, udp_idle_s=args.udp_idle)
-    cap = Capture(config, make_handler_factory(on_item, NodeInfo.local(args.node), names))
-    cap.warn = print_warning
-    cap.consume(source)
-    cap.finish()
+    source = dissect_files(list(args.pcap), on_item, config=config, node=args.node, names=names)
     if lines:
         lines.append(b"")
         out.write(b"\n".join(lines))

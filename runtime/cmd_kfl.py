@@ -158,25 +158,9 @@ def _match_lines(path: str, matcher: _Matcher) -> int:
 
 def _match_pcaps(paths: list[str], matcher: _Matcher) -> bool:
     """Match the items dissected from captures (until `limit(n)`); False when an input was not a capture."""
-    from capture import (
-        Capture,
-        CaptureConfig,
-        NameTable,
-        NodeInfo,
-        make_handler_factory,
-        open_sources,
-        print_warning,
-    )
+    from runtime.dissect_files import dissect_files
 
-    source = open_sources(paths, on_error=lambda text: print(f"kflpcap: error: {text}", file=sys.stderr))
-    capture = Capture(CaptureConfig(), make_handler_factory(matcher, NodeInfo.local(None), NameTable()))
-    capture.warn = print_warning
-    for ts_ns, linktype, data, orig_len in source:
-        if matcher.done:
-            break
-        capture.feed(ts_ns, linktype, data, orig_len)
-    capture.finish()
-    return not source.failed
+    return not dissect_files(paths, matcher, done=lambda: matcher.done).failed
 
 
 def run_match(args: argparse.Namespace) -> int:
