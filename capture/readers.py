@@ -47,9 +47,13 @@ def describe_magic(head: bytes) -> str:
 def _reader(f: BinaryIO, err: ErrFn) -> Callable[[int, int], bytes]:
     """`f.read` that reports an I/O error at `offset` and then reads as end of file."""
 
+    # read1: at most one read of the underlying file, so a pipe yields packets as they arrive
+    # instead of waiting for a whole chunk (tcpdump -w - | kflpcap run --pcap -)
+    read_some = getattr(f, "read1", f.read)
+
     def read(n: int, offset: int) -> bytes:
         try:
-            return f.read(n)
+            return read_some(n)
         except OSError as exc:
             err(offset, f"read failed: {exc}")
             return b""
@@ -60,7 +64,13 @@ def _reader(f: BinaryIO, err: ErrFn) -> Callable[[int, int], bytes]:
 def read_capture(f: BinaryIO, err: ErrFn, snap: SnapFn, stop: StopFn = lambda: False) -> Iterator[Packet]:
     """Sniff the format of `f` (uncompressed) and yield its packets; `stop()` is asked at every
     refill of the read buffer (1 MiB) and ends the file when true."""
-    head = f.read(CHUNK)
+    read_some = getattr(f, "read1", f.read)
+    head = read_some(CHUNK)
+    while 0 < len(head) < 64:
+        more = read_some(CHUNK)
+        if not more:
+            break
+        head += more
     magic = head[:4]
     if magic in PCAP_MAGICS:
         return _pcap(f, head, err, snap, stop)

@@ -33,7 +33,7 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
-        data = self._rest.read(len(b))
+        data = self._rest.read1(len(b))  # what the pipe has now: a live pipe must not wait for a full buffer
         b[: len(data)] = data
         return len(data)
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import struct
 import subprocess
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +61,31 @@ def test_bpf_filter_on_files() -> None:
     expected = [r for r in everything if r["l4"] == "udp" and 53 in (r["src_port"], r["dst_port"])]
     assert expected and sorted(r["packets"] for r in rows) == sorted(r["packets"] for r in expected)
     assert summary["packets_read"] == sum(r["packets"] for r in expected)
+
+
+def test_a_pipe_yields_packets_as_they_arrive(tmp_path: Path) -> None:
+    """`tcpdump -w - | kflpcap run --pcap -`: packets come out while the writer is still writing."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    frame = bytes(14) + bytes([0x45]) + bytes(19)
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    records = b"".join(struct.pack("<IIII", 1000 + i, 0, len(frame), len(frame)) + frame for i in range(3))
+    got_three = threading.Event()
+    in_time: list[bool] = []
+
+    def writer() -> None:
+        with open(fifo, "wb", buffering=0) as w:
+            w.write(header + records)
+            in_time.append(got_three.wait(10))  # the pipe stays open until the reader has the packets
+            w.write(records)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    seen = []
+    for ts_ns, _lt, _data, _len in open_sources([str(fifo)]):
+        seen.append(ts_ns)
+        if len(seen) == 3:
+            got_three.set()
+    thread.join()
+    assert in_time == [True]
+    assert len(seen) == 6
