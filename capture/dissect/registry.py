@@ -40,35 +40,37 @@ class _Chooser:
         self.events: list[tuple[int, bytes | None, int, int]] = []
 
     def on_data(self, direction: int, data: bytes, ts_ns: int) -> None:
-        self.events.append((direction, data, ts_ns, 0))
         self.buffered += len(data)
         if self.leader < 0:
             self.leader = direction
         if not self.gapped[direction]:
             self.first[direction] += data
-        self._decide(self.buffered > self.config.probe_limit)
+        cls = self._decide(self.buffered > self.config.probe_limit)
+        if cls is None:
+            self.events.append((direction, data, ts_ns, 0))
+        else:  # the data that decided goes straight to the dissector
+            self._choose(cls).on_data(direction, data, ts_ns)
 
     def on_gap(self, direction: int, length: int, ts_ns: int) -> None:
         self.events.append((direction, None, ts_ns, length))
         self.gapped[direction] = True
 
     def on_close(self, ts_ns: int, reason: str) -> None:
-        self._decide(True)
-        self.on_close(ts_ns, reason)
+        self._choose(self._decide(True) or Generic).on_close(ts_ns, reason)
 
-    def _decide(self, final: bool) -> None:
+    def _decide(self, final: bool) -> type[Dissector] | None:
+        """The dissector that claims the stream, Generic when none can, None while some wait."""
         first = (self.first[0], self.first[1])
-        for cls in list(self.candidates):
+        candidates = self.candidates
+        for cls in tuple(candidates):
             verdict = cls.probe(self.meta, first, self.leader, final, self.config)
             if verdict == CLAIM:
-                self._choose(cls)
-                return
+                return cls
             if verdict != MORE or final:
-                self.candidates.remove(cls)
-        if not self.candidates:
-            self._choose(Generic)
+                candidates.remove(cls)
+        return None if candidates else Generic
 
-    def _choose(self, cls: type[Dissector]) -> None:
+    def _choose(self, cls: type[Dissector]) -> Dissector:
         handler = cls(self.items, self.config)
         self.on_data = handler.on_data  # type: ignore[method-assign]
         self.on_gap = handler.on_gap  # type: ignore[method-assign]
@@ -81,6 +83,7 @@ class _Chooser:
                 handler.on_gap(direction, length, ts)
             else:
                 handler.on_data(direction, data, ts)
+        return handler
 
 
 def make_handler_factory(
@@ -93,15 +96,18 @@ def make_handler_factory(
     node = node or NodeInfo.local()
     names = names if names is not None else NameTable()
     config = config or DissectConfig()
+    by_l4 = {l4: [cls for cls in DISSECTORS if l4 in cls.layer4] for l4 in ("tcp", "udp")}
 
     def factory(meta: StreamMeta) -> StreamHandler:
         items = ItemFactory(meta, node, names, on_item)
-        ports = (meta.client_port, meta.server_port)
-        candidates = [cls for cls in DISSECTORS if meta.l4 in cls.layer4]
-        candidates.sort(key=lambda cls: not (cls.ports and (ports[0] in cls.ports or ports[1] in cls.ports)))
+        cport, sport = meta.client_port, meta.server_port
+        hinted = []  # port hints first, then the others (each in DISSECTORS order)
+        others = []
+        for cls in by_l4[meta.l4]:
+            (hinted if cport in cls.ports or sport in cls.ports else others).append(cls)
         empty = (b"", b"")
         undecided = []
-        for cls in candidates:
+        for cls in hinted + others:
             verdict = cls.probe(meta, empty, -1, False, config)
             if verdict == CLAIM:
                 return cls(items, config)
