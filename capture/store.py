@@ -26,16 +26,9 @@ RECORD_OVERHEAD = 960  # flow object, arrays, list, keys, flow-table entries (tr
 
 
 @dataclass(frozen=True, slots=True)
-class StreamInfo:
-    """A snapshot of one stream as the store knows it."""
+class StreamInfo(StreamMeta):
+    """A snapshot of one stream as the store knows it: its `StreamMeta` and what it holds now."""
 
-    stream_id: str
-    l4: str
-    client_ip: str
-    client_port: int
-    server_ip: str
-    server_port: int
-    first_ts_ns: int
     last_ts_ns: int
     packets: int
     bytes: int

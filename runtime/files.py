@@ -40,22 +40,24 @@ class DataDir:
             f.write(content)
 
     def copy(self, src: str, dst: str) -> None:
-        source, target = self.path(src), self.path(dst)
+        source = self.path(src)
         if not source.is_file():
             raise HelperError(f"cannot copy {src!r}: no such file")
-        if target.is_dir():
-            target = target / source.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        shutil.copyfile(source, self._destination(source, dst))
 
     def move(self, src: str, dst: str) -> None:
-        source, target = self.path(src), self.path(dst)
+        source = self.path(src)
         if not source.exists():
             raise HelperError(f"cannot move {src!r}: no such file or folder")
+        shutil.move(source, self._destination(source, dst))
+
+    def _destination(self, source: Path, dst: str) -> Path:
+        """`dst` in the data folder, or `source`'s name inside it when it is a folder; parents made."""
+        target = self.path(dst)
         if target.is_dir():
             target = target / source.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(source, target)
+        return target
 
     def delete(self, rel: str) -> None:
         target = self.path(rel)
