@@ -61,6 +61,9 @@ def _disable_ipv6(path: str) -> None:
         fh.write("1")
 
 
+START_S = 0.5
+
+
 class LiveNet:
     """Two network namespaces joined by a bridge in the root namespace; see the module doc."""
 
@@ -186,6 +189,9 @@ class LiveNet:
         else:
             proc.wait()
             raise RuntimeError(f"dumpcap did not start: {''.join(said).strip()}")
+        # "Capturing on" is printed before dumpcap's capture loop reads its socket: packets sent at
+        # once can be missed (seen: 1 run in 3 lost the first probes)
+        time.sleep(START_S)
         try:
             yield path
             time.sleep(settle_s)
