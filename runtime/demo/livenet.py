@@ -195,6 +195,7 @@ class LiveNet:
         try:
             yield path
             time.sleep(settle_s)
+            _wait_until_stable(path)
         finally:
             proc.send_signal(signal.SIGINT)
             try:
@@ -202,6 +203,21 @@ class LiveNet:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.communicate()
+
+
+def _wait_until_stable(path: Path, quiet_s: float = 0.6, limit_s: float = 10.0) -> None:
+    """Wait until dumpcap has stopped adding to `path` for `quiet_s`. Packets wait in a kernel ring
+    block until it is retired (libpcap: 250 ms) and dumpcap flushes its file every 100 ms; a SIGINT
+    before both leaves them out of the capture (seen on a loaded CI machine: all 3 probes lost)."""
+    deadline = time.monotonic() + limit_s
+    size, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now_size = path.stat().st_size if path.exists() else 0
+        if now_size != size:
+            size, since = now_size, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.05)
 
 
 def expected_flows(log: dict, net: LiveNet | None = None) -> dict:

@@ -44,7 +44,7 @@ def test_client_mix_covers_keepalive_statuses_and_dns_answers(livenet: LiveNet) 
 
 def test_probe_is_captured_and_is_neither_http_nor_dns(livenet: LiveNet, tmp_path: Path) -> None:
     pcap = tmp_path / "probe.pcap"
-    with livenet.capture(pcap, settle_s=0.2):
+    with livenet.capture(pcap):
         livenet.send_probe(3)
     rows = tshark_fields(pcap, "udp.dstport == 9 and not icmp", ["ip.src", "ip.dst"])
     assert rows == [[livenet.client_ip, livenet.server_ip]] * 3
