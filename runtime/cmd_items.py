@@ -7,10 +7,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from capture import CaptureConfig, NameTable
-from runtime.dissect_files import dissect_files
+from runtime.items_jsonl import default_jobs, write_items
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="UDP idle timeout: unanswered DNS queries are emitted then (default %(default)s)")
     p.add_argument("--tcp-idle", type=float, default=defaults.tcp_idle_s, metavar="S",
                    help="TCP idle timeout without FIN/RST (default %(default)s)")
+    p.add_argument("--jobs", type=int, default=default_jobs(), metavar="N",
+                   help="worker processes that share the streams of the input files (default: the CPUs "
+                   "available, at most 4: %(default)s); 1 for a single process; stdin is always read by one")
     p.set_defaults(func=run)
 
 
@@ -54,22 +55,6 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"kflpcap items: --names {args.names}: {exc}", file=sys.stderr)
         return 2
-    out = sys.stdout.buffer
-    dumps = orjson.dumps
-    lines: list[bytes] = []
-
-    def on_item(item: dict[str, Any]) -> None:
-        if match is None or match(item):
-            lines.append(dumps(item))
-            if len(lines) >= 256:
-                lines.append(b"")
-                out.write(b"\n".join(lines))
-                lines.clear()
-
     config = CaptureConfig(tcp_idle_s=args.tcp_idle, udp_idle_s=args.udp_idle)
-    source = dissect_files(list(args.pcap), on_item, config=config, node=args.node, names=names)
-    if lines:
-        lines.append(b"")
-        out.write(b"\n".join(lines))
-    out.flush()
-    return 2 if source.failed else 0
+    return write_items(list(args.pcap), sys.stdout.buffer, match, config=config, node=args.node, names=names,
+                       jobs=args.jobs)

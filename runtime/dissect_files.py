@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from capture import (
@@ -11,6 +11,7 @@ from capture import (
     CaptureConfig,
     NameTable,
     NodeInfo,
+    Packet,
     PacketSource,
     make_handler_factory,
     open_sources,
@@ -26,13 +27,19 @@ def dissect_files(
     node: str | None = None,
     names: NameTable | None = None,
     done: Callable[[], bool] | None = None,
+    shard: tuple[int, int] | None = None,
+    position: list[int] | None = None,
 ) -> PacketSource:
     """Read the captures in order and hand every item to `on_item`; read errors go to stderr.
 
     Reading stops soon after `done()` turns true (checked after each item). The returned source's
-    `.failed` lists the inputs that were not captures at all.
+    `.failed` lists the inputs that were not captures at all. `shard=(k, n)`: dissect only share k
+    of n (see `make_handler_factory`); share k > 0 leaves read errors and skipped-packet warnings
+    to share 0, which reads the same packets. `position[0]`, when given, is kept at the number of
+    the packet being read (1-based; one past the last while the streams are closed at the end).
     """
-    source = open_sources(paths, on_error=lambda text: print(f"kflpcap: error: {text}", file=sys.stderr))
+    quiet = shard is not None and shard[0] > 0
+    source = open_sources(paths, on_error=_ignore if quiet else _print_error)
     if done is not None:
         deliver = on_item
 
@@ -42,8 +49,32 @@ def dissect_files(
                 source.stop()
 
     capture = Capture(config or CaptureConfig(),
-                      make_handler_factory(on_item, NodeInfo.local(node), names or NameTable()))
-    capture.warn = print_warning
-    capture.consume(source)
+                      make_handler_factory(on_item, NodeInfo.local(node), names or NameTable(), shard=shard))
+    capture.warn = _handler_warnings if quiet else print_warning
+    if position is None:
+        capture.consume(source)
+    else:
+        capture.store.snaplens = source.snaplens
+        capture.consume(_counted(source, position))
+        position[0] += 1
     capture.finish()
     return source
+
+
+def _counted(packets: Iterable[Packet], position: list[int]) -> Iterator[Packet]:
+    for number, packet in enumerate(packets, 1):
+        position[0] = number
+        yield packet
+
+
+def _print_error(text: str) -> None:
+    print(f"kflpcap: error: {text}", file=sys.stderr)
+
+
+def _ignore(_text: str) -> None:
+    pass
+
+
+def _handler_warnings(text: str) -> None:
+    if text.startswith("stream handler failed"):  # only this share's streams: not said by share 0
+        print_warning(text)

@@ -128,3 +128,14 @@ class Dns:
         for rr in answers:
             if rr["type"] in ("A", "AAAA"):
                 names.learn(rr["ip"], qname if rr["name"].lower() in aliases else rr["name"])
+
+
+class DnsNames(Dns):
+    """DNS of a stream whose items another process makes: its answers only teach the name table
+    (the same answers at the same packet as in that process); queries are not even parsed."""
+
+    __slots__ = ()
+
+    def _message(self, direction: int, wire: bytes, ts: int, cut: str | None = None) -> None:
+        if len(wire) >= 12 and wire[2] & 0x80 and (wire[6] or wire[7]):  # an answer with answers
+            self._learn(parse(wire))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from capture.dissect.base import CLAIM, MORE, DissectConfig, Dissector, ItemFactory, NodeInfo, OnItem
-from capture.dissect.dns import Dns
+from capture.dissect.dns import Dns, DnsNames
 from capture.dissect.generic import Generic
 from capture.dissect.http1 import Http1
 from capture.names import NameTable
@@ -91,8 +91,14 @@ def make_handler_factory(
     node: NodeInfo | None = None,
     names: NameTable | None = None,
     config: DissectConfig | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> Any:
-    """A `handler_factory` for `capture.Capture`: one handler per stream, items to `on_item`."""
+    """A `handler_factory` for `capture.Capture`: one handler per stream, items to `on_item`.
+
+    With `shard=(k, n)` only streams whose number is k modulo n are dissected (n processes reading
+    the same input each take one share); DNS streams of the other shares are still parsed, without
+    items, so that every process learns the same names at the same packet.
+    """
     node = node or NodeInfo.local()
     names = names if names is not None else NameTable()
     config = config or DissectConfig()
@@ -117,4 +123,19 @@ def make_handler_factory(
             return Generic(items, config)
         return _Chooser(meta, items, undecided, config)
 
-    return factory
+    if shard is None:
+        return factory
+    mine, shares = shard
+
+    def sharded(meta: StreamMeta) -> StreamHandler | None:
+        if int(meta.stream_id[:12]) % shares == mine:
+            return factory(meta)
+        if meta.server_port in Dns.ports or meta.client_port in Dns.ports:
+            return DnsNames(ItemFactory(meta, node, names, _no_items), config)
+        return None
+
+    return sharded
+
+
+def _no_items(_item: dict[str, Any]) -> None:
+    raise AssertionError("DnsNames makes no items")
