@@ -15,9 +15,10 @@ Hooks for the product layer (progress, summary, metrics): `stats` (the dict of
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from runtime.batch import Batch
 from runtime.console import Console
 from runtime.files import DataDir
+from runtime.gc_policy import LoopGC
 from runtime.scripts import Scripts
 from runtime.services import Clock, Limits, Services
 
@@ -85,6 +87,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self._packets_wanted = False
         self._live = False
+        self._gc = LoopGC()
         clock_mode = config.clock or "capture"
         self.services = Services(
             console=self.console,
@@ -276,6 +279,7 @@ class Pipeline:
         self.sync_stats()
         for fn in self.on_tick:
             fn(now)
+        self._gc.due()
         self._deadline = self._next_deadline()
 
     def sync_stats(self) -> None:
@@ -333,38 +337,45 @@ class Pipeline:
                 clock.advance(first[0])
         self.scripts.start()
         self._scripts_changed()
-        if self._live:
-            self._run_live(first, packets, capture_clock)
-        elif first is not None:
-            self._loop(first, packets, capture_clock)
+        with self._gc:
+            if self._live:
+                self._run_live(first, packets, capture_clock)
+            elif first is not None:
+                self._loop(first, packets, capture_clock)
         self.finish()
         return 0
 
     def _loop(self, first: Any, packets: Any, capture_clock: bool) -> None:
+        snaplens = getattr(self.source, "snaplens", None)
+        if snaplens is not None:
+            self.capture.store.snaplens = snaplens
+        self.capture.consume(self._paced(first, packets, capture_clock))
+
+    def _paced(self, first: Any, packets: Any, capture_clock: bool) -> Iterator[Any]:
+        """The packets for `Capture.consume` (its fast path), with the loop's work between two:
+        the clock and what falls due before a packet; a full batch, a poll, a stop after it."""
         clock = self.services.clock
-        feed = self.capture.feed_packet
-        counters = self.counters
         batch_items = self.config.batch_items
         n = 0
-        pkt = first
-        while pkt is not None:
-            ts = pkt[0]
-            if capture_clock:
-                clock.advance(ts)
-                if ts >= self._deadline:
-                    self.tick(ts)
-            feed(pkt)
-            n += 1
-            if len(self._batch.events) >= batch_items:
-                self.flush(wait=False)
-            elif (not capture_clock and n % 256 == 0 and clock.now_ns() >= self._deadline) or (
-                n % 4096 == 0 and self.scripts.pending()
-            ):
-                self.tick()
-            if self._stopping:
-                break
-            pkt = next(packets, None)
-        counters["packets"] += n
+        try:
+            for pkt in itertools.chain((first,), packets):
+                ts = pkt[0]
+                if capture_clock:
+                    clock.advance(ts)
+                    if ts >= self._deadline:
+                        self.tick(ts)
+                yield pkt
+                n += 1
+                if len(self._batch.events) >= batch_items:
+                    self.flush(wait=False)
+                elif (not capture_clock and n % 256 == 0 and clock.now_ns() >= self._deadline) or (
+                    n % 4096 == 0 and self.scripts.pending()
+                ):
+                    self.tick()
+                if self._stopping:
+                    return
+        finally:
+            self.counters["packets"] += n
 
     def _run_live(self, first: Any, packets: Any, capture_clock: bool) -> None:
         """Live input: the same, plus a timer thread that flushes a batch once its first event is

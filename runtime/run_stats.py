@@ -17,22 +17,32 @@ from pathlib import Path
 from typing import Any
 
 
-def _fd_positions() -> dict[str, int]:
-    """Open regular files of this process -> read offset (from /proc; empty elsewhere)."""
+def _fd_position(fd: int, path: str) -> int | None:
+    """Read offset of descriptor `fd` if it is (still) `path`, else None."""
+    try:
+        if os.readlink(f"/proc/self/fd/{fd}") != path:
+            return None
+        with open(f"/proc/self/fdinfo/{fd}") as fh:
+            return int(fh.readline().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _fds_of(paths: set[str]) -> dict[str, int]:
+    """Descriptors of this process open on `paths` (from /proc; empty elsewhere)."""
     out: dict[str, int] = {}
     with contextlib.suppress(OSError):
         for fd in os.listdir("/proc/self/fd"):
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError):
                 target = os.readlink(f"/proc/self/fd/{fd}")
-                if target.startswith("/"):
-                    with open(f"/proc/self/fdinfo/{fd}") as fh:
-                        pos = int(fh.readline().split()[1])
-                    out[target] = max(pos, out.get(target, 0))
+                if target in paths:
+                    out[target] = int(fd)
     return out
 
 
 class InputProgress:
-    """Bytes read of the capture files, from the offsets of their open descriptors (no per-packet cost)."""
+    """Bytes read of the capture files, from the offsets of their open descriptors (no per-packet
+    cost; the descriptor list is scanned only when the one being read is closed)."""
 
     def __init__(self, specs: list[str]) -> None:
         self.files: list[tuple[str, int]] = []
@@ -44,11 +54,17 @@ class InputProgress:
                 self.files.append((path, Path(path).stat().st_size))
         self.total = sum(size for _, size in self.files)
         self._done: dict[str, int] = {}
+        self._fds: dict[str, int] = {}
 
     def read(self, finished: bool = False) -> int:
         if finished:
             return self.total
-        positions = _fd_positions()
+        positions = {path: pos for path, fd in self._fds.items()
+                     if (pos := _fd_position(fd, path)) is not None}
+        if not positions:
+            self._fds = _fds_of({path for path, _size in self.files})
+            positions = {path: pos for path, fd in self._fds.items()
+                         if (pos := _fd_position(fd, path)) is not None}
         current = -1
         for k, (path, size) in enumerate(self.files):
             if path in positions:

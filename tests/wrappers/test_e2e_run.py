@@ -7,10 +7,12 @@ manifest says, and finds the same HTTP-500 connections in it; the bucket verifie
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from collections import Counter
@@ -108,6 +110,8 @@ def test_seed_script_on_sample_capture(pcap: Path, seaweed, bucket: str, runs, t
             local = tmp_path / Path(repo.data_key).name
             local.write_bytes(store.get(repo.data_key.removeprefix(f"{node}/")))
             assert tshark_packets(local) == sum(s["packets"] for s in repo.manifest["streams"])
+            if pcap_header(pcap) and pcap_header(local):  # classic pcap in, classic pcap out
+                assert pcap_header(local) == pcap_header(pcap), "the export keeps link type and snaplen"
             if index == 0:
                 assert tshark_500_tuples(local) == set(stream_tuples([repo]))
     assert verify(store).problems == []
@@ -118,6 +122,17 @@ function onItemCaptured(data) {
   wrapper.kflPcapS3(data, { kflArr: ["http and response.status == 500", "dns"], maxL4Streams: 3 });
 }
 """
+
+
+def pcap_header(path: Path) -> tuple[int, int] | None:
+    """(snaplen, link type) of a classic pcap file (gzipped too), None for pcapng."""
+    with (gzip.open(path) if path.suffix == ".gz" else path.open("rb")) as fh:
+        head = fh.read(24)
+    for order in "<>":
+        magic, *_rest, snaplen, linktype = struct.unpack(order + "IHHiIII", head)
+        if magic in (0xA1B2C3D4, 0xA1B23C4D):
+            return snaplen, linktype
+    return None
 
 
 def kflpcap_run(pcap: Path, scripts: Path, data: Path, env: dict[str, str], **kw: Any) -> subprocess.Popen:
