@@ -2,7 +2,8 @@
 
     python3 -m bench.bench_items [--packets 200000] [--repeat 3] [--json FILE]
 
-The capture is HTTP-heavy (keep-alive, chunked, gzip) with ~10 % DNS (bench.trafficgen). Printed:
+`kflpcap items` is measured with one process (`--jobs 1`) and with its default workers. The capture
+is HTTP-heavy (keep-alive, chunked, gzip) with ~10 % DNS (bench.trafficgen). Printed:
 the side-by-side table (medians of alternating runs; wall time, packets/s, speed-up vs tshark),
 items/s of `kflpcap items`, and an in-process split of where its CPU goes (reading + flows +
 reassembly with a do-nothing handler, then the dissectors and the JSON encoding on top).
@@ -23,6 +24,7 @@ import orjson
 
 from bench.harness import cached_capture, capture_packets, compare, print_table, tshark_items_cmd
 from capture import Capture, CaptureConfig, NameTable, NodeInfo, make_handler_factory, open_sources
+from runtime.items_jsonl import default_jobs
 
 TARGET_RATIO = 3.0
 TARGET_PPS = 150_000
@@ -81,17 +83,20 @@ def main() -> int:
     exe = shutil.which("kflpcap")
     ours = [*([exe] if exe else [sys.executable, "-m", "runtime"]), "items", "--pcap", str(pcap)]
     n_items = subprocess.run(ours, capture_output=True, check=True).stdout.count(b"\n")
-    results = compare({"tshark -Y http -T ek": tshark_items_cmd(pcap), "kflpcap items": ours},
+    jobs = default_jobs()
+    results = compare({"tshark -Y http -T ek": tshark_items_cmd(pcap),
+                       "kflpcap items --jobs 1": [*ours, "--jobs", "1"],
+                       f"kflpcap items (--jobs {jobs})": ours},
                       baseline="tshark -Y http -T ek", repeat=args.repeat)
     json_file = open(args.json, "w") if args.json else None  # noqa: SIM115
     try:
         print(f"capture: {pcap.name} ({packets:,} packets, {n_items:,} items)")
         print_table(results, packets=packets, baseline="tshark -Y http -T ek", bench="items",
                     json_file=json_file)
-        mine, theirs = results["kflpcap items"], results["tshark -Y http -T ek"]
+        mine, theirs = results[f"kflpcap items (--jobs {jobs})"], results["tshark -Y http -T ek"]
         ratio = theirs.wall / mine.wall
         pps = packets / mine.wall
-        print(f"kflpcap items: {n_items / mine.wall:,.0f} items/s, {pps:,.0f} packets/s wall "
+        print(f"kflpcap items (--jobs {jobs}): {n_items / mine.wall:,.0f} items/s, {pps:,.0f} packets/s wall "
               f"({packets / mine.cpu:,.0f} per CPU second), {ratio:.2f}x tshark "
               f"(targets: >= {TARGET_RATIO:.0f}x, >= {TARGET_PPS:,} packets/s)")
         parts = split(pcap)
