@@ -16,6 +16,7 @@ log = logging.getLogger("kflpcap.capture")
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 SEQ_ACK = Struct("!II")
+SEQ = Struct("!I")
 TICK_NS = NS  # retention/fragments are checked once per second of capture time
 SWEEP_NS = 5 * NS  # idle flows are looked for every 5 s of capture time
 HELD_SLACK = 1 << 20  # consume() adds held bytes to the store (and checks the budget) every MiB
@@ -186,10 +187,15 @@ class Capture:
                             if flow.handler is not None:
                                 d = 0 if key == flow.ckey else 1
                                 try:
-                                    if proto == 6:
-                                        tcp_data(flow, d, data, off, wlen, flags, ts)
-                                    else:
+                                    if proto != 6:
                                         udp_data(flow, d, data, off, wlen, ts)
+                                    elif flags & 0x17 != ACK or wlen != (data[off + 12] >> 4) << 2:
+                                        tcp_data(flow, d, data, off, wlen, flags, ts)
+                                    else:  # a bare ACK: only one past what the peer sent matters
+                                        asm = flow.asm[d ^ 1]
+                                        acked = SEQ.unpack_from(data, off + 8)[0]
+                                        if asm.next is not None and asm.next != acked:
+                                            asm.ack(acked, ts)
                                 except Exception as exc:  # a dissector bug must not stop the capture
                                     self._handler_failed(flow, exc)
                             if proto == 6 and flags & 5:  # FIN or RST
@@ -425,7 +431,9 @@ class Capture:
         if plen or flags & FIN:
             asm.segment(seq, buf[off + doff : off + wlen], plen, ts, bool(flags & FIN))
         if flags & ACK:
-            flow.asm[1 - d].ack(ack, ts)  # type: ignore[index]
+            peer = flow.asm[1 - d]  # type: ignore[index]
+            if peer.next is not None and peer.next != ack:  # else nothing to learn from it
+                peer.ack(ack, ts)
 
     def _udp_data(self, flow: Flow, d: int, buf: bytes, off: int, wlen: int, ts: int) -> None:
         payload = buf[off + 8 : off + wlen]
