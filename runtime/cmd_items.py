@@ -31,8 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tcp-idle", type=float, default=defaults.tcp_idle_s, metavar="S",
                    help="TCP idle timeout without FIN/RST (default %(default)s)")
     p.add_argument("--jobs", type=int, default=default_jobs(), metavar="N",
-                   help="worker processes that share the streams of the input files (default: the CPUs "
-                   "available, at most 4: %(default)s); 1 for a single process; stdin is always read by one")
+                   help="worker processes that share the streams of the input files, same output as one "
+                   "(default: the CPUs available, at most 4: %(default)s); each reads every packet and "
+                   "keeps its own stream store, so memory grows with N; 1: a single process; stdin is read "
+                   "by one")
     p.set_defaults(func=run)
 
 
