@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from capture import CaptureConfig, NameTable
@@ -38,17 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _matcher(query: str | None) -> Callable[[dict[str, Any]], bool] | None:
-    if not query:
+def _query(text: str | None) -> Any:
+    if not text:
         return None
     import kfl
 
-    return kfl.compile(query).match
+    return kfl.compile(text)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        match = _matcher(args.filter)
+        query = _query(args.filter)
     except ValueError as exc:
         print(f"kflpcap items: invalid --filter:\n{exc}", file=sys.stderr)
         return 2
@@ -58,5 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"kflpcap items: --names {args.names}: {exc}", file=sys.stderr)
         return 2
     config = CaptureConfig(tcp_idle_s=args.tcp_idle, udp_idle_s=args.udp_idle)
-    return write_items(list(args.pcap), sys.stdout.buffer, match, config=config, node=args.node, names=names,
-                       jobs=args.jobs)
+    limit = query.limit if query is not None else None
+    return write_items(list(args.pcap), sys.stdout.buffer, query.match if query is not None else None,
+                       config=config, node=args.node, names=names, jobs=args.jobs if limit is None else 1,
+                       limit=limit)

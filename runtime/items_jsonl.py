@@ -37,26 +37,30 @@ def default_jobs() -> int:
 
 
 def write_items(paths: list[str], out: BinaryIO, match: Match, *, config: CaptureConfig,
-                node: str | None, names: NameTable, jobs: int) -> int:
-    """Dissect `paths` and write the items `match` accepts (all when None) to `out`, one JSON line
-    each. Returns the exit status: 0, 1 when a worker failed, 2 when an input was not a capture."""
-    if jobs <= 1 or "-" in paths:
-        return _single(paths, out, match, config, node, names)
+                node: str | None, names: NameTable, jobs: int, limit: int | None = None) -> int:
+    """Dissect `paths` and write the items `match` accepts (all when None; the first `limit` when
+    given, which takes one process) to `out`, one JSON line each. Returns the exit status: 0, 1 when
+    a worker failed, 2 when an input was not a capture."""
+    if jobs <= 1 or "-" in paths or limit is not None:
+        return _single(paths, out, match, config, node, names, limit)
     return _sharded(paths, out, match, config, node, names, jobs)
 
 
 def _single(paths: list[str], out: BinaryIO, match: Match, config: CaptureConfig, node: str | None,
-            names: NameTable) -> int:
+            names: NameTable, limit: int | None) -> int:
     dumps = orjson.dumps
     lines: list[bytes] = []
+    left = [-1 if limit is None else limit]
 
     def on_item(item: dict[str, Any]) -> None:
-        if match is None or match(item):
+        if left[0] and (match is None or match(item)):
+            left[0] -= 1
             lines.append(dumps(item))
             if len(lines) >= CHUNK:
                 _write(out, lines)
 
-    source = dissect_files(paths, on_item, config=config, node=node, names=names)
+    source = dissect_files(paths, on_item, config=config, node=node, names=names,
+                           done=None if limit is None else lambda: not left[0])
     _write(out, lines)
     out.flush()
     return 2 if source.failed else 0

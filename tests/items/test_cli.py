@@ -56,3 +56,10 @@ def test_bad_filter_names_and_input_exit_2(tmp_path: Path) -> None:
     text.write_text("not a capture\n")
     items, proc = items_cli("--pcap", str(text))
     assert proc.returncode == 2 and items == [] and b"not a pcap" in proc.stderr
+
+
+def test_filter_limit_prints_the_first_matches_only() -> None:
+    every, _ = items_cli("--pcap", str(MIXED), "--filter", "dns")
+    first, proc = items_cli("--pcap", str(MIXED), "--filter", "dns and limit(2)")
+    assert proc.returncode == 0, proc.stderr
+    assert len(every) > 2 and first == every[:2]
