@@ -55,8 +55,7 @@ def inner(pcap: Path, data_dir: Path) -> int:
     holder.append(KflPcapS3(ctx))
     wrapper = holder[0]
     source = open_sources([str(pcap)])
-    if getattr(source, "snaplens", None) is not None:
-        cap.store.snaplens = source.snaplens
+    cap.use_snaplens(source)
     next_tick = 0
     feed = cap.feed_packet
     for pkt in source:

@@ -116,6 +116,14 @@ class Capture:
     def feed(self, ts_ns: int, linktype: int, data: bytes, orig_len: int) -> None:
         self.feed_packet((ts_ns, linktype, data, orig_len))
 
+    def use_snaplens(self, source: object) -> None:
+        """Take the snaplen per link type of a `PacketSource` (exports write it in their headers);
+        `consume(source)` does it itself, callers that wrap the source or feed packets one by one
+        call it."""
+        snaplens = getattr(source, "snaplens", None)
+        if snaplens is not None:
+            self.store.snaplens = snaplens
+
     def consume(self, packets: Iterable[Packet]) -> None:
         """Feed every packet of an iterable (a `PacketSource`: its snaplens go to the store).
 
@@ -125,9 +133,7 @@ class Capture:
         to date at every tick (once per second of capture time) and at the end; the budget is
         checked every MiB of held packets.
         """
-        snaplens = getattr(packets, "snaplens", None)
-        if snaplens is not None:
-            self.store.snaplens = snaplens
+        self.use_snaplens(packets)
         feed = self.feed_packet
         tcp_get, udp_get = self._tcp.get, self._udp.get
         tcp_idle, udp_idle, cap, budget = self._tcp_idle, self._udp_idle, self._cap, self._budget

@@ -54,7 +54,7 @@ def dissect_files(
     if position is None:
         capture.consume(source)
     else:
-        capture.store.snaplens = source.snaplens
+        capture.use_snaplens(source)
         capture.consume(_counted(source, position))
         position[0] += 1
     capture.finish()

@@ -346,9 +346,7 @@ class Pipeline:
         return 0
 
     def _loop(self, first: Any, packets: Any, capture_clock: bool) -> None:
-        snaplens = getattr(self.source, "snaplens", None)
-        if snaplens is not None:
-            self.capture.store.snaplens = snaplens
+        self.capture.use_snaplens(self.source)
         self.capture.consume(self._paced(first, packets, capture_clock))
 
     def _paced(self, first: Any, packets: Any, capture_clock: bool) -> Iterator[Any]:

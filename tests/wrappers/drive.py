@@ -149,9 +149,7 @@ def drive(
         wrapper.retry_s = retry_s
     wrapper_box.append(wrapper)
     source = open_sources([str(pcap)])
-    snaplens = getattr(source, "snaplens", None)
-    if snaplens is not None:
-        cap.store.snaplens = snaplens
+    cap.use_snaplens(source)
     next_tick = 0
     for n, pkt in enumerate(source):
         if n == reload_at:  # the script is reloaded: the old wrapper flushes, a new one takes over
