@@ -20,6 +20,7 @@ SEQ = Struct("!I")
 TICK_NS = NS  # retention/fragments are checked once per second of capture time
 SWEEP_NS = 5 * NS  # idle flows are looked for every 5 s of capture time
 HELD_SLACK = 1 << 20  # consume() adds held bytes to the store (and checks the budget) every MiB
+HANDLER_FAILED = "stream handler failed"  # how a `warn` text about a dissector failure begins
 RST_GRACE_NS = NS // 2  # a RST closes a dissected stream unless payload follows within this time
 
 HandlerFactory = Callable[[StreamMeta], StreamHandler | None]
@@ -513,7 +514,7 @@ class Capture:
     def _handler_failed(self, flow: Flow, exc: Exception) -> None:
         self._stats["handler_errors"] += 1
         if self._stats["handler_errors"] == 1:
-            self.warn(f"stream handler failed on {flow.sid}: {type(exc).__name__}: {exc} "
+            self.warn(f"{HANDLER_FAILED} on {flow.sid}: {type(exc).__name__}: {exc} "
                       "(its stream is no longer dissected; further failures are only counted)")
         flow.handler = None
         flow.asm = None

@@ -17,6 +17,7 @@ from capture import (
     open_sources,
     print_warning,
 )
+from capture.flows import HANDLER_FAILED
 
 
 def dissect_files(
@@ -76,5 +77,5 @@ def _ignore(_text: str) -> None:
 
 
 def _handler_warnings(text: str) -> None:
-    if text.startswith("stream handler failed"):  # only this share's streams: not said by share 0
+    if text.startswith(HANDLER_FAILED):  # about this share's streams: share 0 cannot say it
         print_warning(text)

@@ -101,7 +101,7 @@ def _sharded(paths: list[str], out: BinaryIO, match: Match, config: CaptureConfi
                 _write(out, lines)
         _write(out, lines)
         out.flush()
-        codes = [_exit_code(os.waitpid(pid, 0)[1]) for pid in pids]
+        codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
         pids.clear()
     finally:
         for reader in readers:
@@ -158,7 +158,3 @@ def _records(reader: BinaryIO) -> Iterator[tuple[int, int, int, bytes]]:
         packet, stream, length = unpack(head)
         yield packet, stream, seq, read(length)
         seq += 1
-
-
-def _exit_code(status: int) -> int:
-    return os.waitstatus_to_exitcode(status)

@@ -59,12 +59,10 @@ class InputProgress:
     def read(self, finished: bool = False) -> int:
         if finished:
             return self.total
-        positions = {path: pos for path, fd in self._fds.items()
-                     if (pos := _fd_position(fd, path)) is not None}
+        positions = self._positions()
         if not positions:
             self._fds = _fds_of({path for path, _size in self.files})
-            positions = {path: pos for path, fd in self._fds.items()
-                         if (pos := _fd_position(fd, path)) is not None}
+            positions = self._positions()
         current = -1
         for k, (path, size) in enumerate(self.files):
             if path in positions:
@@ -73,6 +71,10 @@ class InputProgress:
         for path, size in self.files[:current]:
             self._done[path] = size
         return sum(self._done.values())
+
+    def _positions(self) -> dict[str, int]:
+        """Read offset per capture file, from the descriptors found last time that still are it."""
+        return {path: pos for path, fd in self._fds.items() if (pos := _fd_position(fd, path)) is not None}
 
 
 class RunStats:
