@@ -9,6 +9,12 @@ from typing import Any
 NODE = {"name": "node-1", "ip": "10.0.0.1"}
 
 
+def _identity(stream: str) -> dict[str, Any]:
+    """The fields that say which item of which stream on which node (its first item)."""
+    return {"id": f"{NODE['name']}/{stream}-0", "index": 0, "stream": stream, "node": dict(NODE),
+            "worker": f"{NODE['ip']}:0"}
+
+
 def http_item(
     n: int,
     status: int = 200,
@@ -17,13 +23,8 @@ def http_item(
     body: bytes = b'{"ok":true}',
     ts_ms: int = 1_700_000_000_000,
 ) -> dict[str, Any]:
-    stream = f"{n:012d}.pcap"
     item: dict[str, Any] = {
-        "id": f"{NODE['name']}/{stream}-0",
-        "index": 0,
-        "stream": stream,
-        "node": dict(NODE),
-        "worker": f"{NODE['ip']}:0",
+        **_identity(f"{n:012d}.pcap"),
         "protocol": {
             "name": "http",
             "version": "1.1",
@@ -85,13 +86,8 @@ def http_item(
 def dns_item(
     n: int, name: str = "catalogue.shop.svc.cluster.local", code: str = "No Error"
 ) -> dict[str, Any]:
-    stream = f"{n:012d}_udp.pcap"
     return {
-        "id": f"{NODE['name']}/{stream}-0",
-        "index": 0,
-        "stream": stream,
-        "node": dict(NODE),
-        "worker": f"{NODE['ip']}:0",
+        **_identity(f"{n:012d}_udp.pcap"),
         "protocol": {
             "name": "dns",
             "version": "0",
