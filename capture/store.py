@@ -40,6 +40,9 @@ class StreamInfo(StreamMeta):
     reassembled_datagrams: int = 0
 
 
+DEFAULT_SNAPLEN = 262144  # for a link type no source announced a snaplen for
+
+
 def ip_text(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
@@ -219,7 +222,7 @@ class StreamStore:
                 self.evict()
 
     def snaplen(self, linktype: int) -> int:
-        return self.snaplens.get(linktype, 262144)
+        return self.snaplens.get(linktype, DEFAULT_SNAPLEN)
 
     def stream_ids(self) -> list[str]:
         """Ids of every stream still in the store, in order of first packet."""

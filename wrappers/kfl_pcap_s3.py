@@ -254,7 +254,7 @@ class KflPcapS3:
                    for s, info, pkts in parts if pkts]
         if written:
             names = self.ctx.names()
-            snaplens = {lt: store.snaplen(lt) for lt in {p[1] for js in written for p in js.packets}}
+            snaplens = dict(store.snaplens)  # the writer thread reads a copy
             size = self.opts.max_l4_streams
             for k in range(0, len(written), size):
                 job = Job(i, self.opts.kfl_arr[i], reason, repo.start_ns, now, written[k : k + size], names,

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from capture.store import DEFAULT_SNAPLEN
 from wrappers.artifacts import GZIP_LEVEL, key_time, rfc1123, rfc3339, write_kubeshark_tar, write_pcap_gz
 from wrappers.chain import ChainState, Link
 from wrappers.outbox import Outbox, SpoolError
@@ -141,7 +142,11 @@ class RepoWriter:
         packets.sort(key=itemgetter(0))
         folder = dest.folder_of(job.index)
         chain_id = dest.chain_id_of(job.index)
-        snaplen = job.snaplens.get
+        snaplens = job.snaplens
+
+        def snaplen(linktype: int) -> int:
+            return snaplens.get(linktype, DEFAULT_SNAPLEN)
+
         with self.chains.lock, self.outbox.stage() as bundle:
             link = self.chains.get(chain_id)
             unix = link.unix
@@ -157,14 +162,14 @@ class RepoWriter:
                     "l4_streams": [s.sid for s in job.streams],
                 }
                 sha, size, raw_size = write_kubeshark_tar(
-                    bundle.path(data_name), unix, packets, lambda lt: snaplen(lt, 262144), content,
+                    bundle.path(data_name), unix, packets, snaplen, content,
                     {str(unix): job.names},
                 )
             else:
                 base = f"{key_time(job.window_start)}_{link.seq:06d}"
                 data_name = f"{base}.pcap.gz"
                 sha, size, raw_size = write_pcap_gz(
-                    bundle.path(data_name), packets, lambda lt: snaplen(lt, 262144)
+                    bundle.path(data_name), packets, snaplen
                 )
             manifest = self._manifest(job, packets, link)
             manifest["pcap"].update(key=f"{folder}/{data_name}", size=size, sha256=sha)
