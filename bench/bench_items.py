@@ -24,7 +24,7 @@ import orjson
 
 from bench.harness import cached_capture, capture_packets, compare, print_table, tshark_items_cmd
 from capture import Capture, CaptureConfig, NameTable, NodeInfo, make_handler_factory, open_sources
-from runtime.items_jsonl import default_jobs
+from runtime.cli.items_jsonl import default_jobs
 
 TARGET_RATIO = 3.0
 TARGET_PPS = 150_000

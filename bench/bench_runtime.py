@@ -74,12 +74,12 @@ def _cpu_s(pid: int) -> float:
 def run(
     scripts: list[tuple[str, str]], items: list[dict[str, Any]], store: Any, batch_size: int, root: Path
 ) -> tuple[float, dict[str, float]]:
-    from runtime.batch import Batch
-    from runtime.console import Console
-    from runtime.files import DataDir
-    from runtime.host import ScriptHost
-    from runtime.services import Clock, Services
-    from runtime.source import ScriptSource
+    from runtime.helpers.console import Console
+    from runtime.helpers.files import DataDir
+    from runtime.helpers.services import Clock, Services
+    from runtime.v8.batch import Batch
+    from runtime.v8.host import ScriptHost
+    from runtime.v8.source import ScriptSource
 
     out = io.StringIO()
     services = Services(

@@ -115,13 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         return d
 
     benches: dict = {"tshark 2-pass export": tshark_export_seed(pcap, work / "tshark")}
-    if importlib.util.find_spec("runtime.cmd_run") is not None:
+    if importlib.util.find_spec("runtime.cli.run") is not None:
         benches["kflpcap run (seed script)"] = lambda i: [
             sys.executable, "-m", "runtime", "run", "--pcap", str(pcap), "--scripts", str(scripts),
             "--data-dir", str(fresh("run", i)), "--node", "bench",
         ]
     else:
-        print("note: runtime.cmd_run is not there yet, `kflpcap run` is not measured", file=sys.stderr)
+        print("note: runtime.cli.run is not there yet, `kflpcap run` is not measured", file=sys.stderr)
     benches["kflPcapS3 without JS"] = lambda i: [
         sys.executable, "-m", "bench.bench_wrapper", "--inner", str(pcap), str(fresh("inner", i)),
     ]

@@ -1,6 +1,6 @@
 """Scripts: a V8 host per script, hooks, helpers, jobs, hot reload, the pipeline driver and the CLI.
 
-The names below load on first use, so the per-script V8 child (`python -m runtime.isolate`) starts
+The names below load on first use, so the per-script V8 child (`python -m runtime.v8.child`) starts
 without importing capture, kfl or wrappers.
 """
 
@@ -10,17 +10,17 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "Pipeline": "runtime.pipeline",
-    "PipelineConfig": "runtime.pipeline",
-    "ScriptHost": "runtime.host",
-    "LoadError": "runtime.host",
-    "Scripts": "runtime.scripts",
-    "Services": "runtime.services",
-    "Limits": "runtime.services",
-    "Clock": "runtime.services",
-    "Console": "runtime.console",
-    "Scheduler": "runtime.jobs",
-    "build_env": "runtime.env",
+    "Pipeline": "runtime.engine.pipeline",
+    "PipelineConfig": "runtime.engine.pipeline",
+    "ScriptHost": "runtime.v8.host",
+    "LoadError": "runtime.v8.host",
+    "Scripts": "runtime.engine.scripts",
+    "Services": "runtime.helpers.services",
+    "Limits": "runtime.helpers.services",
+    "Clock": "runtime.helpers.services",
+    "Console": "runtime.helpers.console",
+    "Scheduler": "runtime.helpers.jobs",
+    "build_env": "runtime.helpers.env",
 }
 
 __all__ = sorted(_EXPORTS)

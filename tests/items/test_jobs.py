@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from capture import CaptureConfig, NameTable
-from runtime.items_jsonl import write_items
+from runtime.cli.items_jsonl import write_items
 from tests.conftest import sample_pcaps
 
 DEMO = Path(__file__).resolve().parents[2] / "runtime" / "demo" / "demo.pcap"

@@ -1,8 +1,8 @@
-"""A stats dict as a run over the demo capture would leave it (the shape of runtime.report.new_stats)."""
+"""A stats dict as a run over the demo capture would leave it (the shape of runtime.cli.report.new_stats)."""
 
 from __future__ import annotations
 
-from runtime.report import new_stats
+from runtime.cli.report import new_stats
 
 
 def sample_stats() -> dict:

@@ -17,7 +17,7 @@ from tests.product.tshark_oracle import l4_flows
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("runtime.cmd_run") is None,
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("runtime.cli.run") is None,
                                 reason="kflpcap run is not there yet")
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from runtime.metrics import Metrics, MetricsServer
+from runtime.cli.metrics import Metrics, MetricsServer
 from tests.product.stats_sample import sample_stats
 
 

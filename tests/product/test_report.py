@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from runtime.report import (
+from runtime.cli.report import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,

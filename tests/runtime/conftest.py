@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from capture import StreamStore
-from runtime.batch import Batch
-from runtime.console import Console
-from runtime.files import DataDir
-from runtime.host import ScriptHost
-from runtime.services import Clock, Limits, Services
-from runtime.source import ScriptSource
+from runtime.helpers.console import Console
+from runtime.helpers.files import DataDir
+from runtime.helpers.services import Clock, Limits, Services
+from runtime.v8.batch import Batch
+from runtime.v8.host import ScriptHost
+from runtime.v8.source import ScriptSource
 from tests.seaweed import seaweed  # noqa: F401  (the session S3 server fixture)
 
 
@@ -112,7 +112,7 @@ def run_pipeline(
     batch_items: int = 1000,
 ) -> Run:
     """Run `scripts` (file name → text, written to a folder) over `pcaps` (default: the demo capture)."""
-    from runtime.pipeline import Pipeline, PipelineConfig
+    from runtime.engine.pipeline import Pipeline, PipelineConfig
 
     folder = tmp / "scripts"
     folder.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.services import MIB, Limits
+from runtime.helpers.services import MIB, Limits
 from tests.runtime.conftest import DEMO_PCAP, run_pipeline
 
 WITNESS = """// Witness

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from runtime.gc_policy import THRESHOLDS, LoopGC
+from runtime.engine.gc_policy import THRESHOLDS, LoopGC
 
 
 class _Node:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.host import LoadError, ScriptHost
-from runtime.source import ScriptSource
+from runtime.v8.host import LoadError, ScriptHost
+from runtime.v8.source import ScriptSource
 from tests.runtime.conftest import Recorder
 from tests.runtime.items import dns_item, http_item
 

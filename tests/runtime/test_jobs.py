@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from capture import open_sources
-from runtime.jobs import NS, CronError, Scheduler
+from runtime.helpers.jobs import NS, CronError, Scheduler
 from tests.runtime.conftest import DEMO_PCAP, Recorder, run_pipeline
 
 T0 = 1_700_000_000 * NS  # 2023-11-14T22:13:20Z

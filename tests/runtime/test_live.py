@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.console import Console
-from runtime.pipeline import Pipeline, PipelineConfig
+from runtime.engine.pipeline import Pipeline, PipelineConfig
+from runtime.helpers.console import Console
 
 pytestmark = pytest.mark.live
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.scripts import Scripts
+from runtime.engine.scripts import Scripts
 from tests.runtime.conftest import Recorder
 from tests.runtime.items import http_item
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.env import EnvError, build_env, global_names
+from runtime.helpers.env import EnvError, build_env, global_names
 from tests.runtime.conftest import DEMO_PCAP, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]

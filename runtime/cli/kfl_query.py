@@ -158,7 +158,7 @@ def _match_lines(path: str, matcher: _Matcher) -> int:
 
 def _match_pcaps(paths: list[str], matcher: _Matcher) -> bool:
     """Match the items dissected from captures (until `limit(n)`); False when an input was not a capture."""
-    from runtime.dissect_files import dissect_files
+    from capture.dissect_files import dissect_files
 
     return not dissect_files(paths, matcher, done=lambda: matcher.done).failed
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from runtime import snapshots, vendor
-from runtime.files import HelperError
-from runtime.jobs import CronError
+from runtime.helpers import snapshots, vendor
+from runtime.helpers.files import HelperError
+from runtime.helpers.jobs import CronError
 
 if TYPE_CHECKING:
-    from runtime.host import ScriptHost
+    from runtime.v8.host import ScriptHost
 
 Handler = Callable[["Commands", list[Any], Sequence[Any]], None]
 _TABLE: dict[str, Handler] = {}

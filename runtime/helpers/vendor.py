@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from runtime.files import HelperError
+from runtime.helpers.files import HelperError
 
 HTTP_TIMEOUT_S = 5.0
 

@@ -1,6 +1,6 @@
 """One loaded script: its V8 child process, the batch protocol, signals, and its commands.
 
-Protocol (see `runtime/prelude.js`): every call into the isolate returns a JSON object with the
+Protocol (see `runtime/v8/prelude.js`): every call into the isolate returns a JSON object with the
 commands the script issued (`c`), which hooks it defines (`h`), and optionally a pending signal
 (`s`: an unknown KFL query, resolved here, then the batch resumes at that item), a yield point
 (`y`: the call handed back control after its time slice; resumed at once), the query ids it used
@@ -15,15 +15,15 @@ from typing import Any
 
 import orjson
 
-from runtime import isolate as proto
-from runtime import vendor
-from runtime.batch import Batch
-from runtime.commands import Commands
-from runtime.env import global_names
-from runtime.files import HelperError
-from runtime.services import MIB, Services
-from runtime.source import ScriptSource, js_string
-from runtime.v8proc import IsolateGone, IsolateProcess
+from runtime.helpers import vendor
+from runtime.helpers.dispatch import Commands
+from runtime.helpers.env import global_names
+from runtime.helpers.files import HelperError
+from runtime.helpers.services import MIB, Services
+from runtime.v8 import child as proto
+from runtime.v8.batch import Batch
+from runtime.v8.process import IsolateGone, IsolateProcess
+from runtime.v8.source import ScriptSource, js_string
 
 # a query the script has not used for this many items stops being evaluated for it
 DROP_AFTER_ITEMS = 4096
@@ -36,7 +36,7 @@ _PRELUDE: str | None = None
 def prelude() -> str:
     global _PRELUDE
     if _PRELUDE is None:
-        _PRELUDE = resources.files("runtime").joinpath("prelude.js").read_text(encoding="utf-8")
+        _PRELUDE = resources.files("runtime.v8").joinpath("prelude.js").read_text(encoding="utf-8")
     return _PRELUDE
 
 
@@ -82,11 +82,11 @@ class ScriptHost:
         self.commands = Commands(self)
         self._proc: IsolateProcess | None = None
         self._inflight: tuple[Batch, list[Any]] | None = None
-        # lean: batches carry no item text (see runtime.source.item_only_forwarded)
+        # lean: batches carry no item text (see runtime.v8.source.item_only_forwarded)
         self.lean = source.lean
-        # bodies: batches carry message bodies (see runtime.source.may_read_bodies)
+        # bodies: batches carry message bodies (see runtime.v8.source.may_read_bodies)
         self.bodies = source.bodies
-        # fields: the top-level item fields sent, None = all (see runtime.source.named_fields)
+        # fields: the top-level item fields sent, None = all (see runtime.v8.source.named_fields)
         self.fields = source.fields
         self._jobs_version = -1
         self._running_sent: bool | None = None

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.console import Console
-from runtime.files import DataDir
-from runtime.jobs import Scheduler
+from runtime.helpers.console import Console
+from runtime.helpers.files import DataDir
+from runtime.helpers.jobs import Scheduler
 
 MIB = 1024 * 1024
 

@@ -1,6 +1,6 @@
 """What `kflpcap run` shows a person: the progress bar while reading, the summary at the end, and the
 exit code. Everything is built from one plain stats dict (`new_stats()` gives its shape), which the
-pipeline keeps up to date and `runtime.metrics` also reads, so this module needs no pipeline to test.
+pipeline keeps up to date and `runtime.cli.metrics` also reads, so this module needs no pipeline to test.
 """
 
 from __future__ import annotations

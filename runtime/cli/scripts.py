@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from runtime.env import EnvError, build_env
+from runtime.helpers.env import EnvError, build_env
 
 HOOKS = {"i": "onItemCaptured", "p": "onPacketCaptured", "j": "onJobPassed", "f": "onJobFailed"}
 # a string that starts like a KFL expression: a field, then an operator or a combinator
@@ -97,11 +97,11 @@ def kfl_literals(text: str, literals: list[str]) -> list[dict[str, Any]]:
 
 def check_one(path: Path, env: dict[str, Any]) -> tuple[bool, list[str]]:
     """(ok, report lines) for one script file."""
-    from runtime.console import Console
-    from runtime.files import DataDir
-    from runtime.host import LoadError, ScriptHost
-    from runtime.services import Clock, Services
-    from runtime.source import ScriptSource
+    from runtime.helpers.console import Console
+    from runtime.helpers.files import DataDir
+    from runtime.helpers.services import Clock, Services
+    from runtime.v8.host import LoadError, ScriptHost
+    from runtime.v8.source import ScriptSource
 
     lines: list[str] = []
     try:

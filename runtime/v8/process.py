@@ -1,4 +1,4 @@
-"""The parent's handle on one script's V8 child process (see `runtime/isolate.py`)."""
+"""The parent's handle on one script's V8 child process (see `runtime/v8/child.py`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
-from runtime import isolate as proto
+from runtime.v8 import child as proto
 
 # How long past its own time budget a call may take before the child is killed: V8 terminates a
 # running call at the budget; a child that does not answer by then is stuck (or dead).
@@ -42,7 +42,7 @@ class IsolateProcess:
         env = dict(os.environ)
         env.pop("PYTHONSTARTUP", None)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime.isolate"],
+            [sys.executable, "-m", "runtime.v8.child"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

@@ -8,12 +8,12 @@ import sys
 
 # (sub-command, module under runtime/ that defines `register(subparsers)`)
 COMMANDS: list[tuple[str, str]] = [
-    ("run", "runtime.cmd_run"),
-    ("streams", "runtime.cmd_streams"),
-    ("items", "runtime.cmd_items"),
-    ("kfl", "runtime.cmd_kfl"),
-    ("scripts", "runtime.cmd_scripts"),
-    ("repo", "runtime.cmd_repo"),
+    ("run", "runtime.cli.run"),
+    ("streams", "runtime.cli.streams"),
+    ("items", "runtime.cli.items"),
+    ("kfl", "runtime.cli.kfl_query"),
+    ("scripts", "runtime.cli.scripts"),
+    ("repo", "runtime.cli.repo"),
 ]
 
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from runtime.files import HelperError
+from runtime.helpers.files import HelperError
 
 PCAPS_PREFIX = "pcaps/"
 

@@ -13,10 +13,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from runtime.env import EnvError, build_env
-from runtime.services import MIB, Limits
+from runtime.helpers.env import EnvError, build_env
+from runtime.helpers.services import MIB, Limits
 
-BUNDLED_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+BUNDLED_SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 DEFAULT_SCRIPTS = Path("scripts")
 REFRESH_S = 0.25
 
@@ -134,7 +134,7 @@ def _blocked_in_a_read(frame: Any) -> bool:
         path = frame.f_code.co_filename.replace("\\", "/")
         if path.endswith(("capture/readers.py", "capture/sources.py")):
             return True
-        if path.endswith("runtime/pipeline.py"):
+        if path.endswith("runtime/engine/pipeline.py"):
             return False
         frame = frame.f_back
     return False
@@ -160,10 +160,10 @@ def _install_signals(pipeline: Any, pipe_input: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console as RichConsole
 
-    from runtime import report
-    from runtime.pipeline import Pipeline, PipelineConfig
-    from runtime.run_stats import RunStats
-    from runtime.scripts import ScriptsError
+    from runtime.cli import report
+    from runtime.cli.run_stats import RunStats
+    from runtime.engine.pipeline import Pipeline, PipelineConfig
+    from runtime.engine.scripts import ScriptsError
 
     logging.basicConfig(level=args.log_level.upper(), format="kflpcap %(levelname)s %(name)s: %(message)s")
     specs = _sources(args)
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, report: Any,
            run_stats: Any) -> int:
-    from runtime.metrics import Metrics
+    from runtime.cli.metrics import Metrics
 
     stats = run_stats(pipeline, specs)
     stats.watch_outbox()

@@ -1,4 +1,4 @@
-"""Filling the stats dict of `kflpcap run` (runtime.report.new_stats()) from a running pipeline.
+"""Filling the stats dict of `kflpcap run` (runtime.cli.report.new_stats()) from a running pipeline.
 
 The pipeline itself keeps items per protocol, scripts and errors up to date (`Pipeline.sync_stats`);
 `RunStats.refresh()` adds what lives elsewhere: the capture's counters (packets, drops, store), the

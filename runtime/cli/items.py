@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from capture import CaptureConfig, NameTable
-from runtime.items_jsonl import default_jobs, write_items
+from runtime.cli.items_jsonl import default_jobs, write_items
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -86,7 +86,7 @@
     return t.v;
   }
 
-  // Items sent without their message bodies (see runtime.source.may_read_bodies) have a marker in
+  // Items sent without their message bodies (see runtime.v8.source.may_read_bodies) have a marker in
   // place of each body text; reading it asks for the batch with bodies (the hook run starts again).
   const NO_BODY = "\u0000kflpcap:body";
   function bodyAccessor(t, message, field) {
@@ -113,7 +113,7 @@
     });
   }
   // Items may come projected to the top-level fields the script's text names (see
-  // runtime.source.named_fields); t.p is then the Set of fields sent. Reading another field, or
+  // runtime.v8.source.named_fields); t.p is then the Set of fields sent. Reading another field, or
   // the item as a whole, asks for complete items (the hook run starts again).
   function whole(t) {
     const v = load(t);

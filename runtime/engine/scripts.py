@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from runtime.host import LoadError, ScriptHost
-from runtime.services import Services
-from runtime.source import ScriptSource
+from runtime.helpers.services import Services
+from runtime.v8.host import LoadError, ScriptHost
+from runtime.v8.source import ScriptSource
 
 DEBOUNCE_S = 0.15
 

@@ -9,7 +9,7 @@ before any job or timer falls due, so scripts see every event before the job tha
 time. Items in flight pin their stream in the store until every script has seen them.
 
 Hooks for the product layer (progress, summary, metrics): `stats` (the dict of
-`runtime.report.new_stats()`, updated in place), `counters`, and the callback lists
+`runtime.cli.report.new_stats()`, updated in place), `counters`, and the callback lists
 `on_batch(batch, seconds)` and `on_tick(now_ns)`.
 """
 
@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.batch import Batch
-from runtime.console import Console
-from runtime.files import DataDir
-from runtime.gc_policy import LoopGC
-from runtime.scripts import Scripts
-from runtime.services import Clock, Limits, Services
+from runtime.engine.gc_policy import LoopGC
+from runtime.engine.scripts import Scripts
+from runtime.helpers.console import Console
+from runtime.helpers.files import DataDir
+from runtime.helpers.services import Clock, Limits, Services
+from runtime.v8.batch import Batch
 
 NS = 1_000_000_000
 WRAPPER_TICK_NS = NS
@@ -52,7 +52,7 @@ class PipelineConfig:
 
 def _new_stats() -> dict[str, Any]:
     try:
-        from runtime.report import new_stats
+        from runtime.cli.report import new_stats
     except ImportError:
         return {}
     return new_stats()
@@ -283,7 +283,7 @@ class Pipeline:
         self._deadline = self._next_deadline()
 
     def sync_stats(self) -> None:
-        """Bring `stats` (runtime.report.new_stats()) up to date with the scripts and the capture."""
+        """Bring `stats` (runtime.cli.report.new_stats()) up to date with the scripts and the capture."""
         stats = self.stats
         if not stats:
             return

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from capture import CaptureConfig, NameTable
-from runtime.dissect_files import dissect_files
+from capture.dissect_files import dissect_files
 
 Match = Callable[[dict[str, Any]], bool] | None
 HEAD = Struct("<QQI")  # completing packet number, stream number, line length

@@ -1,4 +1,4 @@
-"""The V8 side of one script, run as a child process: `python -m runtime.isolate`.
+"""The V8 side of one script, run as a child process: `python -m runtime.v8.child`.
 
 Each script runs in its own process holding one `MiniRacer`, so nothing a script does inside V8 —
 an endless loop in a C++ builtin, a fatal "out of memory" abort, a crash — can take the pipeline

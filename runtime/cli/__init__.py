@@ -1,0 +1,5 @@
+"""The `kflpcap` command line: `main`, one module per sub-command, the summary and metrics."""
+
+from runtime.cli.main import main
+
+__all__ = ["main"]
