@@ -16,7 +16,6 @@ traffic content. Pass `addr="127.0.0.1"` to keep them on the machine.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -177,11 +176,6 @@ class Metrics:
 
     def observe_batch(self, script: str, seconds: float) -> None:
         self._batch.labels(script=script).observe(seconds)
-
-    def forget_script(self, script: str) -> None:
-        """Drop an unloaded script's latency series."""
-        with contextlib.suppress(KeyError):
-            self._batch.remove(script)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,7 +15,6 @@ from typing import Any
 
 from runtime.helpers.env import EnvError, build_env
 
-HOOKS = {"i": "onItemCaptured", "p": "onPacketCaptured", "j": "onJobPassed", "f": "onJobFailed"}
 # a string that starts like a KFL expression: a field, then an operator or a combinator
 LOOKS_LIKE_KFL = re.compile(
     r"^\s*!?\s*[a-z_][\w.]*(\[[^\]]*\])?\s*(==|!=|>=|<=|=~|=|<|>|\s(and|or)\s|&&|\|\|)"
@@ -101,6 +100,7 @@ def check_one(path: Path, env: dict[str, Any]) -> tuple[bool, list[str]]:
     from runtime.helpers.files import DataDir
     from runtime.helpers.services import Clock, Services
     from runtime.v8.host import LoadError, ScriptHost
+    from runtime.v8.protocol import HOOKS
     from runtime.v8.source import ScriptSource
 
     lines: list[str] = []

@@ -230,7 +230,9 @@ class Pipeline:
         job = s.scheduler.get(tag)
         if job is None:
             return
-        host = job.owner
+        host = self.scripts.owner_of(job)
+        if host is None:
+            return
         ran, error = host.run_job(tag)
         if not ran:
             return
@@ -271,7 +273,7 @@ class Pipeline:
             self._next_wrapper_tick = now - now % WRAPPER_TICK_NS + WRAPPER_TICK_NS
             for host in list(self.scripts.hosts.values()):
                 try:
-                    host.commands.tick(now)
+                    host.tick(now)
                 except Exception as exc:
                     self.console.error(host.title, f"wrapper.kflPcapS3: {exc}", "helper")
         if self.scripts.pending():

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from runtime.helpers.jobs import Job
 from runtime.helpers.services import Services
 from runtime.v8.host import LoadError, ScriptHost
 from runtime.v8.source import ScriptSource
@@ -187,6 +188,10 @@ class Scripts:
 
     def loaded(self) -> list[ScriptHost]:
         return [h for h in self.hosts.values() if h.loaded]
+
+    def owner_of(self, job: Job) -> ScriptHost | None:
+        """The loaded script that scheduled `job`."""
+        return next((h for h in self.hosts.values() if h.identity is job.owner), None)
 
     def by_title(self, title: str) -> ScriptHost | None:
         return next((h for h in self.hosts.values() if h.title == title), None)

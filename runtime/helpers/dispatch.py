@@ -7,14 +7,13 @@ script cannot catch it (it already returned). See docs/scripts.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from runtime.helpers import snapshots, vendor
 from runtime.helpers.files import HelperError
 from runtime.helpers.jobs import CronError
-
-if TYPE_CHECKING:
-    from runtime.v8.host import ScriptHost
+from runtime.helpers.services import Services
 
 Handler = Callable[["Commands", list[Any], Sequence[Any]], None]
 _TABLE: dict[str, Handler] = {}
@@ -33,30 +32,36 @@ def command(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-class Commands:
-    """The Python side of one script's helpers."""
+@dataclass(frozen=True, eq=False)
+class ScriptIdentity:
+    """Who issued a helper command: what helpers may know of a loaded script (jobs are owned by it)."""
 
-    def __init__(self, host: ScriptHost) -> None:
-        self.host = host
+    title: str
+    sid: int
+    source_sha256: str
+
+
+class Commands:
+    """The Python side of one script's helpers. `options` is the script's wrapper option objects by
+    id (filled by the host as the script creates them)."""
+
+    def __init__(self, identity: ScriptIdentity, services: Services, options: dict[int, Any]) -> None:
+        self.identity = identity
+        self.services = services
+        self.options = options
         self.wrapper: Any = None
         self._context: Any = None
-        self.executed = 0
         self.failed = 0
 
-    @property
-    def services(self) -> Any:
-        return self.host.services
-
     def log(self, text: str) -> None:
-        self.services.console.log(self.host.title, text)
+        self.services.console.log(self.identity.title, text)
 
     def error(self, text: str, kind: str = "helper") -> None:
-        self.services.console.error(self.host.title, text, kind)
+        self.services.console.error(self.identity.title, text, kind)
 
     def run(self, commands: Sequence[list[Any]], objs: Sequence[Any]) -> None:
-        self.executed += len(commands)
         handle = None
-        options = self.host.options
+        options = self.options
         for cmd in commands:
             name = cmd[0]
             try:
@@ -83,8 +88,8 @@ class Commands:
 
             s = self.services
             self._context = ScriptContext(
-                title=self.host.title,
-                source_sha256=self.host.source.sha256,
+                title=self.identity.title,
+                source_sha256=self.identity.source_sha256,
                 env={k: v if isinstance(v, str) else str(v) for k, v in s.env.items()},
                 node=s.node,
                 data_dir=s.data.root,
@@ -146,7 +151,7 @@ def _clear(_c: Commands, _cmd: list[Any], _objs: Sequence[Any]) -> None:
 def _wrapper(c: Commands, cmd: list[Any], objs: Sequence[Any]) -> None:
     index, opts_id = cmd[1], cmd[2]
     item = objs[index] if index >= 0 else cmd[3]
-    c.kfl_wrapper().handle(item, c.host.options[opts_id])
+    c.kfl_wrapper().handle(item, c.options[opts_id])
 
 
 # ---- files -------------------------------------------------------------------------------------
@@ -248,9 +253,9 @@ def _metric(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
 def _schedule(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
     _, tag, cron, limit = cmd
     s = c.services
-    _job, old = s.scheduler.schedule(c.host, tag, cron, limit, s.clock.now_ns())
-    if old is not None and old.owner is not c.host:
-        old.owner.commands.log(f"Job {tag!r} was replaced by script {c.host.title!r}")
+    _job, old = s.scheduler.schedule(c.identity, tag, cron, limit, s.clock.now_ns())
+    if old is not None and old.owner is not c.identity:
+        s.console.log(old.owner.title, f"Job {tag!r} was replaced by script {c.identity.title!r}")
     c.log(f'Scheduled the job: "{tag}" for cron: "{cron}" (limit: {limit or "infinite"})')
 
 

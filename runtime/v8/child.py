@@ -3,49 +3,30 @@
 Each script runs in its own process holding one `MiniRacer`, so nothing a script does inside V8 —
 an endless loop in a C++ builtin, a fatal "out of memory" abort, a crash — can take the pipeline
 down: the parent sees the pipe close and unloads that script. The child is deliberately dumb: it
-creates an isolate, evaluates the code it is sent under a time budget, and answers.
-
-Frames both ways are `>IB` (payload length, op or status) followed by the payload.
-Requests: `N` new isolate (payload: heap limit in bytes as text), `E` evaluate (payload: 8-byte
-big-endian float timeout in seconds + UTF-8 code), `C` call a global function with string
-arguments (payload: timeout + NUL-separated UTF-8 name and arguments; a string argument crosses
-into V8 about twice as fast as the same text inside code), `Q` quit.
-Answers: status `OK` with the result as UTF-8 text, or an error status with the message.
+creates an isolate, evaluates the code it is sent under a time budget, and answers. The frames it
+reads and writes are described in `runtime/v8/protocol.py`.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 import sys
 from typing import Any, BinaryIO
 
-HEAD = struct.Struct(">IB")
-TIMEOUT = struct.Struct(">d")
-
-OP_NEW = ord("N")
-OP_EVAL = ord("E")
-OP_CALL = ord("C")
-OP_QUIT = ord("Q")
-
-OK = 0
-JS_ERROR = 1
-TIMED_OUT = 2
-OUT_OF_MEMORY = 3
-PARSE_ERROR = 4
-NO_ISOLATE = 5
-
-
-def read_exact(f: BinaryIO, n: int) -> bytes:
-    """Read exactly `n` bytes; an empty result means the other side closed the pipe."""
-    parts = []
-    while n:
-        chunk = f.read(n)
-        if not chunk:
-            return b""
-        parts.append(chunk)
-        n -= len(chunk)
-    return b"".join(parts)
+from runtime.v8.protocol import (
+    HEAD,
+    JS_ERROR,
+    NO_ISOLATE,
+    OK,
+    OP_CALL,
+    OP_NEW,
+    OP_QUIT,
+    OUT_OF_MEMORY,
+    PARSE_ERROR,
+    TIMED_OUT,
+    TIMEOUT,
+    read_exact,
+)
 
 
 def _evaluate(mr: object, payload: bytes, functions: dict[bytes, Any], op: int) -> tuple[int, str]:

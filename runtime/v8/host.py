@@ -1,10 +1,10 @@
-"""One loaded script: its V8 child process, the batch protocol, signals, and its commands.
+"""One loaded script: its V8 child process, the batch protocol, signals, and its helper commands.
 
-Protocol (see `runtime/v8/prelude.js`): every call into the isolate returns a JSON object with the
-commands the script issued (`c`), which hooks it defines (`h`), and optionally a pending signal
-(`s`: an unknown KFL query, resolved here, then the batch resumes at that item), a yield point
-(`y`: the call handed back control after its time slice; resumed at once), the query ids it used
-(`u`), new wrapper option objects (`o`) and its next timer (`t`, ms on the runtime clock).
+Every call into the isolate returns the object `runtime/v8/protocol.py` names (`RESULT_*`): the
+commands the script issued, which hooks it defines, and optionally a pending signal (an unknown KFL
+query, resolved here, then the batch resumes at that item), a yield point (the call handed back
+control after its time slice; resumed at once), the query ids it used, new wrapper option objects
+and its next timer (ms on the runtime clock).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Any
 import orjson
 
 from runtime.helpers import vendor
-from runtime.helpers.dispatch import Commands
+from runtime.helpers.dispatch import Commands, ScriptIdentity
 from runtime.helpers.env import global_names
 from runtime.helpers.files import HelperError
 from runtime.helpers.services import MIB, Services
-from runtime.v8 import child as proto
+from runtime.v8 import protocol as proto
 from runtime.v8.batch import Batch
 from runtime.v8.process import IsolateGone, IsolateProcess
 from runtime.v8.source import ScriptSource, js_string
@@ -79,7 +79,8 @@ class ScriptHost:
         self.options: dict[int, Any] = {}
         self.next_timer_ms: float | None = None
         self.items_seen = 0
-        self.commands = Commands(self)
+        self.identity = ScriptIdentity(self.title, sid, source.sha256)
+        self.commands = Commands(self.identity, services, self.options)
         self._proc: IsolateProcess | None = None
         self._inflight: tuple[Batch, list[Any]] | None = None
         # lean: batches carry no item text (see runtime.v8.source.item_only_forwarded)
@@ -102,11 +103,11 @@ class ScriptHost:
 
     @property
     def wants_packets(self) -> bool:
-        return self.loaded and "p" in self.hooks
+        return self.loaded and proto.HOOK_PACKET in self.hooks
 
     @property
     def wants_items(self) -> bool:
-        return self.loaded and ("i" in self.hooks or "p" in self.hooks)
+        return self.loaded and (proto.HOOK_ITEM in self.hooks or proto.HOOK_PACKET in self.hooks)
 
     def _query_id(self, query: str) -> int:
         qid = self.queries.get(query)
@@ -184,9 +185,9 @@ class ScriptHost:
                         f"{name}: top-level code exceeded the heap limit of "
                         f"{self.services.limits.heap_bytes // MIB} MiB"
                     )
-                done = self._proc.evaluate("__kflpcap.loaded()", self.services.limits.call_timeout_s)
+                done = self._proc.evaluate(proto.JS_LOADED, self.services.limits.call_timeout_s)
                 result = orjson.loads(done.text) if done.ok and done.text else {}
-                signal = result.get("s")
+                signal = result.get(proto.RESULT_SIGNAL)
                 if signal is not None:
                     # top-level code used a query not known yet (or made a webhook request): learn
                     # it, run again from scratch with every answer so far
@@ -206,7 +207,7 @@ class ScriptHost:
             raise
         self.state = "loaded"
         self._learn(result)
-        self.commands.run(result.get("c", ()), [])
+        self.commands.run(result.get(proto.RESULT_COMMANDS, ()), [])
 
     def _close_proc(self) -> None:
         if self._proc is not None:
@@ -217,10 +218,14 @@ class ScriptHost:
         """Unload: remove this script's jobs, flush its wrappers, close its isolate."""
         if self.state == "closed":
             return
-        self.services.scheduler.remove_owner(self)
+        self.services.scheduler.remove_owner(self.identity)
         self.commands.close(reason)
         self._close_proc()
         self.state = "closed"
+
+    def tick(self, now_ns: int) -> None:
+        """Time passed on the runtime clock: the script's wrappers rotate their repositories."""
+        self.commands.tick(now_ns)
 
     def fault(self, text: str) -> None:
         """Report a script over its limits (or whose V8 died) and stop it."""
@@ -282,19 +287,20 @@ class ScriptHost:
         return self._receive()
 
     def _learn(self, result: dict[str, Any]) -> None:
-        hooks = result.get("h")
+        hooks = result.get(proto.RESULT_HOOKS)
         if hooks is not None:
             self.hooks = hooks
-        for key, opts in (result.get("o") or {}).items():
+        for key, opts in (result.get(proto.RESULT_OPTIONS) or {}).items():
             self.options[int(key)] = opts
-        for qid in result.get("u") or ():
+        for qid in result.get(proto.RESULT_USED) or ():
             self.last_used[qid] = self.items_seen
-        self.next_timer_ms = result.get("t")
+        self.next_timer_ms = result.get(proto.RESULT_TIMER)
 
     def _resolve(self, signal: dict[str, Any], batch: Batch | None, with_packets: bool) -> dict[str, Any]:
         """Answer a signal: make the webhook request, or compile the query and evaluate what the
         script asked; returns the update for the isolate."""
-        if signal.get("k") == "webhook":
+        kind = signal.get(proto.SIGNAL_KIND)
+        if kind == proto.SIGNAL_WEBHOOK:
             method, url, body, headers = signal["request"]
             try:
                 answer: dict[str, str] = {"body": vendor.webhook(method, url, body, headers)}
@@ -311,7 +317,7 @@ class ScriptHost:
         self.active.add(qid)
         self.last_used[qid] = self.items_seen
         update: dict[str, Any] = {"known": {query: qid}}
-        if signal.get("k") == "kflobj":
+        if kind == proto.SIGNAL_KFL_OBJECT:
             try:
                 obj = orjson.loads(signal.get("j") or "null")
                 answer = bool(compiled.match(obj)) if isinstance(obj, dict) else False
@@ -333,25 +339,26 @@ class ScriptHost:
         """Execute results, answer signals and yields until the call is complete."""
         for _ in range(MAX_SIGNALS_PER_CALL):
             self._learn(result)
-            self.commands.run(result.get("c", ()), objs)
-            signal = result.get("s")
-            if signal is not None and signal.get("k") in ("need", "bodies", "fields") and batch is not None:
+            self.commands.run(result.get(proto.RESULT_COMMANDS, ()), objs)
+            signal = result.get(proto.RESULT_SIGNAL)
+            kind = None if signal is None else signal.get(proto.SIGNAL_KIND)
+            if kind in proto.REFILL_SIGNALS and batch is not None:
                 # the script read an item of a lean batch, a left-out body or a cut-away field:
                 # send the batch's text again with what was missing, and from now on always
                 self.lean = False
-                if signal["k"] == "bodies":
+                if kind == proto.SIGNAL_BODIES:
                     self.bodies = True
-                if signal["k"] == "fields":
+                if kind == proto.SIGNAL_FIELDS:
                     self.fields = None
                 assert self._proc is not None
                 try:
                     self._proc.send_call(
-                        b"__kflpcap.refill",
+                        proto.JS_REFILL,
                         [
                             batch.body(with_packets, self.bodies, self.fields),
                             b"1" if self.bodies else b"0",
                             b"*" if self.fields is None else b"",
-                            str(int(signal["at"])).encode(),
+                            str(int(signal[proto.SIGNAL_AT])).encode(),
                         ],
                         self.services.limits.call_timeout_s,
                     )
@@ -364,35 +371,36 @@ class ScriptHost:
                 if rerun is not None:
                     result = self._call(rerun.replace("__UPDATE__", json.dumps(update)))
                 else:
-                    result = self._call(f"__kflpcap.resume({json.dumps(update)}, {int(signal['at'])})")
+                    result = self._call(proto.js_resume(json.dumps(update), signal[proto.SIGNAL_AT]))
                 continue
-            if "y" in result:
-                result = self._call(f"__kflpcap.resume(null, {int(result['y'])})")
+            if proto.RESULT_YIELD in result:
+                result = self._call(proto.js_yield_resume(result[proto.RESULT_YIELD]))
                 continue
             return result
         raise ScriptFault("a call kept raising signals")
 
     def prepare_batch(self, batch: Batch) -> None:
         """Make (and cache in `batch`) the text this script will be sent, ahead of `send_batch`."""
-        if self.wants_items and len(batch) and not (self.lean and "p" not in self.hooks):
-            batch.body("p" in self.hooks, self.bodies, self.fields)
+        with_packets = proto.HOOK_PACKET in self.hooks
+        if self.wants_items and len(batch) and not (self.lean and not with_packets):
+            batch.body(with_packets, self.bodies, self.fields)
 
     def send_batch(self, batch: Batch) -> bool:
         """Start delivering `batch`; `finish_batch()` completes it. False when the script takes none."""
         if not self.wants_items or len(batch) == 0:
             return False
-        with_packets = "p" in self.hooks
+        with_packets = proto.HOOK_PACKET in self.hooks
         kinds, objs = batch.skeleton(with_packets)
         if not kinds:
             return False
         lean = self.lean and not with_packets
-        header: dict[str, Any] = {"k": kinds, "u": self._update()}
+        header: dict[str, Any] = {proto.BATCH_KINDS: kinds, proto.BATCH_UPDATE: self._update()}
         if lean:
-            header["lean"] = True
+            header[proto.BATCH_LEAN] = True
         if not self.bodies:
-            header["nb"] = True
+            header[proto.BATCH_NO_BODIES] = True
         if self.fields is not None:
-            header["pf"] = sorted(self.fields)
+            header[proto.BATCH_PROJECTION] = sorted(self.fields)
         compiled = self.services.kfl
         answers = {}
         for query, qid in self.queries.items():
@@ -401,12 +409,12 @@ class ScriptHost:
                     with_packets, query, lambda item, q=query: compiled.match(q, item)
                 )
         if answers:
-            header["a"] = answers
+            header[proto.BATCH_ANSWERS] = answers
         body = b"" if lean else batch.body(with_packets, self.bodies, self.fields)
         assert self._proc is not None
         try:
             self._proc.send_call(
-                b"__kflpcap.batch", [orjson.dumps(header), body], self.services.limits.call_timeout_s
+                proto.JS_BATCH, [orjson.dumps(header), body], self.services.limits.call_timeout_s
             )
         except IsolateGone as exc:
             self.fault(str(exc))
@@ -419,7 +427,7 @@ class ScriptHost:
             return
         batch, objs = self._inflight
         self._inflight = None
-        with_packets = "p" in self.hooks
+        with_packets = proto.HOOK_PACKET in self.hooks
         try:
             self._drive(self._receive(), objs, batch, with_packets)
         except ScriptFault as exc:
@@ -450,15 +458,13 @@ class ScriptHost:
         result = self._simple_call(f"__kflpcap.job({js_string(tag)}, __UPDATE__)")
         if result is None:
             return False, "script stopped"
-        return True, result.get("x")
+        return True, result.get(proto.RESULT_JOB_ERROR)
 
     def call_hook(self, name: str, args: list[Any]) -> None:
         if not self.loaded:
             return
-        if (
-            name in ("onJobPassed", "onJobFailed")
-            and ("j" if name == "onJobPassed" else "f") not in self.hooks
-        ):
+        letter = proto.HOOK_LETTER.get(name)
+        if letter is not None and letter not in self.hooks:
             return
         self._simple_call(f"__kflpcap.hook({js_string(name)}, {json.dumps(args)}, __UPDATE__)")
 

@@ -8,6 +8,7 @@
 // only when a property is read. kfl.match answers come precomputed with the batch; an unknown query
 // raises a private signal, the dispatcher drops that item's commands and returns, Python compiles
 // the query and resumes the batch at that item.
+// The keys of the objects exchanged with Python are named in runtime/v8/protocol.py.
 (function (G, CFG) {
   "use strict";
 

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
-from runtime.v8 import child as proto
+from runtime.v8 import protocol as proto
 
 # How long past its own time budget a call may take before the child is killed: V8 terminates a
 # running call at the budget; a child that does not answer by then is stuck (or dead).
@@ -60,10 +60,6 @@ class IsolateProcess:
     @property
     def pid(self) -> int:
         return self._proc.pid
-
-    @property
-    def alive(self) -> bool:
-        return self._proc.poll() is None
 
     def new_isolate(self, heap_limit: int) -> str:
         """Replace the child's isolate by a fresh one; returns the V8 version."""
