@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from capture import StreamStore
     from wrappers.outbox import Outbox
+
+
+class WrapperEvents(Protocol):
+    """Where a wrapper reports its figures as they change (the run's stats), on the caller's thread."""
+
+    def configured(self, queries: list[str]) -> None:
+        """The wrapper's queries, once its options were taken."""
+
+    def matched(self, index: int) -> None:
+        """An item matched query `index`."""
+
+    def written(self, record: dict[str, Any]) -> None:
+        """A repository was written: index, query, location, streams, packets, bytes_raw, bytes_gz."""
+
+
+class NoEvents:
+    """Figures nobody collects."""
+
+    def configured(self, queries: list[str]) -> None:
+        pass
+
+    def matched(self, index: int) -> None:
+        pass
+
+    def written(self, record: dict[str, Any]) -> None:
+        pass
 
 
 @dataclass
@@ -27,3 +53,4 @@ class ScriptContext:
     console: Callable[[str], None]
     error: Callable[[str], None]
     outbox: Outbox
+    events: WrapperEvents = field(default_factory=NoEvents)

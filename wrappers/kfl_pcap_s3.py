@@ -112,6 +112,7 @@ class KflPcapS3:
         now = self.ctx.clock()
         self.repos = [_Repo(now) for _ in opts.kfl_arr]
         self.matches = [0] * len(opts.kfl_arr)
+        self.ctx.events.configured(list(opts.kfl_arr))
         dest = self._destination(opts)
         handover = _HANDOVER.setdefault(self.ctx.store, {})
         self.released = [handover.setdefault((dest.chain_id_of(i), query), {})
@@ -160,6 +161,7 @@ class KflPcapS3:
         repo = self.repos[i]
         sid = item["stream"]
         self.matches[i] += 1
+        self.ctx.events.matched(i)
         entry = repo.streams.get(sid)
         if entry is None:
             if not self.ctx.store.pin(sid):
@@ -281,6 +283,7 @@ class KflPcapS3:
         for kind, value in self.writer.drain():
             if kind == "written":
                 self.written.append(value)
+                self.ctx.events.written(value)
                 self.counters["repositories"] += 1
                 self.counters["packets"] += value["packets"]
                 self.counters["bytes"] += value["bytes_gz"]

@@ -86,10 +86,12 @@ class _Entry:
 class Outbox:
     """Process-wide spool + background uploader (docs/architecture.md)."""
 
-    def __init__(self, data_dir: Path | str, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, data_dir: Path | str, log: Callable[[str], None] | None = None,
+                 on_change: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.dir = Path(data_dir) / "spool"
         self.failed_dir = self.dir / "failed"
         self.log = log or (lambda text: print(f"spool] {text}", file=sys.stderr, flush=True))
+        self.on_change = on_change  # called with `stats()` whenever the figures change
         self.failed_dir.mkdir(parents=True, exist_ok=True)
         self._lockfile = (self.dir / ".lock").open("w")
         try:
@@ -108,6 +110,7 @@ class Outbox:
         self._recover()
         self._thread = threading.Thread(target=self._run, name="kflpcap-outbox", daemon=True)
         self._thread.start()
+        self._changed()
 
     # ---- staging and committing -------------------------------------------------------------------
 
@@ -183,6 +186,7 @@ class Outbox:
         with self._cond:
             self._entries[bundle_id] = _Entry(bundle_id, final, doc, on_done=on_done)
             self._cond.notify_all()
+        self._changed()
         return bundle_id
 
     def submit(self, store_config: dict[str, Any], key: str, path: Path | str) -> str:
@@ -285,6 +289,7 @@ class Outbox:
                 if text != entry.last_error:
                     self.log(f"upload failed, retrying with backoff (kept in the spool): {text}")
                     entry.last_error = text
+                self._changed()
             else:
                 if entry.last_error:
                     self.log(f"upload of bundle {entry.id} succeeded after {entry.attempts} retries")
@@ -304,6 +309,11 @@ class Outbox:
             self._entries.pop(entry.id, None)
             self.uploaded += ok
             self._cond.notify_all()
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self.stats())
 
     def _upload(self, entry: _Entry) -> list[str]:
         store = self._store(entry.meta["store"])

@@ -1,7 +1,7 @@
 """Prometheus metrics of one kflpcap process (`--metrics-port`).
 
-Nothing here runs per packet. The pipeline keeps its plain counters in the stats dict described by
-`runtime.cli.report.new_stats()`; `Metrics(stats)` reads that dict once per scrape (a custom collector)
+Nothing here runs per packet. The pipeline keeps its figures in a `runtime.engine.stats.RunStats`;
+`Metrics(stats)` reads its `snapshot()` (a plain dict) once per scrape (a custom collector)
 and turns it into metric families. Only the script batch latency is observed as it happens
 (`observe_batch`, once per batch, not per item), because a histogram cannot be rebuilt from totals.
 

@@ -1,6 +1,6 @@
 """What `kflpcap run` shows a person: the progress bar while reading, the summary at the end, and the
-exit code. Everything is built from one plain stats dict (`new_stats()` gives its shape), which the
-pipeline keeps up to date and `runtime.cli.metrics` also reads, so this module needs no pipeline to test.
+exit code. Everything is built from one plain stats dict (`runtime.engine.stats.RunStats.snapshot()`
+gives its shape), which `runtime.cli.metrics` also reads, so this module needs no pipeline to test.
 """
 
 from __future__ import annotations
@@ -21,39 +21,6 @@ EXIT_FAILED = 1  # some scripts or uploads failed (listed in the summary)
 EXIT_USAGE = 2  # bad usage or bad input
 
 Stats = Mapping[str, Any]
-
-
-def new_stats() -> dict[str, Any]:
-    """The stats dict of one run, all zero. The pipeline updates it in place (plain ints, no locks:
-    readers copy what they iterate); every key is optional for the readers."""
-    return {
-        "source": "",  # what is read: file names, "-" or "iface:eth0"
-        "live": False,
-        "elapsed_s": 0.0,  # wall seconds since the run started
-        "input": {
-            "bytes_read": 0,  # of the capture files, for the progress bar
-            "bytes_total": 0,  # 0 when unknown (live, stdin)
-            "errors": [],  # one line each: an input that could not be read at all (exit 2)
-            "warnings": [],  # one line each: file, byte offset, what was wrong (readable part processed)
-        },
-        "packets": 0,  # packets read
-        "bytes": 0,  # captured bytes read
-        "drops": {},  # reason -> packets not streamed or lost (kernel, truncated, link type, ...)
-        "streams": {"tcp": 0, "udp": 0, "total": 0, "open": 0},  # seen (per transport when known); open now
-        "store": {"bytes": 0, "budget": 0, "evicted_streams": 0, "evicted_packets": 0,
-                  "truncated_streams": 0},
-        "items": {},  # protocol name -> items dissected
-        # title -> {"file": path, "status": "loaded"|"failed"|"unloaded", "error": text, "errors": {kind: n}}
-        "scripts": {},
-        # one per (script, query): {"script", "index", "query", "matches", "streams"}
-        "matches": [],
-        # one per repository written: {"script", "index", "query", "location" (path or s3:// URL),
-        # "streams", "packets", "bytes_raw", "bytes_gz"}
-        "repositories": [],
-        "errors": {},  # kind -> count: script, hook, job, helper, upload, capture, ...
-        # failed: artifacts not delivered when the run ended, {"key", "error"}
-        "uploads": {"pending": 0, "spool_bytes": 0, "done": 0, "retries": 0, "failed": []},
-    }
 
 
 def human_bytes(n: float) -> str:

@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console as RichConsole
 
     from runtime.cli import report
-    from runtime.cli.run_stats import RunStats
     from runtime.engine.pipeline import Pipeline, PipelineConfig
     from runtime.engine.scripts import ScriptsError
 
@@ -205,18 +205,27 @@ def run(args: argparse.Namespace) -> int:
             pipeline.start()
         except ValueError as exc:  # a BPF filter that does not compile
             return _usage(str(exc))
-        return _drive(pipeline, specs, args, err, report, RunStats)
+        return _drive(pipeline, specs, args, err, report)
     finally:
         pipeline.close()
 
 
-def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, report: Any,
-           run_stats: Any) -> int:
+def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, report: Any) -> int:
+    from runtime.cli.input_progress import InputProgress
     from runtime.cli.metrics import Metrics
 
-    stats = run_stats(pipeline, specs)
-    stats.watch_outbox()
-    metrics = Metrics(lambda: pipeline.stats)
+    stats = pipeline.stats
+    files = InputProgress(specs)
+    stats.input.bytes_total = files.total
+    started = time.monotonic()
+
+    def refresh(final: bool = False) -> None:
+        stats.elapsed_s = time.monotonic() - started
+        stats.input.bytes_read = files.read(finished=final and not stats.live)
+        if not stats.live:
+            stats.bytes = stats.input.bytes_read
+
+    metrics = Metrics(stats.snapshot)
     pipeline.on_batch.append(lambda _batch, seconds: metrics.observe_batch("all scripts", seconds))
     _install_signals(pipeline, "-" in specs)
     server = None
@@ -231,9 +240,9 @@ def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, 
 
     def refresher(progress: Any) -> None:
         while not done.wait(REFRESH_S):
-            stats.refresh()
+            refresh()
             if progress is not None:
-                progress.update(pipeline.stats)
+                progress.update(stats.snapshot())
 
     try:
         with report.RunProgress(err, disable=not show) as progress:
@@ -248,14 +257,15 @@ def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, 
             finally:
                 done.set()
                 thread.join()
-                stats.refresh(final=True)
+                refresh(final=True)
                 if show:
-                    progress.update(pipeline.stats)
+                    progress.update(stats.snapshot())
     finally:
         if server is not None:
             server.close()
-    report.print_summary(pipeline.stats, err)
-    failed = report.failures(pipeline.stats)
+    final = stats.snapshot()
+    report.print_summary(final, err)
+    failed = report.failures(final)
     if failed:
         err.print("[bold red]failed:[/] " + "; ".join(failed), markup=True, highlight=False)
-    return report.exit_code(pipeline.stats)
+    return report.exit_code(final)

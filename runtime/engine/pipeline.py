@@ -8,9 +8,9 @@ live input also flushes a batch once its first event is `live_flush_ms` old. A b
 before any job or timer falls due, so scripts see every event before the job that follows it in
 time. Items in flight pin their stream in the store until every script has seen them.
 
-Hooks for the product layer (progress, summary, metrics): `stats` (the dict of
-`runtime.cli.report.new_stats()`, updated in place), `counters`, and the callback lists
-`on_batch(batch, seconds)` and `on_tick(now_ns)`.
+Hooks for the product layer (progress, summary, metrics): `stats` (a `runtime.engine.stats.RunStats`
+the pipeline keeps current and the wrappers and the outbox push their figures into; readers take
+`stats.snapshot()`), `counters`, and the callback lists `on_batch(batch, seconds)` and `on_tick(now_ns)`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 
 from runtime.engine.gc_policy import LoopGC
 from runtime.engine.scripts import Scripts
+from runtime.engine.stats import RunStats
 from runtime.helpers.console import Console
 from runtime.helpers.files import DataDir
 from runtime.helpers.services import Clock, Limits, Services
@@ -50,19 +51,11 @@ class PipelineConfig:
     watch: bool = True
 
 
-def _new_stats() -> dict[str, Any]:
-    try:
-        from runtime.cli.report import new_stats
-    except ImportError:
-        return {}
-    return new_stats()
-
-
 class Pipeline:
     def __init__(self, config: PipelineConfig, console: Console | None = None) -> None:
         self.config = config
         self.console = console or Console()
-        self.stats = _new_stats()
+        self.stats = RunStats()
         self.counters: dict[str, int] = {
             "packets": 0,
             "items": 0,
@@ -95,6 +88,7 @@ class Pipeline:
             clock=Clock(clock_mode),
             env=dict(config.env),
             limits=config.limits,
+            wrapper_events=self.stats.wrapper_events,
         )
         self.scripts = Scripts(self.services, config.scripts, watch=config.watch)
         self.scripts.on_change.append(self._scripts_changed)
@@ -129,14 +123,14 @@ class Pipeline:
         self.capture = capture.Capture(handler_factory=factory)
         s.store = self.capture.store
         s.outbox_factory = self._outbox
-        if self.stats:
-            self.stats["source"] = " ".join(self.config.sources)
-            self.stats["live"] = self._live
+        self.stats.source = " ".join(self.config.sources)
+        self.stats.live = self._live
 
     def _outbox(self) -> Any:
         from wrappers import Outbox
 
-        return Outbox(self.services.data.root, log=lambda text: self.console.log("kflpcap", text))
+        return Outbox(self.services.data.root, log=lambda text: self.console.log("kflpcap", text),
+                      on_change=self.stats.uploads_changed)
 
     def _names_history(self) -> dict[str, Any]:
         if self.names is not None and self.names.version != self._name_version:
@@ -153,10 +147,9 @@ class Pipeline:
         batch.add_item(item)
         self.services.store.pin(item["stream"])
         self.counters["items"] += 1
-        if self.stats:
-            proto = item.get("protocol", {}).get("name", "?")
-            items = self.stats["items"]
-            items[proto] = items.get(proto, 0) + 1
+        proto = item.get("protocol", {}).get("name", "?")
+        items = self.stats.items
+        items[proto] = items.get(proto, 0) + 1
 
     def _on_packet(self, stream_id: str, ts_ns: int, caplen: int, orig_len: int, fragmented: bool) -> None:
         batch = self._batch
@@ -285,25 +278,22 @@ class Pipeline:
         self._deadline = self._next_deadline()
 
     def sync_stats(self) -> None:
-        """Bring `stats` (runtime.cli.report.new_stats()) up to date with the scripts and the capture."""
+        """Bring `stats` up to date with the scripts and the capture."""
         stats = self.stats
-        if not stats:
-            return
         kinds: dict[str, dict[str, int]] = {}
-        totals: dict[str, int] = dict(stats.get("errors", {}))
+        totals: dict[str, int] = dict(stats.errors)
         mine: dict[str, int] = {}
         for (title, kind), n in self.console.error_kinds.items():
             kinds.setdefault(title, {})[kind] = n
             key = "script" if kind in ("console", "load", "limit") else kind
             mine[key] = mine.get(key, 0) + n
         totals.update(mine)
-        stats["errors"] = totals
+        stats.errors = totals
         for title, info in self.scripts.statuses().items():
-            stats["scripts"][title] = {**info, "errors": kinds.get(title, {})}
-        stats["packets"] = self.counters["packets"]
+            stats.scripts[title] = {**info, "errors": kinds.get(title, {})}
+        stats.packets = max(stats.packets, self.counters["packets"])
         if self.capture is not None:
-            c = self.capture.counters
-            stats["streams"]["open"] = c.get("streams_open", 0)
+            stats.capture_counters(self.capture.counters)
 
     def _heartbeat(self) -> None:
         """Called by live sources while waiting for packets (outside the packet lock)."""
@@ -426,12 +416,24 @@ class Pipeline:
                 self.capture.finish()
             self.tick()
         finally:
+            self._input_problems()
             self.scripts.close("shutdown")
             left = self.services.close_outbox(30.0)
             if left:
                 self.console.error(
                     "kflpcap", f"{left} artifacts still spooled; they upload at the next start", "upload"
                 )
+            self.sync_stats()
+
+    def _input_problems(self) -> None:
+        """Split the source's errors: inputs that could not be read at all (exit 2) and warnings."""
+        source = self.source
+        if source is None:
+            return
+        failed = tuple(f"{'<stdin>' if f == '-' else f}: " for f in source.failed)
+        errors = [e for e in source.errors if e.startswith(failed)] if failed else []
+        self.stats.input.errors = errors
+        self.stats.input.warnings = [e for e in source.errors if e not in errors]
 
     def close(self) -> None:
         """Unload every script and stop watching (for callers that did not run to the end)."""

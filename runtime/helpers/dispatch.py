@@ -100,6 +100,8 @@ class Commands:
                 error=self.error,
                 outbox=s.outbox,
             )
+            if s.wrapper_events is not None:
+                self._context.events = s.wrapper_events(self.identity.title)
         return self._context
 
     def kfl_wrapper(self) -> Any:

@@ -99,6 +99,8 @@ class Services:
     outbox_factory: Callable[[], Any] | None = None
     # jobs asked for by jobs.run/runAll, run by the pipeline after the current call
     job_requests: list[str] = field(default_factory=list)
+    # where a script's wrappers report their figures (`wrappers.context.WrapperEvents`), by title
+    wrapper_events: Callable[[str], Any] | None = None
     _outbox: Any = None
 
     @property

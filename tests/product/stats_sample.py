@@ -1,12 +1,12 @@
-"""A stats dict as a run over the demo capture would leave it (the shape of runtime.cli.report.new_stats)."""
+"""A stats dict as a run over the demo capture would leave it (the shape of RunStats.snapshot())."""
 
 from __future__ import annotations
 
-from runtime.cli.report import new_stats
+from runtime.engine.stats import RunStats
 
 
 def sample_stats() -> dict:
-    stats = new_stats()
+    stats = RunStats().snapshot()
     stats.update(source="demo.pcap", elapsed_s=2.0, packets=1337, bytes=311404)
     stats["input"].update(bytes_read=332820, bytes_total=332820)
     stats["drops"] = {"not ip": 2}

@@ -16,9 +16,9 @@ from runtime.cli.report import (
     exit_code,
     failures,
     human_bytes,
-    new_stats,
     print_summary,
 )
+from runtime.engine.stats import RunStats
 from tests.product.stats_sample import sample_stats
 
 
@@ -51,13 +51,13 @@ def test_summary_says_what_was_read_matched_and_kept() -> None:
 
 
 def test_summary_of_an_empty_run_has_no_problem_section() -> None:
-    text = render(new_stats())
+    text = render(RunStats().snapshot())
     assert "Repositories written: 0" in text
     assert "Errors and uploads" not in text and "wireshark" not in text
 
 
 def test_s3_locations_get_a_download_hint() -> None:
-    stats = new_stats()
+    stats = RunStats().snapshot()
     stats["repositories"] = [{"script": "s", "query": "dns", "location": "s3://bucket/p/node/kfl_0/x.pcap.gz"}]
     assert "aws s3 cp s3://bucket/p/node/kfl_0/x.pcap.gz . && wireshark x.pcap.gz" in render(stats)
     assert "Repositories were uploaded to s3://bucket/p/" in render(stats)
@@ -67,7 +67,7 @@ def test_s3_locations_get_a_download_hint() -> None:
 
 def test_local_locations_get_folder_and_zcat_hints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    stats = new_stats()
+    stats = RunStats().snapshot()
     repo = tmp_path / "data" / "repositories" / "node" / "kfl_0" / "x.pcap.gz"
     stats["repositories"] = [{"script": "s", "query": "dns", "location": str(repo)}]
     text = render(stats)
@@ -79,7 +79,7 @@ def test_local_locations_get_folder_and_zcat_hints(tmp_path: Path, monkeypatch: 
 
 
 def test_exit_codes() -> None:
-    clean = new_stats()
+    clean = RunStats().snapshot()
     assert exit_code(clean) == EXIT_OK and failures(clean) == []
     assert exit_code(clean, usage_error=True) == EXIT_USAGE
 
@@ -87,7 +87,7 @@ def test_exit_codes() -> None:
     assert exit_code(broken) == EXIT_FAILED
     assert failures(broken) == [f"script Broken: {broken['scripts']['Broken']['error']}"]
 
-    upload = new_stats()
+    upload = RunStats().snapshot()
     upload["uploads"]["failed"] = [{"key": "k/kfl_0/a.pcap.gz", "error": "AccessDenied"}]
     assert exit_code(upload) == EXIT_FAILED
     assert failures(upload) == ["upload k/kfl_0/a.pcap.gz: AccessDenied"]
@@ -117,7 +117,7 @@ def test_progress_shows_rate_items_and_matches() -> None:
 
 def test_progress_without_a_known_size_still_counts() -> None:
     out = io.StringIO()
-    stats = new_stats()
+    stats = RunStats().snapshot()
     stats.update(live=True, packets=42)
     with RunProgress(Console(file=out, width=200, force_terminal=True, color_system=None)) as progress:
         progress.update(stats, now=1.0)

@@ -127,10 +127,10 @@ def test_stats_show_scripts_and_errors(tmp_path: Path) -> None:
     broken = "// Broken\nvar = ;\n"
     hook_errors = "// Noisy\nfunction onItemCaptured(d) { throw new Error('x'); }\n"
     run = run_pipeline(tmp_path, {"good.js": good, "broken.js": broken, "noisy.js": hook_errors})
-    scripts = run.pipeline.stats["scripts"]
+    scripts = run.pipeline.stats.scripts
     assert scripts["Good"]["status"] == "loaded" and scripts["Good"]["errors"] == {}
     assert scripts["Broken"]["status"] == "failed" and "SyntaxError" in scripts["Broken"]["error"]
     assert scripts["Noisy"]["errors"]["hook"] == len(run.errors("Noisy")) > 10
-    assert run.pipeline.stats["errors"]["hook"] == scripts["Noisy"]["errors"]["hook"]
-    assert run.pipeline.stats["packets"] == run.pipeline.capture.counters["packets_read"]
+    assert run.pipeline.stats.errors["hook"] == scripts["Noisy"]["errors"]["hook"]
+    assert run.pipeline.stats.packets == run.pipeline.capture.counters["packets_read"]
     assert run.pipeline.capture.packet_listener is None  # no script defines onPacketCaptured
