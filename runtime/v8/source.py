@@ -35,7 +35,7 @@ class ScriptSource:
     @classmethod
     def parse(cls, path: Path, text: str) -> ScriptSource:
         comments, literals = scan(text)
-        title = next((c for c in (c.strip() for c in comments) if c), "") or path.name
+        title = _title(comments) or path.name
         return cls(
             path=path,
             text=text,
@@ -45,6 +45,15 @@ class ScriptSource:
             bodies=may_read_bodies(text),
             fields=named_fields(text, literals),
         )
+
+
+def _title(comments: list[str]) -> str:
+    """The first line of the first comment with text, trimmed (a long header comment is not a title)."""
+    for comment in comments:
+        for line in comment.splitlines():
+            if line.strip():
+                return line.strip()
+    return ""
 
 
 def _unescape(body: str) -> str:

@@ -30,6 +30,9 @@ def test_console_lines_joined_with_string_semantics(rec: Recorder) -> None:
         ("/* Block Title */\nvar a = 1;", "Block Title"),
         ("var a = 1; // late comment\n", "late comment"),
         ('var s = "// not a comment";\n/*\n * Star Title\n */', "Star Title"),
+        ("/*\n * Header Title\n * A long description of the script\n * over lines.\n */", "Header Title"),
+        ("// First line\n// second line\nvar a = 1;", "First line"),
+        ("/* Inline Title\n   more words */\nvar a = 1;", "Inline Title"),
         ("var a = 1;\n", "noname.js"),
     ],
 )
