@@ -1,7 +1,9 @@
 """`kflpcap scripts check DIR|FILE...`: load each script in a sandbox (a throw-away data folder, no
 traffic) and report its syntax and top-level errors (file:line), the KFL literals it uses and whether
-they are valid (with a caret under the problem), the hooks it defines and the jobs it schedules.
-Exit 0 when every script loads and every KFL literal is valid, 1 otherwise, 2 for bad usage."""
+they are valid (with a caret under the problem), the hooks it defines and the jobs it schedules (each
+run once). Nothing leaves the process: helpers that would (webhooks, Slack, S3, kflPcapS3) are
+recorded and listed, not executed. Exit 0 when every script loads, every job runs and every KFL
+literal is valid, 1 otherwise, 2 for bad usage."""
 
 from __future__ import annotations
 
@@ -94,6 +96,13 @@ def kfl_literals(text: str, literals: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def _would(calls: list[str], where: str) -> list[str]:
+    """Report and forget the calls that would have left the process."""
+    lines = [f"  would call ({where}, not sent in a check): {call}" for call in calls]
+    calls.clear()
+    return lines
+
+
 def check_one(path: Path, env: dict[str, Any]) -> tuple[bool, list[str]]:
     """(ok, report lines) for one script file."""
     from runtime.helpers.console import Console
@@ -111,18 +120,24 @@ def check_one(path: Path, env: dict[str, Any]) -> tuple[bool, list[str]]:
     ok = True
     out, err = io.StringIO(), io.StringIO()
     with tempfile.TemporaryDirectory(prefix="kflpcap-check-") as sandbox:
+        would: list[str] = []
         services = Services(console=Console(out, err), data=DataDir(Path(sandbox)), clock=Clock("wall"),
-                            env=dict(env))
+                            env=dict(env), dry_run=would)
         host = ScriptHost(source, services, 1)
         try:
             host.load()
             hooks = [name for letter, name in HOOKS.items() if letter in host.hooks]
-            jobs = [services.scheduler.get(tag) for tag in services.scheduler.tags()]
+            scheduler = services.scheduler
+            jobs = [job for tag in scheduler.tags() if (job := scheduler.get(tag)) is not None]
             lines.append(f"{path}: loaded ({source.title})")
             lines.append(f"  hooks: {', '.join(hooks) or 'none'}")
+            lines += _would(would, "top level")
             for job in jobs:
-                if job is not None:
-                    lines.append(f"  job: {job.tag} cron={job.cron!r} limit={job.limit}")
+                ran, error = host.run_job(job.tag)
+                result = f"error: {error}" if error else "ran once: ok" if ran else "did not run"
+                ok = ok and ran and not error
+                lines.append(f"  job: {job.tag} cron={job.cron!r} limit={job.limit} ({result})")
+                lines += _would(would, f"job {job.tag}")
             if not jobs:
                 lines.append("  jobs: none")
         except LoadError as exc:

@@ -16,6 +16,7 @@ the pipeline keeps current and the wrappers and the outbox push their figures in
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -200,6 +201,7 @@ class Pipeline:
         for item in batch.items:
             store.unpin(item["stream"])
         self.counters["batches"] += 1
+        self._deliver_hub_actions()
         self._run_requested_jobs()
         if any(h.wants_packets for h in self.scripts.loaded()) != self._packets_wanted:
             self._scripts_changed()
@@ -240,6 +242,20 @@ class Pipeline:
             else:
                 other.call_hook("onJobFailed", [job.tag, job.cron, job.limit, error])
 
+    def _deliver_hub_actions(self) -> None:
+        """hub.action calls, to every loaded script's onHubAction, in the order they were made. Those
+        made while these run wait for the next flush or tick."""
+        actions = self.services.hub_actions
+        if not actions:
+            return
+        pending, actions[:] = list(actions), []
+        for action, obj in pending:
+            value = json.loads(obj)
+            for host in self.scripts.loaded():
+                host.call_hook("onHubAction", [action, value])
+        if actions:
+            self._deadline = 0
+
     def _run_requested_jobs(self) -> None:
         """Jobs asked for by jobs.run/runAll. Those asked for while these run wait for the next
         flush or tick (a job that triggers itself runs once per tick, not forever)."""
@@ -262,6 +278,7 @@ class Pipeline:
         now_ms = now // 1_000_000
         for host in self.scripts.loaded():
             host.run_timers(now_ms)
+        self._deliver_hub_actions()
         if now >= self._next_wrapper_tick:
             self._next_wrapper_tick = now - now % WRAPPER_TICK_NS + WRAPPER_TICK_NS
             for host in list(self.scripts.hosts.values()):

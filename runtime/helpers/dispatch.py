@@ -24,6 +24,20 @@ _LABEL = {
 }
 
 
+def _kfl_arr(c: Commands, cmd: list[Any]) -> str:
+    options = c.options.get(cmd[2]) if len(cmd) > 2 else None
+    queries = options.get("kflArr") if isinstance(options, dict) else None
+    return f"wrapper.kflPcapS3(kflArr={queries!r})"
+
+
+# commands that act outside the process: in a dry run (`scripts check`) they are described, not run
+_OUTSIDE: dict[str, Callable[[Commands, list[Any]], str]] = {
+    "w": _kfl_arr,
+    "s3.put": lambda _c, cmd: f"vendor.s3.put(bucket={cmd[1]!r}, path={cmd[2]!r}, region={cmd[3]!r})",
+    "slack": lambda _c, cmd: f"vendor.slack(webhook={cmd[1]!r}, pretext={cmd[2]!r}, text={cmd[3]!r})",
+}
+
+
 def command(name: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         _TABLE[name] = fn
@@ -62,8 +76,12 @@ class Commands:
     def run(self, commands: Sequence[list[Any]], objs: Sequence[Any]) -> None:
         handle = None
         options = self.options
+        dry_run = self.services.dry_run
         for cmd in commands:
             name = cmd[0]
+            if dry_run is not None and name in _OUTSIDE:
+                dry_run.append(_OUTSIDE[name](self, cmd))
+                continue
             try:
                 if name == "w" and cmd[1] >= 0:
                     # the seed script's one command per item: the short way
@@ -246,6 +264,14 @@ def _slack(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
 @command("prometheus.metric")
 def _metric(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
     vendor.prometheus_metric(cmd[1], cmd[2], cmd[3], cmd[4], cmd[5])
+
+
+# ---- hub ---------------------------------------------------------------------------------------
+
+
+@command("hub.action")
+def _hub_action(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    c.services.hub_actions.append((cmd[1], cmd[2]))
 
 
 # ---- jobs --------------------------------------------------------------------------------------

@@ -99,8 +99,12 @@ class Services:
     outbox_factory: Callable[[], Any] | None = None
     # jobs asked for by jobs.run/runAll, run by the pipeline after the current call
     job_requests: list[str] = field(default_factory=list)
+    # hub.action(action, object JSON) calls, delivered to every script's onHubAction by the pipeline
+    hub_actions: list[tuple[str, str]] = field(default_factory=list)
     # where a script's wrappers report their figures (`wrappers.context.WrapperEvents`), by title
     wrapper_events: Callable[[str], Any] | None = None
+    # `scripts check`: helpers that would reach outside the process are recorded here, not run
+    dry_run: list[str] | None = None
     _outbox: Any = None
 
     @property

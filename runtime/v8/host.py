@@ -302,6 +302,10 @@ class ScriptHost:
         kind = signal.get(proto.SIGNAL_KIND)
         if kind == proto.SIGNAL_WEBHOOK:
             method, url, body, headers = signal["request"]
+            dry_run = self.services.dry_run
+            if dry_run is not None:
+                dry_run.append(f"vendor.webhook({method!r}, {url!r})")
+                return {"responses": [[signal["key"], {"body": ""}]]}
             try:
                 answer: dict[str, str] = {"body": vendor.webhook(method, url, body, headers)}
             except HelperError as exc:

@@ -292,7 +292,8 @@
     return (typeof G.onItemCaptured === "function" ? "i" : "") +
       (typeof G.onPacketCaptured === "function" ? "p" : "") +
       (typeof G.onJobPassed === "function" ? "j" : "") +
-      (typeof G.onJobFailed === "function" ? "f" : "");
+      (typeof G.onJobFailed === "function" ? "f" : "") +
+      (typeof G.onHubAction === "function" ? "a" : "");
   }
 
   function nextTimer() {
@@ -715,12 +716,138 @@
       if (t !== null) emit(["w", t.i, opts]);
       else emit(["w", -1, opts, JSON.parse(JSON.stringify(data))]);
     },
+    // HAR 1.2 of HTTP items (one or an array), as a JSON string; items without a method, a status or
+    // a destination name are left out with a console warning
+    buildHAR(items) {
+      const list = Array.isArray(items) ? items : [items];
+      const pairs = (map) => Object.keys(map || {}).map((k) => ({ name: k, value: String(map[k]) }));
+      const entries = [];
+      for (const d of list) {
+        const req = d && d.request, res = d && d.response;
+        if (!req || !req.method || !res || !res.status || !d.dst || !d.dst.name) {
+          console.log("wrapper.buildHAR: skipped an item without request.method, response.status or dst.name");
+          continue;
+        }
+        const content = res.content || {};
+        let text = content.text || "";
+        if (content.encoding === "base64" && text !== "") {
+          try { text = decodeBase64(text); } catch (_) { /* keep the base64 text */ }
+        }
+        entries.push({
+          startedDateTime: d.startTime,
+          time: d.elapsedTime || 0,
+          request: {
+            method: req.method, url: "http://" + d.dst.name + (req.url || req.path || "/"),
+            httpVersion: req.httpVersion || "HTTP/1.1", headers: pairs(req.headers),
+            queryString: [].concat(...Object.keys(req.queryString || {}).map((k) =>
+              [].concat(req.queryString[k]).map((v) => ({ name: k, value: String(v) })))),
+            cookies: pairs(req.cookies), headersSize: req.headersSize === undefined ? -1 : req.headersSize,
+            bodySize: req.bodySize || 0,
+          },
+          response: {
+            status: res.status, statusText: res.statusText || "OK", httpVersion: res.httpVersion || "HTTP/1.1",
+            headers: pairs(res.headers), cookies: pairs(res.cookies),
+            content: { size: content.size || 0, mimeType: content.mimeType || "", text: text },
+            redirectURL: res.redirectURL || "", headersSize: res.headersSize === undefined ? -1 : res.headersSize,
+            bodySize: res.bodySize || 0,
+          },
+          cache: {},
+          timings: { send: 0, wait: d.elapsedTime || 0, receive: 0 },
+        });
+      }
+      return JSON.stringify({ log: { version: "1.2", creator: { name: "kflpcap", version: "1" }, entries: entries } },
+        null, 2);
+    },
+    // merge `b` into `a` (both maps): numbers of the same key are added, nested maps merged the same
+    // way, anything else taken from `b`; returns `a`
+    joinMaps(a, b) {
+      const into = a !== null && typeof a === "object" ? a : {};
+      if (b === null || typeof b !== "object") return into;
+      for (const k of Object.keys(b)) {
+        const x = into[k], y = b[k];
+        if (typeof x === "number" && typeof y === "number") into[k] = x + y;
+        else if (x !== null && typeof x === "object" && !Array.isArray(x) && y !== null && typeof y === "object" &&
+          !Array.isArray(y)) into[k] = wrapper.joinMaps(x, y);
+        else into[k] = y;
+      }
+      return into;
+    },
+  };
+
+  function decodeBase64(text) {
+    const abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bits = 0, n = 0, out = "";
+    for (const ch of text.replace(/[=\s]/g, "")) {
+      const v = abc.indexOf(ch);
+      if (v < 0) throw new Error("not base64");
+      bits = (bits << 6) | v;
+      n += 6;
+      if (n >= 8) {
+        n -= 8;
+        out += String.fromCharCode((bits >> n) & 0xff);
+      }
+    }
+    try { return decodeURIComponent(escape(out)); } catch (_) { return out; }
+  }
+
+  // ---- hub: this process is its own hub ------------------------------------------------------
+
+  const hub = {
+    // delivered to onHubAction(action, object) of every script loaded here, after this call
+    action(action, object) {
+      emit(["hub.action", String(action), JSON.stringify(object === undefined ? null : object)]);
+    },
   };
 
   // ---- utils, prometheus, timers, env --------------------------------------------------------
 
+  function yamlScalar(v) {
+    if (v === null || v === undefined) return "null";
+    if (typeof v === "number" || typeof v === "boolean") return String(v);
+    const s = String(v);
+    if (s === "" || /^[\s]|[\s]$|^[-?:,\[\]{}#&*!|>'"%@`]|: | #|^(true|false|null|yes|no|on|off|~)$/i.test(s) ||
+      /^[-+]?(\d|\.\d)/.test(s) || /[\n\t\x00-\x1f]/.test(s)) return JSON.stringify(s);
+    return s;
+  }
+  function yamlLines(v, indent) {
+    const pad = " ".repeat(indent);
+    if (Array.isArray(v)) {
+      if (v.length === 0) return [pad + "[]"];
+      const out = [];
+      for (const x of v) {
+        if (x !== null && typeof x === "object" && Object.keys(x).length) {
+          const inner = yamlLines(x, indent + 2);
+          out.push(pad + "- " + inner[0].slice(indent + 2));
+          for (const line of inner.slice(1)) out.push(line);
+        } else out.push(pad + "- " + (x !== null && typeof x === "object" ? (Array.isArray(x) ? "[]" : "{}") : yamlScalar(x)));
+      }
+      return out;
+    }
+    if (v !== null && typeof v === "object") {
+      const keys = Object.keys(v);
+      if (keys.length === 0) return [pad + "{}"];
+      const out = [];
+      for (const k of keys) {
+        const x = v[k];
+        if (x !== null && typeof x === "object" && (Array.isArray(x) ? x.length : Object.keys(x).length)) {
+          out.push(pad + yamlScalar(k) + ":");
+          for (const line of yamlLines(x, Array.isArray(x) ? indent : indent + 2)) out.push(line);
+        } else {
+          out.push(pad + yamlScalar(k) + ": " + (x !== null && typeof x === "object" ? (Array.isArray(x) ? "[]" : "{}") : yamlScalar(x)));
+        }
+      }
+      return out;
+    }
+    return [pad + yamlScalar(v)];
+  }
+
   const utils = {
     nodeName() { return CFG.node.name; },
+    // YAML of a JSON string (as Kubeshark: the argument is JSON text, not an object)
+    json2Yaml(json) {
+      typeCheck("utils.json2Yaml", json, "string", "JSON text");
+      return yamlLines(JSON.parse(json), 0).join("\n") + "\n";
+    },
   };
 
   const prometheus = {
@@ -750,7 +877,7 @@
   const env = Object.freeze(Object.assign({}, CFG.env));
 
   const globals = {
-    wrapper, console, kfl, jobs, pcap, file, vendor, test, utils, prometheus, env, setTimeout, clearTimeout,
+    wrapper, console, kfl, jobs, pcap, file, vendor, test, utils, prometheus, hub, env, setTimeout, clearTimeout,
   };
   function define(name, value) {
     try {

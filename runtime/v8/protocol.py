@@ -100,5 +100,11 @@ REFILL_SIGNALS = (SIGNAL_NEED, SIGNAL_BODIES, SIGNAL_FIELDS)
 
 HOOK_ITEM = "i"
 HOOK_PACKET = "p"
-HOOKS = {HOOK_ITEM: "onItemCaptured", HOOK_PACKET: "onPacketCaptured", "j": "onJobPassed", "f": "onJobFailed"}
+HOOKS = {
+    HOOK_ITEM: "onItemCaptured",
+    HOOK_PACKET: "onPacketCaptured",
+    "j": "onJobPassed",
+    "f": "onJobFailed",
+    "a": "onHubAction",
+}
 HOOK_LETTER = {name: letter for letter, name in HOOKS.items()}

@@ -224,7 +224,8 @@ def item_only_forwarded(text: str) -> bool:
 
 # Text that may reach message bodies (response.content.text, request.postData.text) or read an item
 # as a whole. A script without any of it gets items without their bodies (most of an item's bytes).
-_BODY_HINTS = ("stringify", "Object", "Reflect", " in ", "...", "eval", "Function", "structuredClone")
+_BODY_HINTS = ("stringify", "Object", "Reflect", " in ", "...", "eval", "Function", "structuredClone",
+               "buildHAR")
 
 
 def may_read_bodies(text: str) -> bool:
@@ -239,7 +240,8 @@ def may_read_bodies(text: str) -> bool:
     return any(h in code for h in _BODY_HINTS) or "content" in text or "postData" in text
 
 
-_WHOLE_ITEM_HINTS = ("stringify", "Object.", "Reflect.", "...", "eval", "Function", "structuredClone")
+_WHOLE_ITEM_HINTS = ("stringify", "Object.", "Reflect.", "...", "eval", "Function", "structuredClone",
+                     "buildHAR")
 _MEMBER = re.compile(r"\.\s*([A-Za-z_$][\w$]*)")
 
 
