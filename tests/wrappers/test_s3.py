@@ -96,9 +96,13 @@ def test_bucket_without_object_lock_is_a_clear_error(seaweed, capture, tmp_path:
     bucket = seaweed.create_bucket("kfl-unlocked", object_lock=False)
     options = {"kflArr": ["dns"], "objectLockMode": "COMPLIANCE", "objectLockDays": 1}
     run = drive(pcap, tmp_path / "data", options, synthetic_items(truth), env=seaweed.env(bucket),
-                close_timeout=1)
-    assert run.left_spooled == 1
+                close_timeout=30)
+    # a configuration error is permanent: the repository is set aside with the reason, not retried
+    assert run.left_spooled == 0
     assert any("has no Object Lock" in line and bucket in line for line in run.lines)
+    (failed,) = (tmp_path / "data" / "spool" / "failed").iterdir()
+    assert "has no Object Lock" in (failed / "error.txt").read_text()
+    assert {p.suffix for p in failed.iterdir()} == {".gz", ".json", ".txt"}
     assert s3_store(seaweed, bucket).list() == []
 
 
