@@ -266,7 +266,7 @@ def upload_config(
 
     `env(*names)` looks names up in the script's env, then the process's: the endpoint comes from
     S3_ENDPOINT / AWS_ENDPOINT_URL, the region (unless given) from AWS_REGION / AWS_DEFAULT_REGION.
-    Keys not given come from the script's env by the caller; without any, boto3's default chain."""
+    Empty keys leave the credentials to boto3's default chain."""
     if not bucket:
         raise ConfigError("no bucket given")
     return S3Store.config_for(
