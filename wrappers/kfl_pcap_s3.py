@@ -13,11 +13,7 @@ repository; closed ones are unpinned once their packets are in a job.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
-import threading
-import urllib.request
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +21,10 @@ from typing import Any
 import kfl
 from wrappers.chain import ChainState
 from wrappers.context import ScriptContext
+from wrappers.http_client import post_json_in_background
 from wrappers.options import Options, parse_options
 from wrappers.repo_writer import Destination, Job, JobStream, RepoWriter
+from wrappers.stores import describe, store_ident, store_location
 
 NS_PER_MIN = 60_000_000_000
 BYTES_CHECK_NS = 5_000_000_000  # how often (runtime clock) maxBytes is recomputed exactly
@@ -120,7 +118,7 @@ class KflPcapS3:
         self.writer = RepoWriter(self.ctx.outbox, self.chains, dest, self.retry_s)
         self.writer.on_uploaded = self._uploaded
         self.active = True
-        where = opts.store.get("root") if opts.local else _describe_s3(opts.store)
+        where = describe(opts.store)
         if opts.local:
             self.ctx.console(
                 f"kflPcapS3: no S3 bucket configured (s3Bucket / S3_BUCKET): repositories go to the "
@@ -294,7 +292,7 @@ class KflPcapS3:
 
     def _destination(self, opts: Options) -> Destination:
         node = _safe(str(self.ctx.node.get("name") or "node"))
-        ident = _store_ident(opts.store)
+        ident = store_ident(opts.store)
 
         def folder_of(i: int) -> str:
             return "/".join(x for x in (opts.prefix, node, f"kfl_{i}") if x)
@@ -307,7 +305,7 @@ class KflPcapS3:
             title=self.ctx.title,
             source_sha256=self.ctx.source_sha256,
             node=self.ctx.node,
-            location_of=lambda key: _location(opts.store, key),
+            location_of=lambda key: store_location(opts.store, key),
         )
 
     # ---- after upload ---------------------------------------------------------------------------------
@@ -319,53 +317,16 @@ class KflPcapS3:
             self.ctx.console(f"kflPcapS3: uploaded {urls[0]}")
         if self.opts.slack_webhook:
             body = {"color": "#ff0000", "pretext": "Notification", "text": msg}
-            _post(self.opts.slack_webhook, body, {})
+            post_json_in_background(self.opts.slack_webhook, body)
         if self.opts.slack_auth_token and self.opts.slack_channel_id:
             body = {
                 "channel": self.opts.slack_channel_id,
                 "attachments": [{"pretext": "Notification (kflPcapS3)", "text": msg, "color": "#ff0000"}],
             }
-            _post(SLACK_API, body, {"Authorization": f"Bearer {self.opts.slack_auth_token}"})
+            auth = {"Authorization": f"Bearer {self.opts.slack_auth_token}"}
+            post_json_in_background(SLACK_API, body, auth)
 
     def _error_once(self, tag: str, text: str) -> None:
         if tag not in self._warned:
             self._warned.add(tag)
             self.ctx.error(text)
-
-
-def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> None:
-    """POST JSON on a short-lived thread; a failing notification never blocks uploads."""
-
-    def send() -> None:
-        req = urllib.request.Request(
-            url,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", **headers},
-            method="POST",
-        )
-        with contextlib.suppress(OSError), urllib.request.urlopen(req, timeout=10) as resp:
-            resp.read()
-
-    threading.Thread(target=send, name="kflpcap-slack", daemon=True).start()
-
-
-def _store_ident(store: dict[str, Any]) -> str:
-    if store.get("kind") == "s3":
-        return f"s3://{store['bucket']}/{store.get('prefix', '')}@{store.get('endpoint', '')}"
-    return f"file://{store.get('root')}"
-
-
-def _location(store: dict[str, Any], key: str) -> str:
-    if store.get("kind") == "s3":
-        prefix = store.get("prefix", "")
-        return f"s3://{store['bucket']}/{prefix + '/' if prefix else ''}{key}"
-    return f"{store['root']}/{key}"
-
-
-def _describe_s3(store: dict[str, Any]) -> str:
-    where = f"s3://{store['bucket']}"
-    if store.get("endpoint"):
-        where += f" at {store['endpoint']}"
-    if store.get("object_lock_mode"):
-        where += f" (Object Lock {store['object_lock_mode']}, {store['object_lock_days']} days)"
-    return where

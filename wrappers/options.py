@@ -37,10 +37,7 @@ class Options:
     slack_webhook: str = ""
     slack_auth_token: str = ""
     slack_channel_id: str = ""
-
-    @property
-    def local(self) -> bool:
-        return self.store.get("kind") == "local"
+    local: bool = False  # no bucket configured: repositories go to the local store in the data folder
 
 
 def env_lookup(script_env: Mapping[str, str]) -> Callable[[str], str]:
@@ -143,5 +140,6 @@ def parse_options(
         )
     else:
         opts.store = store_config(data_dir / "repositories")
+        opts.local = True
     return opts, problems
 

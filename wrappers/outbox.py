@@ -5,10 +5,12 @@ file goes: store config, key, SHA-256, size). A bundle is staged in `spool/.tmp-
 by renaming that folder (atomic), so after a crash a bundle is either complete or absent; it is
 deleted by renaming it to `.del-<id>` first. Staging and deletion leftovers are removed at the next
 start. A background thread uploads committed bundles oldest first, files in order (a manifest after
-its PCAP), and deletes a bundle only after the store confirmed every file. Failures retry with
-exponential backoff (0.5 s doubling to 60 s) for as long as the process lives; a key that already
-holds different bytes moves the bundle to `spool/failed/` with an error. A new `Outbox` on the same
-folder drains what an earlier process left.
+its PCAP), and deletes a bundle only after the store confirmed every file. Transient failures
+(network, throttling) retry with exponential backoff (0.5 s doubling to 60 s) for as long as the
+process lives; a permanent `StoreError` — the store's configuration (no bucket, credentials refused,
+no Object Lock, an invalid key or prefix) or a key that already holds different bytes — cannot be
+cured by retrying: the bundle moves to `spool/failed/<id>/` with the reason in `error.txt`, and counts
+as failed. A new `Outbox` on the same folder drains what an earlier process left.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wrappers.stores import ConflictError, sha256_file, store_from_config
+from wrappers.stores import Store, StoreError, sha256_file, store_from_config
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 60.0
@@ -101,11 +103,11 @@ class Outbox:
             raise SpoolError(f"spool {self.dir} is in use by another kflpcap process") from None
         self._cond = threading.Condition()
         self._entries: dict[str, _Entry] = {}
-        self._stores: dict[str, Any] = {}
+        self._stores: dict[str, Store] = {}
         self._stopping = False
         self.uploaded = 0
         self.retries = 0
-        self.failed: list[dict[str, str]] = []  # bundles set aside (key already holds other bytes)
+        self.failed: list[dict[str, str]] = []  # files of bundles set aside (permanent store errors)
         self.recovered: list[dict[str, Any]] = []  # bundle.json of what an earlier process left
         self._recover()
         self._thread = threading.Thread(target=self._run, name="kflpcap-outbox", daemon=True)
@@ -212,8 +214,8 @@ class Outbox:
     def stats(self) -> dict[str, Any]:
         """The run summary's `uploads` shape: pending, spool_bytes, done, retries, failed.
 
-        `failed` lists what could not be delivered: set-aside conflicts and, for bundles still
-        waiting after a failed attempt, their last error."""
+        `failed` lists what could not be delivered: bundles set aside on a permanent error and, for
+        bundles still waiting after a failed attempt, their last error."""
         with self._cond:
             entries = list(self._entries.values())
             failed = list(self.failed)
@@ -265,7 +267,7 @@ class Outbox:
                 self._cond.wait(max(0.01, wait))
             return None
 
-    def _store(self, config: dict[str, Any]) -> Any:
+    def _store(self, config: dict[str, Any]) -> Store:
         ident = json.dumps(config, sort_keys=True)
         if ident not in self._stores:
             self._stores[ident] = store_from_config(config)
@@ -275,21 +277,11 @@ class Outbox:
         while (entry := self._next()) is not None:
             try:
                 urls = self._upload(entry)
-            except ConflictError as exc:
-                self.log(f"ERROR {exc}; bundle moved to {self.failed_dir / entry.id}")
-                entry.dir.rename(self.failed_dir / entry.id)
-                self.failed += [{"key": f["key"], "error": str(exc)} for f in entry.meta["files"]]
-                self._forget(entry, ok=False)
             except Exception as exc:
-                entry.attempts += 1
-                self.retries += 1
-                delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (entry.attempts - 1))
-                entry.due = time.monotonic() + delay
-                text = str(exc)
-                if text != entry.last_error:
-                    self.log(f"upload failed, retrying with backoff (kept in the spool): {text}")
-                    entry.last_error = text
-                self._changed()
+                if isinstance(exc, StoreError) and exc.permanent:
+                    self._set_aside(entry, exc)
+                else:
+                    self._retry_later(entry, exc)
             else:
                 if entry.last_error:
                     self.log(f"upload of bundle {entry.id} succeeded after {entry.attempts} retries")
@@ -303,6 +295,32 @@ class Outbox:
                         entry.on_done(urls)
                     except Exception as exc:
                         self.log(f"after upload: {type(exc).__name__}: {exc}")
+
+    def _set_aside(self, entry: _Entry, exc: StoreError) -> None:
+        """A permanent error: retrying cannot help, a person must act; keep the files and the reason."""
+        text = str(exc)
+        target = self.failed_dir / entry.id
+        try:
+            (entry.dir / "error.txt").write_text(f"{type(exc).__name__}: {text}\n")
+            entry.dir.rename(target)
+        except OSError as err:
+            self.log(f"ERROR {text}; could not move bundle {entry.id} to {self.failed_dir}: {err}")
+        else:
+            self.log(f"ERROR {text}; not retried, bundle moved to {target}")
+        with self._cond:
+            self.failed += [{"key": f["key"], "error": text} for f in entry.meta["files"]]
+        self._forget(entry, ok=False)
+
+    def _retry_later(self, entry: _Entry, exc: Exception) -> None:
+        entry.attempts += 1
+        self.retries += 1
+        delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (entry.attempts - 1))
+        entry.due = time.monotonic() + delay
+        text = str(exc)
+        if text != entry.last_error:
+            self.log(f"upload failed, retrying with backoff (kept in the spool): {text}")
+            entry.last_error = text
+        self._changed()
 
     def _forget(self, entry: _Entry, ok: bool) -> None:
         with self._cond:

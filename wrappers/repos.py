@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wrappers.pcapfile import count_packets
-from wrappers.stores import LocalStore, S3Store, StoreError
+from wrappers.stores import Store, StoreError
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Report:
     chains: int = 0
 
 
-def load_repositories(store: LocalStore | S3Store, report: Report | None = None) -> list[Repository]:
+def load_repositories(store: Store, report: Report | None = None) -> list[Repository]:
     """Every manifest under the store, by folder and sequence number; unreadable ones are reported."""
     repos = []
     for key in store.list():
@@ -70,7 +70,7 @@ def _capture_bytes(blob: bytes, fmt: str) -> bytes:
     return gzip.decompress(blob)
 
 
-def verify(store: LocalStore | S3Store, progress: Callable[[str], None] | None = None) -> Report:
+def verify(store: Store, progress: Callable[[str], None] | None = None) -> Report:
     """Re-hash every artifact, recount its packets, and walk each folder's manifest hash chain."""
     report = Report()
     repos = load_repositories(store, report)
@@ -108,7 +108,7 @@ def verify(store: LocalStore | S3Store, progress: Callable[[str], None] | None =
     return report
 
 
-def _check_one(store: LocalStore | S3Store, repo: Repository) -> list[str]:
+def _check_one(store: Store, repo: Repository) -> list[str]:
     m = repo.manifest
     pcap = m.get("pcap", {})
     problems = []

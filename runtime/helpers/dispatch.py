@@ -243,14 +243,9 @@ def _snapshot(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
 
 @command("s3.put")
 def _s3_put(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
-    from wrappers import StoreError, vendor_s3_put
-
     _, bucket, path, region, key_id, secret, url = cmd
     snapshots.materialize(c.services, path)
-    try:
-        done = vendor_s3_put(c.context(), bucket, path, region, key_id, secret)
-    except StoreError as exc:
-        raise HelperError(str(exc).removeprefix("vendor.s3.put: ")) from exc
+    done = vendor.s3_put(c.context(), bucket, path, region, key_id, secret)
     if done != url:
         raise HelperError(f"uploaded to {done}, but the script was told {url}")
     c.log(f"Uploaded {path} to {done}")

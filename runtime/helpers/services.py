@@ -15,7 +15,7 @@ MIB = 1024 * 1024
 
 
 def _run_id() -> str:
-    from wrappers.vendor_s3 import RUN_ID
+    from runtime.helpers.vendor import RUN_ID
 
     return RUN_ID
 

@@ -49,6 +49,7 @@ def test_unreachable_store_keeps_the_bundle_and_the_next_start_delivers(seaweed,
     assert stats["pending"] == 1 and stats["spool_bytes"] == 6 and stats["retries"] >= 1
     assert {f["key"] for f in stats["failed"]} == {"n/kfl_0/a.pcap.gz", "n/kfl_0/a.json"}
     assert outbox.close(0.1) == 1
+    assert list((tmp_path / "data" / "spool" / "failed").iterdir()) == []  # transient: never set aside
     assert any("retrying with backoff" in line for line in lines)
     assert any("left in" in line and "next start" in line for line in lines)
     # the next process finds the bundle; point its config at the live server and it arrives
@@ -84,6 +85,45 @@ def test_conflicting_key_moves_the_bundle_aside(tmp_path: Path) -> None:
     assert any("different content" in line for line in lines)
     assert outbox.stats()["failed"][0]["key"] == "k" and outbox.stats()["done"] == 0
     outbox.close(1)
+
+
+def test_permanent_store_errors_set_the_bundle_aside_with_the_reason(seaweed, tmp_path: Path) -> None:
+    plain = seaweed.create_bucket("outbox-permanent", object_lock=False)
+    opts = dict(endpoint=seaweed.endpoint, region=seaweed.region)
+    creds = dict(access_key_id=seaweed.access_key, secret_access_key=seaweed.secret_key)
+    cases = {
+        "no-bucket": (store_config("s3://no-such-bucket", **opts, **creds), "does not exist"),
+        "refused": (store_config(f"s3://{plain}", access_key_id="nobody", secret_access_key="x", **opts),
+                    "wrong credentials"),
+        "no-lock": (store_config(f"s3://{plain}", object_lock_mode="COMPLIANCE", object_lock_days=1,
+                                 **opts, **creds), "has no Object Lock"),
+        "bad-prefix": (store_config(f"s3://{plain}/../x", **opts, **creds), "invalid prefix"),
+        "bad-key": (store_config(f"s3://{plain}", **opts, **creds), "invalid object key"),
+        "unknown-kind": ({"kind": "gcs", "bucket": plain}, "unknown store kind"),
+    }
+    src = tmp_path / "artifact"
+    src.write_bytes(b"evidence")
+    lines: list[str] = []
+    outbox = Outbox(tmp_path / "data", log=lines.append)
+    ids = {name: outbox.submit(cfg, "../up" if name == "bad-key" else f"{name}/a", src)
+           for name, (cfg, _why) in cases.items()}
+    assert outbox.wait_idle(60), outbox.stats()
+    stats = outbox.stats()
+    assert (stats["pending"], stats["done"], stats["retries"]) == (0, 0, 0)
+    assert len(stats["failed"]) == len(cases)
+    failed = tmp_path / "data" / "spool" / "failed"
+    for name, (_cfg, why) in cases.items():
+        bundle = failed / ids[name]
+        assert (bundle / "artifact").read_bytes() == b"evidence"
+        assert why in (bundle / "error.txt").read_text()
+        assert any(why in f["error"] for f in stats["failed"])
+    assert sum("not retried" in line for line in lines) == len(cases)
+    assert seaweed.client().list_objects_v2(Bucket=plain).get("KeyCount", 0) == 0
+    outbox.close(1)
+    # a later process does not pick set-aside bundles up again
+    again = Outbox(tmp_path / "data", log=lines.append)
+    assert again.pending() == 0 and len(list(failed.iterdir())) == len(cases)
+    again.close(0)
 
 
 def test_one_process_per_spool(tmp_path: Path) -> None:

@@ -96,9 +96,13 @@ def test_bucket_without_object_lock_is_a_clear_error(seaweed, capture, tmp_path:
     bucket = seaweed.create_bucket("kfl-unlocked", object_lock=False)
     options = {"kflArr": ["dns"], "objectLockMode": "COMPLIANCE", "objectLockDays": 1}
     run = drive(pcap, tmp_path / "data", options, synthetic_items(truth), env=seaweed.env(bucket),
-                close_timeout=1)
-    assert run.left_spooled == 1
+                close_timeout=30)
+    # a configuration error is permanent: the repository is set aside with the reason, not retried
+    assert run.left_spooled == 0
     assert any("has no Object Lock" in line and bucket in line for line in run.lines)
+    (failed,) = (tmp_path / "data" / "spool" / "failed").iterdir()
+    assert "has no Object Lock" in (failed / "error.txt").read_text()
+    assert {p.suffix for p in failed.iterdir()} == {".gz", ".json", ".txt"}
     assert s3_store(seaweed, bucket).list() == []
 
 
@@ -179,7 +183,9 @@ def test_sigkill_in_the_middle_of_flushing_loses_and_doubles_nothing(seaweed, tm
 
 def test_vendor_s3_put_is_durable_and_create_only(seaweed, tmp_path: Path) -> None:
     from capture import StreamStore
-    from wrappers import ScriptContext, StoreError, vendor_s3_put
+    from runtime.helpers.files import HelperError
+    from runtime.helpers.vendor import s3_put
+    from wrappers import ScriptContext
 
     bucket = seaweed.create_bucket("vendor-put", object_lock=False)
     data = tmp_path / "data"
@@ -193,14 +199,14 @@ def test_vendor_s3_put_is_durable_and_create_only(seaweed, tmp_path: Path) -> No
         data_dir=data, store=StreamStore(), names=dict, clock=time.time_ns, console=lines.append,
         error=lines.append, outbox=outbox,
     )
-    url = vendor_s3_put(ctx, bucket, "reports/summary.json")
+    url = s3_put(ctx, bucket, "reports/summary.json")
     assert url.startswith(f"{seaweed.endpoint}/{bucket}/n1_10.0.0.9_") and url.endswith("/summary.json")
     (data / "reports" / "summary.json").write_text("changed after the call")  # the spool has its own copy
     assert outbox.wait_idle(30), lines
     key = url.removeprefix(f"{seaweed.endpoint}/{bucket}/")
     assert s3_store(seaweed, bucket).get(key) == b'{"ok": true}'
-    with pytest.raises(StoreError, match="outside the data folder"):
-        vendor_s3_put(ctx, bucket, "../../etc/passwd")
-    with pytest.raises(StoreError, match="no file"):
-        vendor_s3_put(ctx, bucket, "reports/missing.json")
+    with pytest.raises(HelperError, match="outside the data folder"):
+        s3_put(ctx, bucket, "../../etc/passwd")
+    with pytest.raises(HelperError, match="no file"):
+        s3_put(ctx, bucket, "reports/missing.json")
     outbox.close(1)

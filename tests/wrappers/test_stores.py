@@ -1,4 +1,5 @@
-"""Local and S3 stores: create-only puts, identical re-put is success, checksums, Object Lock."""
+"""Local and S3 stores: create-only puts, identical re-put is success, checksums, Object Lock; the
+registry by kind and which errors are permanent."""
 
 from __future__ import annotations
 
@@ -12,7 +13,22 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from wrappers.stores import ConfigError, ConflictError, LocalStore, StoreError, open_store, sha256_file
+from wrappers.stores import (
+    ConfigError,
+    ConflictError,
+    LocalStore,
+    S3Store,
+    StoreError,
+    base,
+    describe,
+    open_store,
+    register,
+    sha256_file,
+    store_config,
+    store_from_config,
+    store_ident,
+    store_location,
+)
 
 _names = itertools.count()
 
@@ -104,3 +120,64 @@ def test_s3_errors_are_clear(seaweed, tmp_path: Path) -> None:
         down.put("k", path, sha)
     assert not err.value.permanent
     assert open_store(f"s3://{plain}", **opts, **creds).put("k", path, sha).endswith(f"/{plain}/k")
+
+
+def test_the_registry_picks_the_kind_and_names_unknown_ones(tmp_path: Path) -> None:
+    local = store_config(tmp_path / "repos")
+    s3 = store_config("s3://bucket/a/b", endpoint="http://127.0.0.1:9", region="")
+    assert local == {"kind": "local", "root": str(tmp_path / "repos")}
+    assert s3 == {"kind": "s3", "bucket": "bucket", "prefix": "a/b", "endpoint": "http://127.0.0.1:9"}
+    assert isinstance(store_from_config(s3), S3Store) and isinstance(store_from_config(local), LocalStore)
+    assert (describe(local), describe(s3)) == (str(tmp_path / "repos"), "s3://bucket at http://127.0.0.1:9")
+    assert store_location(local, "n/k") == f"{tmp_path}/repos/n/k"
+    assert store_location(s3, "n/k") == "s3://bucket/a/b/n/k"
+    assert store_ident(s3) == "s3://bucket/a/b@http://127.0.0.1:9" and store_ident(local).startswith("file://")
+    with pytest.raises(ConfigError, match=r"unknown store kind 'gcs' \(known: local, s3\)") as err:
+        store_from_config({"kind": "gcs", "bucket": "b"})
+    assert err.value.permanent
+    with pytest.raises(ConfigError, match="no store for gs:// URLs"):
+        open_store("gs://bucket/prefix")
+
+
+def test_a_new_kind_is_one_registered_class(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(base, "_KINDS", dict(base._KINDS))
+    monkeypatch.setattr(base, "_SCHEMES", dict(base._SCHEMES))
+
+    @register
+    class MirrorStore(LocalStore):
+        kind = "mirror"
+        scheme = "mirror"
+
+        @classmethod
+        def config_for(cls, url_or_dir: str, **_opts: object) -> dict:
+            return {"kind": cls.kind, "root": str(tmp_path / url_or_dir.removeprefix("mirror://"))}
+
+    store = open_store("mirror://m")
+    assert isinstance(store, MirrorStore) and store.root == tmp_path / "m"
+    path, sha = artifact(tmp_path, b"via the registry")
+    store.put("k", path, sha)
+    assert open_store(tmp_path / "m").get("k") == b"via the registry"
+
+
+def test_permanent_store_errors(seaweed, tmp_path: Path) -> None:
+    assert not StoreError("network").permanent and StoreError("bad", permanent=True).permanent
+    assert ConflictError("x").permanent and ConfigError("x").permanent
+    assert not ConfigError("x", permanent=False).permanent
+    path, sha = artifact(tmp_path, b"data")
+    for key in ("../x", "a/../../x", "", "/./"):
+        with pytest.raises(StoreError, match="invalid object key") as err:
+            open_store(tmp_path / "store").put(key, path, sha)
+        assert err.value.permanent
+    with pytest.raises(ConfigError, match="invalid prefix"):
+        open_store("s3://bucket/../x")
+    opts = dict(endpoint=seaweed.endpoint, region=seaweed.region)
+    plain = seaweed.create_bucket("stores-permanent", object_lock=False)
+    denied = open_store(f"s3://{plain}", access_key_id="nobody", secret_access_key="x", **opts)
+    with pytest.raises(StoreError) as err:
+        denied.put("k", path, sha)
+    assert err.value.permanent
+    down = open_store(f"s3://{plain}", endpoint="http://127.0.0.1:9", access_key_id=seaweed.access_key,
+                      secret_access_key=seaweed.secret_key)
+    with pytest.raises(StoreError) as err:
+        down.list()
+    assert not err.value.permanent

@@ -1,9 +1,7 @@
-"""Object stores behind one small interface: a local folder and S3 (create-only, checksummed, locked).
+"""The S3 store (AWS, SeaweedFS, MinIO): create-only puts, SHA-256 checksums, Object Lock.
 
-Both stores never overwrite: a put of a key that already holds the same bytes (same SHA-256) counts
-as done, a put of a key that holds other bytes raises `ConflictError`. A store is described by a
-plain, JSON-serialisable config dict (`{"kind": "local", "root": ...}` or `{"kind": "s3", "bucket":
-..., "prefix": ..., ...}`) so the spool can record where each artifact goes and resume after a restart.
+Also where `vendor.s3.put` uploads go (`upload_config`, `object_url`): the outbox spools the file
+and uploads it here like any other artifact.
 """
 
 from __future__ import annotations
@@ -11,131 +9,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import os
-import shutil
-import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlparse
 
-_CHUNK = 1 << 20
-
-
-class StoreError(Exception):
-    """The store refused or could not take an artifact; `permanent` ones need a person to act."""
-
-    permanent = False
-
-
-class ConflictError(StoreError):
-    """The key already holds different bytes: the store is never overwritten."""
-
-    permanent = True
-
-
-class ConfigError(StoreError):
-    """The store is not usable as configured (no bucket, no Object Lock, bad credentials, …)."""
-
-    permanent = True
-
-
-def sha256_file(path: Path | str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-class Store(Protocol):
-    """What the spool, the wrapper and `kflpcap repo` need from a store. Keys use `/`."""
-
-    url: str
-
-    def put(self, key: str, path: Path, sha256: str) -> str:
-        """Store the file under `key` (create-only); returns the object's URL."""
-
-    def get(self, key: str) -> bytes: ...
-
-    def list(self, prefix: str = "") -> list[str]: ...
-
-    def exists(self, key: str) -> bool: ...
-
-
-def _clean_key(key: str) -> str:
-    parts = [p for p in key.split("/") if p not in ("", ".")]
-    if not parts or ".." in parts:
-        raise StoreError(f"invalid object key {key!r}")
-    return "/".join(parts)
-
-
-class LocalStore:
-    """A folder with the same key layout as S3; files are written atomically and left read-only."""
-
-    def __init__(self, root: Path | str) -> None:
-        self.root = Path(root).absolute()
-        self.url = str(self.root)
-
-    def _path(self, key: str) -> Path:
-        return self.root / _clean_key(key)
-
-    def put(self, key: str, path: Path, sha256: str) -> str:
-        target = self._path(key)
-        if target.exists():
-            return self._already(target, key, sha256)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".put-", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-                shutil.copyfileobj(src, out, _CHUNK)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o444)
-            try:
-                os.link(tmp, target)  # create-only: fails if the key appeared meanwhile
-            except FileExistsError:
-                return self._already(target, key, sha256)
-        finally:
-            os.unlink(tmp)
-        _fsync_dir(target.parent)
-        return str(target)
-
-    def _already(self, target: Path, key: str, sha256: str) -> str:
-        if sha256_file(target) != sha256:
-            raise ConflictError(f"{self.url}: {key} already exists with different content; not overwritten")
-        return str(target)
-
-    def get(self, key: str) -> bytes:
-        try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise StoreError(f"{self.url}: no object {key}") from None
-
-    def list(self, prefix: str = "") -> list[str]:
-        if not self.root.is_dir():
-            return []
-        keys = []
-        for dirpath, _dirs, files in os.walk(self.root):
-            for name in files:
-                if name.startswith(".put-"):
-                    continue
-                key = Path(dirpath, name).relative_to(self.root).as_posix()
-                if key.startswith(prefix):
-                    keys.append(key)
-        return sorted(keys)
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
+from wrappers.stores.base import ConfigError, ConflictError, StoreError, clean_key, register
 
 _S3_PERMANENT = {
     "NoSuchBucket",
@@ -147,8 +27,15 @@ _S3_PERMANENT = {
 }
 
 
+@register
 class S3Store:
-    """An S3 bucket (AWS, SeaweedFS, MinIO): `If-None-Match: *` puts, SHA-256 checksums, Object Lock."""
+    """An S3 bucket (AWS, SeaweedFS, MinIO): `If-None-Match: *` puts, SHA-256 checksums, Object Lock.
+
+    Config: `{"kind": "s3", "bucket", "prefix", "endpoint", "region", "access_key_id",
+    "secret_access_key", "object_lock_mode", "object_lock_days"}` (all but bucket optional)."""
+
+    kind = "s3"
+    scheme = "s3"
 
     def __init__(
         self,
@@ -167,7 +54,10 @@ class S3Store:
         if not bucket:
             raise ConfigError("S3: no bucket given")
         self.bucket = bucket
-        self.prefix = "/".join(p for p in prefix.split("/") if p)
+        parts = [p for p in prefix.split("/") if p]
+        if any(p in (".", "..") for p in parts):
+            raise ConfigError(f"S3: invalid prefix {prefix!r}")
+        self.prefix = "/".join(parts)
         self.endpoint = endpoint
         self.lock_mode = object_lock_mode.upper()
         self.lock_days = float(object_lock_days or 0)
@@ -196,12 +86,54 @@ class S3Store:
         self._config = {"bucket": bucket, "prefix": self.prefix, "endpoint": endpoint, "region": region}
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
 
+    # ---- the registry's questions ---------------------------------------------------------------------
+
+    @classmethod
+    def config_for(cls, url_or_dir: str, **opts: Any) -> dict[str, Any]:
+        parsed = urlparse(url_or_dir)
+        config = {"kind": cls.kind, "bucket": parsed.netloc, "prefix": parsed.path.strip("/")}
+        config.update({k: v for k, v in opts.items() if v not in (None, "")})
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> S3Store:
+        return cls(
+            bucket=config["bucket"],
+            prefix=config.get("prefix", ""),
+            endpoint=config.get("endpoint", ""),
+            region=config.get("region", ""),
+            access_key_id=config.get("access_key_id", ""),
+            secret_access_key=config.get("secret_access_key", ""),
+            object_lock_mode=config.get("object_lock_mode", ""),
+            object_lock_days=config.get("object_lock_days", 0),
+        )
+
+    @classmethod
+    def describe(cls, config: dict[str, Any]) -> str:
+        where = f"s3://{config['bucket']}"
+        if config.get("endpoint"):
+            where += f" at {config['endpoint']}"
+        if config.get("object_lock_mode"):
+            where += f" (Object Lock {config['object_lock_mode']}, {config['object_lock_days']} days)"
+        return where
+
+    @classmethod
+    def ident(cls, config: dict[str, Any]) -> str:
+        return f"s3://{config['bucket']}/{config.get('prefix', '')}@{config.get('endpoint', '')}"
+
+    @classmethod
+    def location(cls, config: dict[str, Any], key: str) -> str:
+        prefix = config.get("prefix", "")
+        return f"s3://{config['bucket']}/{prefix + '/' if prefix else ''}{key}"
+
+    # ---- the Store protocol -----------------------------------------------------------------------------
+
     def _key(self, key: str) -> str:
-        key = _clean_key(key)
+        key = clean_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def object_url(self, key: str) -> str:
-        return s3_object_url(self._config, key)
+        return object_url(self._config, key)
 
     def _error(self, exc: Exception, what: str) -> StoreError:
         from botocore.exceptions import ClientError
@@ -315,16 +247,35 @@ class S3Store:
         return True
 
 
-def s3_object_url(config: dict[str, Any], key: str) -> str:
+def object_url(config: dict[str, Any], key: str) -> str:
     """The URL of `key` in the S3 store described by `config` (path style with an endpoint)."""
     bucket = config["bucket"]
     prefix = config.get("prefix", "").strip("/")
-    full = f"{prefix}/{_clean_key(key)}" if prefix else _clean_key(key)
+    full = f"{prefix}/{clean_key(key)}" if prefix else clean_key(key)
     if config.get("endpoint"):
         return f"{config['endpoint'].rstrip('/')}/{bucket}/{full}"
     region = config.get("region")
     host = f"{bucket}.s3.{region}.amazonaws.com" if region else f"{bucket}.s3.amazonaws.com"
     return f"https://{host}/{full}"
+
+
+def upload_config(
+    bucket: str, env: Callable[..., str], region: str = "", key_id: str = "", secret: str = ""
+) -> dict[str, Any]:
+    """The store config of a script's upload to `bucket` (vendor.s3.put).
+
+    `env(*names)` looks names up in the script's env, then the process's: the endpoint comes from
+    S3_ENDPOINT / AWS_ENDPOINT_URL, the region (unless given) from AWS_REGION / AWS_DEFAULT_REGION.
+    Empty keys leave the credentials to boto3's default chain."""
+    if not bucket:
+        raise ConfigError("no bucket given")
+    return S3Store.config_for(
+        f"s3://{bucket}",
+        endpoint=env("S3_ENDPOINT", "AWS_ENDPOINT_URL"),
+        region=region or env("AWS_REGION", "AWS_DEFAULT_REGION"),
+        access_key_id=key_id,
+        secret_access_key=secret,
+    )
 
 
 def _hint(code: str, bucket: str) -> str:
@@ -335,38 +286,3 @@ def _hint(code: str, bucket: str) -> str:
     if code == "AccessDenied":
         return "access denied (credentials or bucket policy)"
     return "invalid bucket name"
-
-
-def store_from_config(config: dict[str, Any]) -> LocalStore | S3Store:
-    """Build a store from the JSON-serialisable config the spool records."""
-    kind = config.get("kind")
-    if kind == "local":
-        return LocalStore(config["root"])
-    if kind == "s3":
-        return S3Store(
-            bucket=config["bucket"],
-            prefix=config.get("prefix", ""),
-            endpoint=config.get("endpoint", ""),
-            region=config.get("region", ""),
-            access_key_id=config.get("access_key_id", ""),
-            secret_access_key=config.get("secret_access_key", ""),
-            object_lock_mode=config.get("object_lock_mode", ""),
-            object_lock_days=config.get("object_lock_days", 0),
-        )
-    raise ConfigError(f"unknown store kind {kind!r}")
-
-
-def store_config(url_or_dir: str | Path, **s3opts: Any) -> dict[str, Any]:
-    """Config dict for `s3://bucket/prefix` (with `endpoint=`, `region=`, keys, lock) or a folder."""
-    text = str(url_or_dir)
-    if text.startswith("s3://"):
-        parsed = urlparse(text)
-        cfg = {"kind": "s3", "bucket": parsed.netloc, "prefix": parsed.path.strip("/")}
-        cfg.update({k: v for k, v in s3opts.items() if v not in (None, "")})
-        return cfg
-    return {"kind": "local", "root": str(Path(text).absolute())}
-
-
-def open_store(url_or_dir: str | Path, **s3opts: Any) -> LocalStore | S3Store:
-    """`open_store("s3://bucket/prefix", endpoint=..., region=...)` or `open_store("/some/folder")`."""
-    return store_from_config(store_config(url_or_dir, **s3opts))

@@ -1,0 +1,47 @@
+"""Object stores behind one `Store` protocol, registered by kind: a local folder and S3.
+
+`open_store(url_or_dir)` / `store_config(url_or_dir)` pick the kind from the URL (docs/architecture.md,
+"Stores"); a new kind is one module with a `@register`ed class plus its import here.
+"""
+
+from wrappers.stores.base import (
+    ConfigError,
+    ConflictError,
+    Store,
+    StoreError,
+    StoreKind,
+    clean_key,
+    describe,
+    kind_of,
+    open_store,
+    register,
+    sha256_file,
+    store_config,
+    store_from_config,
+    store_ident,
+    store_location,
+)
+from wrappers.stores.local import LocalStore
+from wrappers.stores.s3 import S3Store, object_url, upload_config
+
+__all__ = [
+    "ConfigError",
+    "ConflictError",
+    "LocalStore",
+    "S3Store",
+    "Store",
+    "StoreError",
+    "StoreKind",
+    "clean_key",
+    "describe",
+    "kind_of",
+    "object_url",
+    "open_store",
+    "register",
+    "sha256_file",
+    "store_config",
+    "store_from_config",
+    "store_ident",
+    "store_location",
+    "upload_config",
+]

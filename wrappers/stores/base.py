@@ -1,0 +1,154 @@
+"""The one Store protocol, the errors every store raises, and the registry that picks a store by kind.
+
+A store is described by a plain, JSON-serialisable config dict whose `kind` names the registered
+store class (`{"kind": "local", "root": ...}`, `{"kind": "s3", "bucket": ..., "prefix": ...}`), so
+the spool can record where each artifact goes and resume after a restart. Callers never branch on
+the kind: `store_config(url_or_dir)` picks it from the URL scheme (none: a folder), and
+`open_store`, `describe`, `store_ident` and `store_location` ask the registered class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
+
+_CHUNK = 1 << 20
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+class StoreError(Exception):
+    """The store refused or could not take an artifact.
+
+    `permanent` errors need a person to act (configuration, a conflicting key): retrying cannot
+    help, so the outbox sets the bundle aside. Others (network, throttling) are retried."""
+
+    permanent = False
+
+    def __init__(self, message: str, *, permanent: bool | None = None) -> None:
+        super().__init__(message)
+        if permanent is not None:
+            self.permanent = permanent
+
+
+class ConflictError(StoreError):
+    """The key already holds different bytes: the store is never overwritten."""
+
+    permanent = True
+
+
+class ConfigError(StoreError):
+    """The store is not usable as configured (no bucket, no Object Lock, bad credentials, …)."""
+
+    permanent = True
+
+
+class Store(Protocol):
+    """What the spool, the wrapper and `kflpcap repo` need from a store. Keys use `/`.
+
+    Every store is create-only: a put of a key that already holds the same bytes (same SHA-256)
+    counts as done, a put of a key that holds other bytes raises `ConflictError`."""
+
+    kind: ClassVar[str]
+    url: str
+
+    def put(self, key: str, path: Path, sha256: str) -> str:
+        """Store the file under `key` (create-only); returns the object's URL."""
+
+    def get(self, key: str) -> bytes: ...
+
+    def list(self, prefix: str = "") -> list[str]: ...
+
+    def exists(self, key: str) -> bool: ...
+
+
+class StoreKind(Protocol):
+    """A registered store class, asked about configs of its kind (class methods)."""
+
+    kind: str
+    scheme: str  # the URL scheme it serves ("s3" for s3://…), "" for a plain folder
+
+    def config_for(self, url_or_dir: str, **opts: Any) -> dict[str, Any]:
+        """The config dict for a URL (or folder) of this kind, with kind-specific options."""
+
+    def from_config(self, config: dict[str, Any]) -> Store: ...
+
+    def describe(self, config: dict[str, Any]) -> str:
+        """Where artifacts go, for people (console lines)."""
+
+    def ident(self, config: dict[str, Any]) -> str:
+        """A stable identity of the destination (hash-chain ids)."""
+
+    def location(self, config: dict[str, Any], key: str) -> str:
+        """Where `key` lands, as reports show it."""
+
+
+K = TypeVar("K", bound=StoreKind)
+_KINDS: dict[str, StoreKind] = {}
+_SCHEMES: dict[str, StoreKind] = {}
+
+
+def register(cls: K) -> K:
+    """Class decorator: make a store kind known to `store_config` and `store_from_config`."""
+    _KINDS[cls.kind] = cls
+    _SCHEMES[cls.scheme] = cls
+    return cls
+
+
+def kind_of(config: dict[str, Any]) -> StoreKind:
+    kind = config.get("kind")
+    found = _KINDS.get(kind) if isinstance(kind, str) else None
+    if found is None:
+        raise ConfigError(f"unknown store kind {kind!r} (known: {', '.join(sorted(_KINDS))})")
+    return found
+
+
+def store_from_config(config: dict[str, Any]) -> Store:
+    """Build a store from the JSON-serialisable config the spool records."""
+    return kind_of(config).from_config(config)
+
+
+def store_config(url_or_dir: str | Path, **opts: Any) -> dict[str, Any]:
+    """Config dict for `s3://bucket/prefix` (with `endpoint=`, `region=`, keys, lock) or a folder."""
+    text = str(url_or_dir)
+    match = _SCHEME.match(text)
+    scheme = match.group(1).lower() if match else ""
+    kind = _SCHEMES.get(scheme)
+    if kind is None:
+        known = ", ".join(f"{s}://…" for s in sorted(_SCHEMES) if s)
+        raise ConfigError(f"{text}: no store for {scheme}:// URLs (a store is {known} or a folder)")
+    return kind.config_for(text, **opts)
+
+
+def open_store(url_or_dir: str | Path, **opts: Any) -> Store:
+    """`open_store("s3://bucket/prefix", endpoint=..., region=...)` or `open_store("/some/folder")`."""
+    return store_from_config(store_config(url_or_dir, **opts))
+
+
+def describe(config: dict[str, Any]) -> str:
+    return kind_of(config).describe(config)
+
+
+def store_ident(config: dict[str, Any]) -> str:
+    return kind_of(config).ident(config)
+
+
+def store_location(config: dict[str, Any], key: str) -> str:
+    return kind_of(config).location(config, key)
+
+
+def clean_key(key: str) -> str:
+    """`key` without empty and `.` parts; a key that is empty or climbs (`..`) is a permanent error."""
+    parts = [p for p in key.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise StoreError(f"invalid object key {key!r}", permanent=True)
+    return "/".join(parts)
+
+
+def sha256_file(path: Path | str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
