@@ -146,7 +146,7 @@ def test_unknown_helpers_are_absent(rec: Recorder) -> None:
     script = """// Absent
     var out = [];
     ["hub", "chatgpt", "aggregation"].forEach(function (n) { out.push(n + ":" + typeof globalThis[n]); });
-    try { hub.action("x", {}); } catch (e) { out.push(e.name); }
+    try { hub.targeted(); } catch (e) { out.push(e.name); }
     try { vendor.influxdb("u"); } catch (e) { out.push(e.name); }
     try { console.warn("w"); } catch (e) { out.push(e.name); }
     console.log(out.join(" "));
@@ -154,7 +154,7 @@ def test_unknown_helpers_are_absent(rec: Recorder) -> None:
     with rec.host(script):
         pass
     assert rec.stdout == [
-        "Absent] hub:undefined chatgpt:undefined aggregation:undefined ReferenceError TypeError TypeError"
+        "Absent] hub:object chatgpt:undefined aggregation:undefined TypeError TypeError TypeError"
     ]
 
 
