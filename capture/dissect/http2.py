@@ -490,6 +490,12 @@ class Http2:
         if st.lost and err is None:
             err = error("dissection", f"{st.lost} header fields of stream {sid} not decodable (HPACK state "
                                       "from before the capture)")
+        if resp is not None and not resp.status:  # its `:status` is not in the capture
+            err = err or st.error or error("dissection", f"stream {sid}: the response headers are not in "
+                                                         "the capture")
+            resp = None
+            if req is None:
+                return
         if req is None:
             req = Message(resp.ts)
             err = err or error("pair-not-found", f"stream {sid}: response without a request (capture started "
