@@ -325,3 +325,21 @@ def test_truncated_and_fuzzed_connections_never_crash(rec: Recording) -> None:
                 check_item(it)
                 errors += "error" in it
     assert errors > 0
+
+
+@pytest.mark.parametrize(("query", "paths"), [
+    ("http2 and response.status >= 400", ["/missing"]),
+    ('http2 and request.path.startsWith("/again/")', [f"/again/{n}" for n in range(4)]),
+    ('http2 and error.msg.contains("CANCEL")', ["/slow"]),
+    ('protocol.name == "http" and request.httpVersion == "HTTP/2.0" and request.path == r"^/kfl"',
+     ["/kfl.test.Inventory/Create", "/kfl.test.Inventory/GetItem", "/kfl.test.Inventory/ListItems"]),
+    ('grpc and response.headers["Grpc-Status"] == "5"', ["/kfl.test.Inventory/Create"]),
+    ('grpc and response.trailers["Grpc-Status"] == "0"',
+     ["/kfl.test.Inventory/GetItem", "/kfl.test.Inventory/ListItems"]),
+    ("grpc and response.grpc.responseMessages > 1", ["/kfl.test.Inventory/ListItems"]),
+    ('grpc and request.grpc.messages[0].fields["1"] == "widget"', ["/kfl.test.Inventory/GetItem"]),
+])
+def test_documented_queries(items: list[dict], query: str, paths: list[str]) -> None:
+    """The examples of docs/kfl.md select what they say."""
+    q = kfl.compile(query)
+    assert sorted(it["request"]["path"] for it in items if q.match(it)) == paths
