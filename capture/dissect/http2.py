@@ -488,8 +488,8 @@ class Http2:
         if req is None and resp is None:
             return
         if st.lost and err is None:
-            err = error("dissection", f"{st.lost} header fields of stream {sid} not decodable (HPACK state "
-                                      "from before the capture)")
+            err = error("dissection", f"{st.lost} header fields of stream {sid} not decodable (they refer to "
+                                      "HPACK table entries the capture lacks)")
         if resp is not None and not resp.status:  # its `:status` is not in the capture
             err = err or st.error or error("dissection", f"stream {sid}: the response headers are not in "
                                                          "the capture")
