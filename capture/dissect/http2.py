@@ -45,7 +45,6 @@ HTTP2 = protocol("http", "2.0", "HTTP/2", "Hypertext Transfer Protocol Version 2
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 MAX_STREAMS = 1024  # open streams kept per connection; beyond, the oldest is given up (bounded memory)
-MAX_BUFFER = 1 << 24  # bytes of one frame buffered (the largest frame HTTP/2 allows)
 RESYNC_WINDOW = 64 * 1024  # bytes searched for a frame boundary after a gap
 MAX_HEADER_BLOCK = 1 << 20
 _PLACEHOLDERS = 128  # 4096-byte table / 32 bytes: more entries than an encoder's default table can hold
@@ -127,12 +126,15 @@ class _Stream:
 class _Side:
     """One direction: its bytes not yet cut into frames, its HPACK decoder, its sync state."""
 
-    __slots__ = ("block", "block_end", "block_promise", "block_stream", "buf", "decoder", "preface", "synced")
+    __slots__ = ("block", "block_end", "block_promise", "block_stream", "buf", "decoder", "preface", "scan",
+                 "synced", "trusted")
 
     def __init__(self, preface: bool, synced: bool, unknown: bool) -> None:
         self.buf = bytearray()
         self.preface = preface  # the client preface is still expected
         self.synced = synced  # frame boundaries known
+        self.trusted = synced  # known since the connection's start (else frame headers are checked)
+        self.scan = 0  # where the search for a frame boundary goes on
         self.decoder = _new_decoder(unknown)
         self.block: bytearray | None = None  # a header block waiting for its CONTINUATION frames
         self.block_stream = 0
@@ -208,10 +210,8 @@ class Http2:
             if side.buf.startswith(PREFACE):
                 del side.buf[:len(PREFACE)]
             else:
-                side.synced = False
-        if not side.synced and not self._resync(side):
-            return
-        self._frames(direction, side, ts_ns)
+                self._lose_sync(side)
+        self._consume(direction, side, ts_ns)
 
     def on_gap(self, direction: int, length: int, ts_ns: int) -> None:
         if self.sides is None:
@@ -226,13 +226,11 @@ class Http2:
                 msg = self.streams[sid].msgs[direction] if sid in self.streams else None
                 if msg is not None:
                     msg.missing += length
-                self._frames(direction, side, ts_ns)
+                self._consume(direction, side, ts_ns)
                 return
         buf.clear()
         side.preface = False
-        side.synced = False
-        side.block = None
-        side.decoder = _new_decoder(True)
+        self._lose_sync(side)
         for st in self.streams.values():
             if st.msgs[direction] is not None and not st.ended[direction] and st.error is None:
                 st.error = error("dissection", f"{length} bytes of the stream missing from the capture")
@@ -266,29 +264,54 @@ class Http2:
         self.sides = sides
         return sides
 
-    def _resync(self, side: _Side) -> bool:
-        """Find a frame boundary in a direction that lost it: a well-formed header followed by another
-        (or by the end of the data)."""
+    @staticmethod
+    def _lose_sync(side: _Side) -> None:
+        """Frame boundaries and HPACK state of this direction are no longer known."""
+        side.synced = side.trusted = False
+        side.scan = 0
+        side.block = None
+        side.decoder = _new_decoder(True)
+
+    def _consume(self, direction: int, side: _Side, ts_ns: int) -> None:
+        while (side.synced or self._resync(side)) and not self._frames(direction, side, ts_ns):
+            pass
+
+    @staticmethod
+    def _resync(side: _Side) -> bool:
+        """Find a frame boundary in a direction that lost it: well-formed frame headers chained up to
+        the end of the data, at least two of them or one that ends exactly there. A position ruled out
+        stays so (`scan`); one that may still prove right waits for more data."""
         buf = side.buf
-        limit = min(len(buf) - 9, RESYNC_WINDOW)
-        for pos in range(max(limit + 1, 0)):
+        pos = side.scan
+        while pos + 9 <= len(buf):
             length = _plausible(buf, pos)
-            if length < 0:
-                continue
-            frames, clean = _chain(buf, pos)
-            if clean and (frames >= 2 or pos + 9 + length >= len(buf)):
-                del buf[:pos]
-                side.synced = True
-                return True
-        if len(buf) > RESYNC_WINDOW:
-            del buf[:len(buf) - 9]
+            if length >= 0:
+                frames, clean = _chain(buf, pos)
+                if clean and (frames >= 2 or pos + 9 + length == len(buf)):
+                    del buf[:pos]
+                    side.synced = True
+                    side.scan = 0
+                    return True
+                if clean:
+                    break  # the next header is not all here yet
+            pos += 1
+        side.scan = pos
+        if pos > RESYNC_WINDOW:
+            del buf[:pos]
+            side.scan = 0
         return False
 
-    def _frames(self, direction: int, side: _Side, ts_ns: int) -> None:
+    def _frames(self, direction: int, side: _Side, ts_ns: int) -> bool:
+        """Cut and handle the complete frames; False when a header shows the sync was wrong."""
         buf = side.buf
         pos = 0
         end = len(buf)
         while end - pos >= 9:
+            if not side.trusted and _plausible(buf, pos) < 0:
+                del buf[:pos + 1]
+                side.synced = False
+                side.scan = 0
+                return False
             length = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
             if end - pos < 9 + length:
                 break
@@ -305,9 +328,7 @@ class Http2:
                 continue
             self._frame(direction, side, frame, 9 + length, ts_ns)
         del buf[:pos]
-        if len(buf) > MAX_BUFFER:
-            buf.clear()
-            side.synced = False
+        return True
 
     def _frame(self, direction: int, side: _Side, frame: Frame, size: int, ts_ns: int) -> None:
         sid = frame.stream_id
