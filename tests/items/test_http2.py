@@ -92,13 +92,12 @@ def oracle(streams: Streams, skip_ports: set[int]) -> Counter:
 
 def test_items_equal_tshark_per_stream(rec: Recording, items: list[dict]) -> None:
     streams = tshark_streams(rec.pcap)
-    upgraded = {port for port, *_ in ours(items, ("HTTP",))}  # Upgrade: h2c is not handed off here
+    # The Upgrade: h2c connection has its own test (the HTTP/1.1 -> HTTP/2 hand-off's entry point);
+    # /slow was reset before its answer: tshark has no status for it, the item has an error instead.
+    upgraded = {port for port, *_ in ours(items, ("HTTP",))}
     reset = {k for k, st in streams.items() if st.get("path") == "/slow"}
     expected = oracle({k: v for k, v in streams.items() if k not in reset}, upgraded)
-    got = ours(items)
-    slow = [k for k in got if k[2] == "/slow"]
-    for k in slow:
-        del got[k]
+    got = Counter({k: n for k, n in ours(items).items() if k[0] not in upgraded and k[2] != "/slow"})
     assert got == expected
     assert sum(got.values()) == len(rec.done["h2-client"]) + len(rec.done["grpc-client"]) + 1
     for item in items:
