@@ -45,6 +45,7 @@ HTTP2 = protocol("http", "2.0", "HTTP/2", "Hypertext Transfer Protocol Version 2
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 MAX_STREAMS = 1024  # open streams kept per connection; beyond, the oldest is given up (bounded memory)
+MAX_CLOSED = 4096  # ids of streams already emitted, remembered so that late frames open nothing
 RESYNC_WINDOW = 64 * 1024  # bytes searched for a frame boundary after a gap
 MAX_HEADER_BLOCK = 1 << 20
 _PLACEHOLDERS = 128  # 4096-byte table / 32 bytes: more entries than an encoder's default table can hold
@@ -149,7 +150,7 @@ class Http2:
     layer4: ClassVar[tuple[str, ...]] = ("tcp",)
     ports: ClassVar[frozenset[int]] = frozenset({50051})
 
-    __slots__ = ("cap", "client_dir", "items", "oriented", "sides", "streams")
+    __slots__ = ("cap", "client_dir", "closed", "items", "oriented", "sides", "streams")
 
     @classmethod
     def probe(cls, meta: Any, first: tuple[bytes, bytes], leader: int, final: bool,
@@ -175,6 +176,7 @@ class Http2:
         self.oriented = False
         self.sides: list[_Side] | None = None
         self.streams: dict[int, _Stream] = {}
+        self.closed: dict[int, None] = {}  # emitted stream ids, oldest first
 
     @classmethod
     def after_upgrade(cls, items: ItemFactory, config: DissectConfig, client_dir: int,
@@ -336,9 +338,9 @@ class Http2:
             side.block = None  # the block's CONTINUATION never came: its fields are lost
             side.decoder = _new_decoder(True)
         if isinstance(frame, DataFrame):
-            st = self.streams.get(sid)
-            if st is None:
-                st = self._stream(sid)
+            if sid in self.closed:
+                return  # sent before the peer's RST_STREAM arrived
+            st = self._stream(sid)
             st.sizes[direction] += size
             msg = st.msgs[direction]
             if msg is None:
@@ -348,8 +350,8 @@ class Http2:
             if "END_STREAM" in frame.flags:
                 self._ended(sid, st, direction)
         elif isinstance(frame, HeadersFrame | PushPromiseFrame):
-            st = self._stream(sid)
-            st.sizes[direction] += size
+            if sid not in self.closed:  # else decoded only for the HPACK table, then dropped
+                self._stream(sid).sizes[direction] += size
             side.block = bytearray(frame.data)
             side.block_stream = sid
             side.block_end = "END_STREAM" in frame.flags
@@ -504,6 +506,10 @@ class Http2:
     # -- items -------------------------------------------------------------------------------------
 
     def _emit(self, sid: int, st: _Stream, err: dict[str, str] | None) -> None:
+        closed = self.closed
+        closed[sid] = None
+        if len(closed) > MAX_CLOSED:
+            del closed[next(iter(closed))]
         c = self.client_dir
         req, resp = st.msgs[c], st.msgs[c ^ 1]
         if req is None and resp is None:

@@ -8,6 +8,7 @@ from functools import cache
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
+from hyperframe.frame import DataFrame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -51,6 +52,8 @@ def pieces() -> list[bytes]:
     client.reset_stream(7, error_code=8)
     client.close_connection()
     out.append(client.data_to_send())
+    late = DataFrame(7, b"sent before the reset arrived", flags=["END_STREAM"]).serialize()
+    out += [late, late]  # from the server, then from the client
     return out
 
 
@@ -59,7 +62,8 @@ def _meta(port: int) -> StreamMeta:
 
 
 def test_in_order_exchange_on_any_port() -> None:
-    """The same bytes in order (client pieces at even, server at odd positions): one item per stream."""
+    """The same bytes in order (client pieces at even, server at odd positions): one item per stream;
+    DATA on a stream already reset opens nothing."""
     for port in (8080, 50051, 7000):
         items: list[dict] = []
         handler = make_handler_factory(items.append, NodeInfo("n", "10.0.0.9"), NameTable())(_meta(port))
