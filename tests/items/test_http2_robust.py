@@ -114,3 +114,28 @@ def test_http2_through_the_registry_never_raises(events: list, port: int) -> Non
     handler.on_close(ts + 1, "fin")
     for item in items:
         check_item(item)
+
+
+def test_goaway_refuses_the_streams_above_its_last() -> None:
+    client = H2Connection(H2Configuration(client_side=True))
+    server = H2Connection(H2Configuration(client_side=False))
+    client.initiate_connection()
+    server.initiate_connection()
+    for sid in (1, 3):
+        client.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":path", f"/s{sid}"),
+                                  (":authority", "svc")], end_stream=True)
+    wire = [(0, client.data_to_send())]
+    server.receive_data(wire[0][1])
+    server.send_headers(1, [(":status", "200")], end_stream=True)
+    server.close_connection(error_code=0, last_stream_id=1)
+    wire.append((1, server.data_to_send()))
+    items: list[dict] = []
+    handler = make_handler_factory(items.append, NodeInfo("n", "10.0.0.9"), NameTable())(_meta(7000))
+    for n, (direction, data) in enumerate(wire):
+        handler.on_data(direction, data, 5 * NS + n)
+    handler.on_close(6 * NS, "fin")
+    got = [(it["request"]["path"], it.get("response", {}).get("status"), it.get("error", {}).get("msg"))
+           for it in items]
+    refused = "stream 3 refused by the server's GOAWAY NO_ERROR (0x0)"
+    assert got == [("/s1", 200, None), ("/s3", None, refused)]
+    assert items[1]["error"]["type"] == "connection"
