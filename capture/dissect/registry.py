@@ -11,6 +11,7 @@ from capture.dissect.base import CLAIM, MORE, DissectConfig, Dissector, ItemFact
 from capture.dissect.dns import Dns, DnsNames
 from capture.dissect.generic import Generic
 from capture.dissect.http1 import Http1
+from capture.dissect.http2 import Http2
 from capture.names import NameTable
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 DISSECTORS: list[type[Dissector]] = [
     Http1,
     Dns,
+    Http2,
 ]
 
 

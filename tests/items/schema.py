@@ -23,11 +23,11 @@ RCODES = {"No Error", "Format Error", "Server Failure", "Non-Existent Domain", "
           "Signature out of time window", "Bad TKEY Mode", "Duplicate key name", "Algorithm not supported",
           "Bad Truncation"}
 RR_TEXT = ("name", "type", "class", "ip", "ns", "cname", "ptr", "txts", "soa", "srv", "mx", "opt", "uri")
-PROTOCOLS = {  # name -> (abbr, macro)
-    "http": ("HTTP", "http"),
-    "dns": ("DNS", "dns"),
-    "tcp": ("TCP", "tcp"),
-    "udp": ("UDP", "udp"),
+PROTOCOLS = {  # name -> the (abbr, macro) pairs it comes with
+    "http": {("HTTP", "http"), ("HTTP/2", "http2"), ("gRPC", "grpc")},
+    "dns": {("DNS", "dns")},
+    "tcp": {("TCP", "tcp")},
+    "udp": {("UDP", "udp")},
 }
 
 class _Check:
@@ -83,7 +83,7 @@ def problems(item: Any) -> list[str]:
     name = proto.get("name")
     if name not in PROTOCOLS:
         c.fail("protocol.name", f"unknown protocol {name!r}")
-    elif (proto.get("abbr"), proto.get("macro")) != PROTOCOLS[name]:
+    elif (proto.get("abbr"), proto.get("macro")) not in PROTOCOLS[name]:
         c.fail("protocol", f"abbr/macro {proto.get('abbr')!r}/{proto.get('macro')!r} do not fit {name!r}")
     layer4 = proto.get("layer4")
     if layer4 not in ("tcp", "udp"):
