@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import stat
@@ -296,7 +295,6 @@ def test_env_fallbacks_and_kubeshark_tar_layout(capture, tmp_path: Path) -> None
     manifest = json.loads(tars[0].with_name(tars[0].name.replace(".tar.gz", ".json")).read_text())
     assert tshark_packets(extracted) == count_packets(capture_bytes) == manifest["pcap"]["packets"]
     assert verify(open_store(root)).problems == []
-    assert io is not None
 
 
 def test_hash_chain_continues_across_restarts(tmp_path: Path) -> None:
