@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import time
 from pathlib import Path
 
@@ -160,3 +161,39 @@ def test_a_job_that_triggers_itself_runs_once_per_tick(tmp_path: Path) -> None:
     first = next(i for i, n in enumerate(runs_after) if n)
     assert runs_after[first:] == list(range(1, len(runs_after) - first + 1))
     assert len(runs_after) - first > 10  # it went on for many flushes and ticks, and the run ended
+
+
+def test_capture_time_jumping_an_hour_runs_a_missed_job_once(tmp_path: Path) -> None:
+    """Cron catch-up through the pipeline: a capture with an hour's hole in it (360 missed `*/10` fire
+    times) runs the job once when the capture resumes, then on its 10-second boundaries again."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    start = 1_700_000_005  # 22:13:25 UTC: boundaries at :30, :40, :50
+    seconds = [start + i for i in range(26)] + [start + 3600 + i for i in range(26)]
+    packets = []
+    for second in seconds:
+        pkt = Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=40000, dport=9999) / b"x"
+        pkt.time = second
+        packets.append(pkt)
+    pcap = tmp_path / "jump.pcap"
+    wrpcap(str(pcap), packets)
+    script = """// Ten
+    var last = null;
+    function onPacketCaptured(info) { last = Date.parse(info.timestamp) / 1000; }
+    jobs.schedule("ten", "*/10 * * * * *", function () { console.log("fired", last); });
+    """
+    run = run_pipeline(tmp_path / "run", {"t.js": script}, pcaps=[pcap])
+    fired = [float(ln.split()[1]) for ln in run.lines("Ten") if ln.startswith("fired ")]
+
+    # the pipeline ticks at the first packet at or after the fire time; the job has seen the packets
+    # before it; a tick runs a due job once and schedules it after the tick's time
+    expected, due = [], (start // 10 + 1) * 10
+    for before, now in itertools.pairwise(seconds):
+        if now >= due:
+            expected.append(before)
+            due = (now // 10 + 1) * 10
+    assert fired == expected
+    assert fired.count(start + 25) == 1  # the hour-long hole: one run when the capture resumed
+    assert len(fired) == 7 and run.errors("Ten") == []
