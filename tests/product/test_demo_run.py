@@ -4,7 +4,6 @@ bundled script runs."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,10 +15,6 @@ from runtime.demo import DEMO_JSON, DEMO_PCAP
 from tests.product.tshark_oracle import l4_flows
 
 REPO = Path(__file__).resolve().parents[2]
-
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("runtime.cli.run") is None,
-                                reason="kflpcap run is not there yet")
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 import urllib.request
 from pathlib import Path
@@ -26,11 +27,28 @@ SECOND = ("apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y t
           "python3 -m pip install -e '.[test]' && python3 -m pytest")
 
 
-def kflpcap(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    exe = shutil.which("kflpcap")
-    argv = [exe] if exe else [sys.executable, "-m", "runtime"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([*argv, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+CHECKOUT_ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout first, whatever is installed
+KFLPCAP = [sys.executable, "-m", "runtime"]
+
+
+def kflpcap(*args: str, cwd: Path, timeout: float = 120,
+            argv: list[str] = KFLPCAP) -> subprocess.CompletedProcess:
+    return subprocess.run([*argv, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=CHECKOUT_ENV)
+
+
+def installed_entry_point() -> list[str]:
+    """The `kflpcap` that `pip install -e .` put beside the running interpreter (not PATH's), after
+    checking that, run as the tests run it, it loads this checkout's code."""
+    scripts = Path(sysconfig.get_path("scripts"))
+    exe = next((d / "kflpcap" for d in (scripts, Path(sys.executable).parent) if (d / "kflpcap").is_file()),
+               None)
+    assert exe is not None, f"no kflpcap entry point in {scripts}: run the README's first command"
+    interpreter = exe.read_text().splitlines()[0].removeprefix("#!").split()
+    where = subprocess.run([*interpreter, "-c", "import runtime.cli.main as m; print(m.__file__)"],
+                           capture_output=True, text=True, timeout=60, env=CHECKOUT_ENV, cwd="/")
+    assert Path(where.stdout.strip()).resolve().is_relative_to(REPO), (exe, where.stdout, where.stderr)
+    return [str(exe)]
 
 
 def test_readme_starts_with_the_two_commands_and_ci_runs_the_second() -> None:
@@ -42,7 +60,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second() -> None:
 
 
 def test_readme_first_command_runs_the_demo_in_a_fresh_folder(tmp_path: Path) -> None:
-    done = kflpcap(*FIRST.split(" && ")[1].split()[1:], cwd=tmp_path)
+    done = kflpcap(*FIRST.split(" && ")[1].split()[1:], cwd=tmp_path, argv=installed_entry_point())
     assert done.returncode == 0, done.stderr
     pcaps = sorted((tmp_path / "kflpcap-data" / "repositories").glob("*/kfl_*/*.pcap.gz"))
     assert {p.parent.name for p in pcaps} == {"kfl_0", "kfl_1"}
@@ -149,12 +167,11 @@ def test_bpf_limits_what_the_scripts_see(tmp_path: Path, only_seed: Path) -> Non
 
 def test_sigterm_stops_a_run_waiting_on_a_stalled_pipe(tmp_path: Path, only_seed: Path) -> None:
     port = free_ports(1)[0]
-    exe = shutil.which("kflpcap")
-    argv = [exe] if exe else [sys.executable, "-m", "runtime"]
     with (tmp_path / "stderr").open("wb") as stderr:
-        proc = subprocess.Popen([*argv, "run", "--pcap", "-", "--scripts", str(only_seed), "--data-dir", "d",
-                                 "--metrics-port", str(port)],
-                                cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
+        proc = subprocess.Popen([*KFLPCAP, "run", "--pcap", "-", "--scripts", str(only_seed),
+                                 "--data-dir", "d", "--metrics-port", str(port)],
+                                cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr,
+                                env=CHECKOUT_ENV)
     try:
         assert proc.stdin is not None
         proc.stdin.write(DEMO_PCAP.read_bytes()[:4096])  # the writer then stalls, the pipe stays open

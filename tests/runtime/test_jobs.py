@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import time
+import io
+import itertools
 from pathlib import Path
 
 import pytest
 
 from capture import open_sources
+from runtime.helpers.console import Console
 from runtime.helpers.jobs import NS, CronError, Scheduler
 from tests.runtime.conftest import DEMO_PCAP, Recorder, run_pipeline
 
@@ -115,21 +117,87 @@ def test_capture_clock_versus_wall_clock(tmp_path: Path) -> None:
     capture = run_pipeline(tmp_path / "c", {"c.js": script}, clock="capture")
     assert capture.lines("Clock").count("fired") == expected >= 6
     assert "timer" in capture.lines("Clock")
-    started = time.monotonic()
-    wall = run_pipeline(tmp_path / "w", {"c.js": script}, clock="wall")
-    elapsed = time.monotonic() - started
-    assert wall.lines("Clock").count("fired") <= int(elapsed // 10) + 1
+    stamped = script.replace('console.log("fired")', 'console.log("fired", Date.now())').replace(
+        "// Clock\n", '// Clock\nconsole.log("loaded at", Date.now());\n')
+    wall = run_pipeline(tmp_path / "w", {"c.js": stamped}, clock="wall")
+    # on the wall clock a */10 job fires at most once per wall-clock 10-second slot after loading
+    # (however long the run takes): the slots of its runs rise strictly, from after the load's slot
+    loaded = next(int(ln.split()[2]) for ln in wall.lines("Clock") if ln.startswith("loaded at "))
+    slots = [loaded // 10_000] + [int(ln.split()[1]) // 10_000 for ln in wall.lines("Clock")
+                                  if ln.startswith("fired ")]
+    assert slots == sorted(set(slots))
     assert "timer" not in wall.lines("Clock")
 
 
 def test_a_job_that_triggers_itself_runs_once_per_tick(tmp_path: Path) -> None:
+    """Requests made while requested jobs run wait for the next flush or tick: from the first run on,
+    every flush and every tick runs the job exactly once (never twice, never forever)."""
+    from runtime.engine.pipeline import Pipeline, PipelineConfig
+
     script = """// Self
     var runs = 0;
-    jobs.schedule("again", "0 0 0 1 1 *", function () { runs++; jobs.run("again"); });
+    jobs.schedule("again", "0 0 0 1 1 *", function () {
+      runs++;
+      console.log("run", runs);
+      jobs.run("again");
+    });
     setTimeout(function () { jobs.run("again"); }, 1000);
-    jobs.schedule("count", "*/30 * * * * *", function () { console.log("runs", runs); });
     """
-    run = run_pipeline(tmp_path, {"s.js": script})
-    counts = [int(ln.split()[1]) for ln in run.lines("Self") if ln.startswith("runs ")]
-    assert counts and 0 < counts[-1] < 100000  # it went on, and the run ended
-    assert run.errors("Self") == []
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    (folder / "s.js").write_text(script)
+    out, err = io.StringIO(), io.StringIO()
+    config = PipelineConfig(sources=[str(DEMO_PCAP)], scripts=[str(folder)], data_dir=tmp_path / "data",
+                            node="node-1", watch=False)
+    pipeline = Pipeline(config, console=Console(out, err))
+    runs_after: list[int] = []  # the job's runs so far, after each flush and each tick
+
+    def chance(*_args: object) -> None:
+        runs_after.append(sum(ln.startswith("Self] run ") for ln in out.getvalue().splitlines()))
+
+    pipeline.on_batch.append(chance)
+    pipeline.on_tick.append(chance)
+    try:
+        pipeline.run()
+    finally:
+        pipeline.close()
+    assert err.getvalue() == ""
+    first = next(i for i, n in enumerate(runs_after) if n)
+    assert runs_after[first:] == list(range(1, len(runs_after) - first + 1))
+    assert len(runs_after) - first > 10  # it went on for many flushes and ticks, and the run ended
+
+
+def test_capture_time_jumping_an_hour_runs_a_missed_job_once(tmp_path: Path) -> None:
+    """Cron catch-up through the pipeline: a capture with an hour's hole in it (360 missed `*/10` fire
+    times) runs the job once when the capture resumes, then on its 10-second boundaries again."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    start = 1_700_000_005  # 22:13:25 UTC: boundaries at :30, :40, :50
+    seconds = [start + i for i in range(26)] + [start + 3600 + i for i in range(26)]
+    packets = []
+    for second in seconds:
+        pkt = Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=40000, dport=9999) / b"x"
+        pkt.time = second
+        packets.append(pkt)
+    pcap = tmp_path / "jump.pcap"
+    wrpcap(str(pcap), packets)
+    script = """// Ten
+    var last = null;
+    function onPacketCaptured(info) { last = Date.parse(info.timestamp) / 1000; }
+    jobs.schedule("ten", "*/10 * * * * *", function () { console.log("fired", last); });
+    """
+    run = run_pipeline(tmp_path / "run", {"t.js": script}, pcaps=[pcap])
+    fired = [float(ln.split()[1]) for ln in run.lines("Ten") if ln.startswith("fired ")]
+
+    # the pipeline ticks at the first packet at or after the fire time; the job has seen the packets
+    # before it; a tick runs a due job once and schedules it after the tick's time
+    expected, due = [], (start // 10 + 1) * 10
+    for before, now in itertools.pairwise(seconds):
+        if now >= due:
+            expected.append(before)
+            due = (now // 10 + 1) * 10
+    assert fired == expected
+    assert fired.count(start + 25) == 1  # the hour-long hole: one run when the capture resumed
+    assert len(fired) == 7 and run.errors("Ten") == []

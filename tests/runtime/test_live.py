@@ -26,16 +26,19 @@ jobs.schedule("beat", "* * * * * *", function () { console.log("beat"); });
 """
 
 
-def _wait(cond: Callable[[], bool], timeout: float) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
+TIMEOUT_S = 60.0  # generous: the test waits for events, it does not time them (bench/bench_live.py does)
+
+
+def _wait(cond: Callable[[], bool], what: str, timeout: float = TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         if cond():
-            return time.monotonic() - start
-        time.sleep(0.005)
-    raise AssertionError(f"not within {timeout} s")
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{what}: not within {timeout} s")
 
 
-def test_live_capture_flushes_items_fast_and_runs_jobs_on_wall_time(tmp_path: Path) -> None:
+def test_live_capture_flushes_items_while_running_and_runs_jobs_on_wall_time(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces and AF_PACKET")
     from runtime.demo.livenet import LiveNet
@@ -58,24 +61,22 @@ def test_live_capture_flushes_items_fast_and_runs_jobs_on_wall_time(tmp_path: Pa
         thread.start()
         try:
             lines = lambda: out.getvalue().splitlines()  # noqa: E731
-            _wait(lambda: "Live] loaded live.js" in lines(), 20)
+            _wait(lambda: "Live] loaded live.js" in lines(), "the script loads")
             assert pipeline.services.clock.mode == "wall"
-            _wait(lambda: lines().count("Live] beat") >= 2, 3.5)  # a job every wall-clock second
+            _wait(lambda: lines().count("Live] beat") >= 2, "a job every wall-clock second runs twice")
 
             url = f"http://{net.server_ip}/health"
-            get = f"import urllib.request\nurllib.request.urlopen({url!r}, timeout=5).read()"
-            subprocess.run(net.ns_argv(net.client_ns, [sys.executable, "-c", get]), check=True, timeout=30)
-            answered = time.monotonic()
-            _wait(lambda: "Live] item /health 200" in lines(), 2.0)
-            latency = time.monotonic() - answered
-            print(f"live item latency {latency * 1000:.0f} ms")
-            assert latency < 0.5, latency  # one item, no full batch: flushed by the live timer
+            get = f"import urllib.request\nurllib.request.urlopen({url!r}, timeout=30).read()"
+            subprocess.run(net.ns_argv(net.client_ns, [sys.executable, "-c", get]), check=True, timeout=60)
+            # one item, far from a full batch: it reaches the script while the capture runs
+            _wait(lambda: "Live] item /health 200" in lines(), "the item of the request")
 
             (folder / "live.js").write_text(SCRIPT.replace('"beat"', '"beat2"'))
-            _wait(lambda: "Live] loaded live.js (reloaded)" in lines(), 1.5)
-            _wait(lambda: "Live] beat2" in lines(), 2.5)
+            _wait(lambda: "Live] loaded live.js (reloaded)" in lines(), "the edited script reloads")
+            _wait(lambda: "Live] beat2" in lines(), "the reloaded script's job runs")
+            assert thread.is_alive()  # all of it happened during the live capture, not at its end
         finally:
             pipeline.stop()
-            thread.join(20)
+            thread.join(60)
         assert not thread.is_alive()
     assert err.getvalue() == ""

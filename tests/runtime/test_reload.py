@@ -32,13 +32,13 @@ def watched(tmp_path: Path) -> Iterator[tuple[Recorder, Scripts, Path]]:
         scripts.close()
 
 
-def wait_for(scripts: Scripts, cond: Callable[[], bool], timeout: float = 1.0) -> float:
-    """Poll until `cond()`; returns the seconds it took (fails after `timeout`)."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
+def wait_for(scripts: Scripts, cond: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll until `cond()` (generous: the test waits for the event, bench/bench_live.py times it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         scripts.poll()
         if cond():
-            return time.monotonic() - start
+            return
         time.sleep(0.01)
     raise AssertionError(f"not within {timeout} s")
 
@@ -62,8 +62,7 @@ def test_create_edit_error_delete(watched: tuple[Recorder, Scripts, Path]) -> No
     assert first.run_job("count-one") == (True, None)
 
     path.write_text(counter("two"))
-    took = wait_for(scripts, lambda: scripts.by_title("Counter") is not first)
-    assert took < 1.0
+    wait_for(scripts, lambda: scripts.by_title("Counter") is not first)
     second = scripts.by_title("Counter")
     assert first.state == "closed"
     assert rec.services.scheduler.tags() == ["count-two"]  # the old version's job is gone

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import stat
@@ -28,6 +27,7 @@ from tests.wrappers.checks import (
     tuple_totals,
 )
 from tests.wrappers.drive import SEED_QUERIES, drive, synthetic_items
+from wrappers import chain as chain_module
 from wrappers.pcapfile import count_packets
 from wrappers.repos import verify
 from wrappers.stores import open_store
@@ -296,18 +296,53 @@ def test_env_fallbacks_and_kubeshark_tar_layout(capture, tmp_path: Path) -> None
     manifest = json.loads(tars[0].with_name(tars[0].name.replace(".tar.gz", ".json")).read_text())
     assert tshark_packets(extracted) == count_packets(capture_bytes) == manifest["pcap"]["packets"]
     assert verify(open_store(root)).problems == []
-    assert io is not None
 
 
-def test_hash_chain_continues_across_restarts(tmp_path: Path) -> None:
+def fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget what this process knows of the chains, as a restarted process would: the next wrapper
+    reads the state file (and the spool) again."""
+    monkeypatch.setattr(chain_module, "_registry", {})
+
+
+def test_hash_chain_continues_across_restarts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "data"
     for seed in (1, 2):
+        fresh_process_state(monkeypatch)
         pcap, truth = generated(tmp_path, f"run{seed}", packets=1500, seed=seed)
         assert drive(pcap, data, {"kflArr": SEED_QUERIES}, synthetic_items(truth)).errors == []
     store = open_store(data / "repositories")
     chain = sorted(by_query(store)[1], key=lambda r: r.manifest["seq"])
     assert [r.manifest["seq"] for r in chain] == [0, 1]
     assert chain[0].manifest["previous_manifest_sha256"] is None
+    assert chain[1].manifest["previous_manifest_sha256"] == chain[0].sha256
+    assert verify(store).problems == []
+
+
+def test_chain_head_is_recovered_from_the_spool_when_the_state_file_lags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after a repository was committed to the spool but before the state file was rewritten:
+    the next process takes the chain's head from the spooled bundle, uploads the bundle and continues
+    the chain after it (no second seq 0, no fork)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "repositories").write_text("not a folder: the local store cannot take anything")
+    fresh_process_state(monkeypatch)
+    pcap, truth = generated(tmp_path, "first", packets=1500, seed=1)
+    first = drive(pcap, data, {"kflArr": ["dns"]}, synthetic_items(truth), close_timeout=1)
+    assert first.left_spooled == 1  # one repository, committed to the spool, never uploaded
+    state = data / "kflpcaps3" / "chains.json"
+    assert json.loads(state.read_text())  # the head the crash is about to lose
+    state.unlink()  # the state file never got it
+    (data / "repositories").unlink()  # the store is back
+
+    fresh_process_state(monkeypatch)
+    pcap, truth = generated(tmp_path, "second", packets=1500, seed=2)
+    second = drive(pcap, data, {"kflArr": ["dns"]}, synthetic_items(truth))
+    assert second.errors == [] and second.left_spooled == 0
+    store = open_store(data / "repositories")
+    chain = sorted(by_query(store)[0], key=lambda r: r.manifest["seq"])
+    assert [r.manifest["seq"] for r in chain] == [0, 1]
     assert chain[1].manifest["previous_manifest_sha256"] == chain[0].sha256
     assert verify(store).problems == []
 

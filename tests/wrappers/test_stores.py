@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -85,18 +86,60 @@ def test_s3_create_only_checksum_and_lock(seaweed, tmp_path: Path) -> None:
     assert head["ObjectLockMode"] == "COMPLIANCE"
     remaining = head["ObjectLockRetainUntilDate"] - dt.datetime.now(dt.UTC)
     assert dt.timedelta(hours=23) < remaining <= dt.timedelta(days=1)
-    # a second put of the same key is refused by the store itself (If-None-Match: *) ...
-    with pytest.raises(ClientError, match="PreconditionFailed"):
-        client.put_object(Bucket=bucket, Key=key, Body=b"tampered", IfNoneMatch="*")
-    # ... which our store reports as done for identical bytes and as a conflict for others
-    assert store.put("node/kfl_0/x.pcap.gz", path, sha) == url
+    # a second put of the same key, by another store object of the same bucket: done for identical
+    # bytes, a conflict for others, and the object keeps its first bytes and its only version
+    again = open_store(f"s3://{bucket}/pre/fix", endpoint=seaweed.endpoint, region=seaweed.region,
+                       access_key_id=seaweed.access_key, secret_access_key=seaweed.secret_key,
+                       object_lock_mode="COMPLIANCE", object_lock_days=1)
+    assert again.put("node/kfl_0/x.pcap.gz", path, sha) == url
     other, other_sha = artifact(tmp_path, b"other bytes")
-    with pytest.raises(ConflictError):
-        store.put("node/kfl_0/x.pcap.gz", other, other_sha)
+    with pytest.raises(ConflictError, match="different content"):
+        again.put("node/kfl_0/x.pcap.gz", other, other_sha)
+    assert hashlib.sha256(store.get("node/kfl_0/x.pcap.gz")).hexdigest() == sha
+    assert len(client.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]) == 1
     version = client.list_object_versions(Bucket=bucket, Prefix=key)["Versions"][0]["VersionId"]
     with pytest.raises(ClientError, match="AccessDenied"):
         client.delete_object(Bucket=bucket, Key=key, VersionId=version)
     assert store.remote_sha256("node/kfl_0/x.pcap.gz") == sha
+
+
+def test_s3_put_is_create_only_without_object_lock(seaweed, tmp_path: Path) -> None:
+    """Create-only comes from the put itself (If-None-Match), not from versioning or Object Lock: on a
+    plain bucket, of two stores racing to write different bytes under one key exactly one wins, the
+    other is told of the conflict, and the object holds the winner's bytes."""
+    bucket = seaweed.create_bucket("stores-race", object_lock=False)
+
+    def store():
+        return open_store(f"s3://{bucket}", endpoint=seaweed.endpoint, region=seaweed.region,
+                          access_key_id=seaweed.access_key, secret_access_key=seaweed.secret_key)
+
+    contents = [os.urandom(200_000) for _ in range(4)]
+    files = [artifact(tmp_path, c) for c in contents]
+    outcomes: list[str | Exception] = [""] * len(files)
+    start = threading.Barrier(len(files))
+
+    def put(i: int) -> None:
+        mine = store()
+        start.wait(timeout=60)
+        try:
+            outcomes[i] = mine.put("k/race.pcap.gz", *files[i])
+        except ConflictError as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=put, args=(i,)) for i in range(len(files))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    winners = [i for i, o in enumerate(outcomes) if isinstance(o, str)]
+    assert len(winners) == 1, outcomes
+    assert all(isinstance(o, ConflictError) for i, o in enumerate(outcomes) if i != winners[0]), outcomes
+    assert store().get("k/race.pcap.gz") == contents[winners[0]]
+    # and a later put of other bytes, one at a time, changes nothing either
+    later, later_sha = artifact(tmp_path, b"later")
+    with pytest.raises(ConflictError):
+        store().put("k/race.pcap.gz", later, later_sha)
+    assert store().get("k/race.pcap.gz") == contents[winners[0]]
 
 
 def test_s3_errors_are_clear(seaweed, tmp_path: Path) -> None:
