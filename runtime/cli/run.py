@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from runtime.cli.options import add_input_options, source_specs
 from runtime.helpers.env import EnvError, build_env
 from runtime.helpers.services import MIB, Limits
 
@@ -50,13 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_argument_group("input")
-    src.add_argument("--pcap", action="append", default=[], metavar="FILE",
-                     help="capture file (pcap, pcapng, .gz), '-' for stdin; repeatable, read in order "
-                     "(e.g. --pcap mon.pcap --pcap tue.pcap.gz)")
-    src.add_argument("--interface", "-i", action="append", default=[], metavar="IFACE",
-                     help="capture live on IFACE (needs CAP_NET_RAW), until SIGINT/SIGTERM (e.g. -i eth0)")
-    src.add_argument("--bpf", default=None, metavar="FILTER",
-                     help="BPF filter on the input, tcpdump syntax (e.g. --bpf 'tcp port 80 or udp port 53')")
+    add_input_options(src, "pcap", "interface", "bpf", "names", "node")
     src.add_argument("--demo", action="store_true",
                      help="the bundled demo capture through the bundled scripts folder (unless --scripts); "
                      "e.g. kflpcap run --demo")
@@ -73,12 +68,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scr.add_argument("--data-dir", default="kflpcap-data", metavar="DIR",
                      help="folder for script files, the upload spool and local repositories "
                      "(default: ./%(default)s)")
-    scr.add_argument("--node", default=None, metavar="NAME",
-                     help="node name in items and repository keys "
-                     "(default: the hostname; e.g. --node node-7)")
-    scr.add_argument("--names", default=None, metavar="FILE",
-                     help="static name map, YAML or JSON: IP or IP:port -> {name, namespace}, for the "
-                     "src/dst names in items (e.g. --names pods.yaml)")
     scr.add_argument("--clock", choices=("wall", "capture"), default=None,
                      help="time for jobs, timers and rotation "
                      "(default: capture time for files, wall time live; e.g. --clock wall)")
@@ -110,7 +99,7 @@ def _usage(text: str) -> int:
 def _sources(args: argparse.Namespace) -> list[str]:
     from runtime.demo import DEMO_PCAP
 
-    specs = list(args.pcap) + [f"iface:{name}" for name in args.interface]
+    specs = source_specs(args)
     if args.demo:
         specs.append(str(DEMO_PCAP))
     return specs

@@ -3,7 +3,7 @@
 The pipeline itself keeps items per protocol, scripts and errors up to date (`Pipeline.sync_stats`);
 `RunStats.refresh()` adds what lives elsewhere: the capture's counters (packets, drops, store), the
 kflPcapS3 wrappers' matches and written repositories, the spool's uploads, and how far the input
-files were read. It runs on a side thread a few times a second and once at the end, reads only
+files (and stdin) were read. It runs on a side thread a few times a second and once at the end, reads only
 (copies of lists and dicts), and keeps the wrappers and the outbox it saw, so their final figures
 are still there after the scripts were unloaded.
 """
@@ -124,14 +124,15 @@ class RunStats:
         if capture is not None:
             with contextlib.suppress(RuntimeError):  # a dict grew while it was read: next time
                 self._capture(capture.counters)
-        s["input"]["bytes_read"] = self.input.read(finished=final and not s.get("live"))
+        source = p.source
+        s["input"]["bytes_read"] = self.input.read(finished=final and not s.get("live")) + (
+            source.stdin_bytes if source is not None else 0)
         if not s.get("live"):
             s["bytes"] = s["input"]["bytes_read"]
         with contextlib.suppress(RuntimeError):
             self._repositories()
         if self.outbox is not None:
             s["uploads"] = self.outbox.stats()
-        source = p.source
         if final and source is not None:
             failed = tuple(f"{'<stdin>' if f == '-' else f}: " for f in source.failed)
             s["input"]["errors"] = [e for e in source.errors if e.startswith(failed)] if failed else []
