@@ -17,6 +17,7 @@ from runtime.cli.options import add_input_options, source_specs
 from runtime.helpers.env import EnvError, build_env
 from runtime.helpers.services import MIB, Limits
 
+log = logging.getLogger("kflpcap.run")
 BUNDLED_SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 DEFAULT_SCRIPTS = Path("scripts")
 REFRESH_S = 0.25
@@ -201,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, report: Any,
            run_stats: Any) -> int:
+    from rich.markup import escape
+
     from runtime.cli.metrics import Metrics
 
     stats = run_stats(pipeline, specs)
@@ -230,10 +233,7 @@ def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, 
                                       name="kflpcap-stats", daemon=True)
             thread.start()
             try:
-                try:
-                    pipeline.run()
-                except StopReading:
-                    pipeline.finish()
+                crash = _run_to_the_end(pipeline)
             finally:
                 done.set()
                 thread.join()
@@ -244,7 +244,31 @@ def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, 
         if server is not None:
             server.close()
     report.print_summary(pipeline.stats, err)
-    failed = report.failures(pipeline.stats)
+    failed = report.failures(pipeline.stats) + crash
     if failed:
-        err.print("[bold red]failed:[/] " + "; ".join(failed), markup=True, highlight=False)
-    return report.exit_code(pipeline.stats)
+        err.print("[bold red]failed:[/] " + escape("; ".join(failed)), markup=True, highlight=False)
+    code = report.exit_code(pipeline.stats)
+    return max(code, report.EXIT_FAILED) if crash else code
+
+
+def _run_to_the_end(pipeline: Any) -> list[str]:
+    """Run the pipeline; whatever raises, flush what it holds (the last-resort guard: the
+    repositories of what was read are written and the summary printed). The failures, if any."""
+    try:
+        try:
+            pipeline.run()
+        except StopReading:
+            pipeline.finish()
+        return []
+    except Exception as exc:
+        crash = [f"kflpcap: internal error: {type(exc).__name__}: {exc} (run with --log-level debug "
+                 "for the trace)"]
+        log.debug("the run stopped on an internal error", exc_info=True)
+        print(f"kflpcap run: internal error ({type(exc).__name__}: {exc}): flushing what was read",
+              file=sys.stderr)
+    try:
+        pipeline.finish()
+    except Exception as exc:
+        crash.append(f"kflpcap: internal error while flushing: {type(exc).__name__}: {exc}")
+        log.debug("flushing after the internal error failed", exc_info=True)
+    return crash
