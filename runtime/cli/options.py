@@ -7,71 +7,49 @@ at all is an error (exit status 2), a damaged or cut-short input read up to the 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 from capture import CaptureConfig, NameTable
 
-Adder = Callable[[Any, CaptureConfig, bool], None]
 
-
-def _pcap(group: Any, _defaults: CaptureConfig, required: bool) -> None:
-    group.add_argument("--pcap", action="append", default=[], metavar="FILE", required=required,
-                       help="capture file (pcap, pcapng, .gz too), '-' for stdin; repeatable, read in order "
-                       "(e.g. --pcap mon.pcap --pcap tue.pcap.gz)")
-
-
-def _interface(group: Any, _defaults: CaptureConfig, _required: bool) -> None:
-    group.add_argument("--interface", "-i", action="append", default=[], metavar="IFACE",
-                       help="capture live on IFACE (AF_PACKET, promiscuous; needs CAP_NET_RAW) until "
-                       "SIGINT/SIGTERM; repeatable (e.g. -i eth0)")
-
-
-def _bpf(group: Any, _defaults: CaptureConfig, _required: bool) -> None:
-    group.add_argument("--bpf", default=None, metavar="FILTER",
-                       help="BPF filter on the input, tcpdump syntax "
-                       "(e.g. --bpf 'tcp port 80 or udp port 53')")
-
-
-def _names(group: Any, _defaults: CaptureConfig, _required: bool) -> None:
-    group.add_argument("--names", default=None, metavar="FILE",
-                       help="static name map, YAML or JSON: IP or IP:port -> {name, namespace}, for the "
-                       "src/dst names in items (e.g. --names pods.yaml)")
-
-
-def _node(group: Any, _defaults: CaptureConfig, _required: bool) -> None:
-    group.add_argument("--node", default=None, metavar="NAME",
-                       help="node name in items, item ids and repository keys "
-                       "(default: the hostname; e.g. --node node-7)")
-
-
-def _tcp_idle(group: Any, defaults: CaptureConfig, _required: bool) -> None:
-    group.add_argument("--tcp-idle", type=float, default=defaults.tcp_idle_s, metavar="S",
-                       help="TCP idle timeout without FIN/RST (default %(default)s)")
-
-
-def _udp_idle(group: Any, defaults: CaptureConfig, _required: bool) -> None:
-    group.add_argument("--udp-idle", type=float, default=defaults.udp_idle_s, metavar="S",
-                       help="UDP idle timeout; unanswered DNS queries are emitted then (default %(default)s)")
-
-
-OPTIONS: dict[str, Adder] = {
-    "pcap": _pcap,
-    "interface": _interface,
-    "bpf": _bpf,
-    "names": _names,
-    "node": _node,
-    "tcp_idle": _tcp_idle,
-    "udp_idle": _udp_idle,
-}
+def _options(defaults: CaptureConfig) -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
+    """name -> (flags, `add_argument` keywords) of every input option."""
+    return {
+        "pcap": (("--pcap",), {
+            "action": "append", "default": [], "metavar": "FILE",
+            "help": "capture file (pcap, pcapng, .gz too), '-' for stdin; repeatable, read in order "
+            "(e.g. --pcap mon.pcap --pcap tue.pcap.gz)"}),
+        "interface": (("--interface", "-i"), {
+            "action": "append", "default": [], "metavar": "IFACE",
+            "help": "capture live on IFACE (AF_PACKET, promiscuous; needs CAP_NET_RAW) until SIGINT/SIGTERM; "
+            "repeatable (e.g. -i eth0)"}),
+        "bpf": (("--bpf",), {
+            "default": None, "metavar": "FILTER",
+            "help": "BPF filter on the input, tcpdump syntax (e.g. --bpf 'tcp port 80 or udp port 53')"}),
+        "names": (("--names",), {
+            "default": None, "metavar": "FILE",
+            "help": "static name map, YAML or JSON: IP or IP:port -> {name, namespace}, for the src/dst "
+            "names in items (e.g. --names pods.yaml)"}),
+        "node": (("--node",), {
+            "default": None, "metavar": "NAME",
+            "help": "node name in items, item ids and repository keys (default: the hostname; "
+            "e.g. --node node-7)"}),
+        "tcp_idle": (("--tcp-idle",), {
+            "type": float, "default": defaults.tcp_idle_s, "metavar": "S",
+            "help": "TCP idle timeout without FIN/RST (default %(default)s)"}),
+        "udp_idle": (("--udp-idle",), {
+            "type": float, "default": defaults.udp_idle_s, "metavar": "S",
+            "help": "UDP idle timeout; unanswered DNS queries are emitted then (default %(default)s)"}),
+    }
 
 
 def add_input_options(parser: argparse.ArgumentParser | Any, *names: str, required: bool = False) -> None:
-    """Add the input options `names` (keys of `OPTIONS`, in that order) to a parser or a group;
-    `required`: the command needs `--pcap`."""
-    defaults = CaptureConfig()
+    """Add the input options `names` ("pcap", "interface", "bpf", "names", "node", "tcp_idle",
+    "udp_idle"; in the order given) to a parser or a group; `required`: the command needs `--pcap`."""
+    options = _options(CaptureConfig())
     for name in names:
-        OPTIONS[name](parser, defaults, required)
+        flags, keywords = options[name]
+        parser.add_argument(*flags, **keywords, **({"required": True} if name == "pcap" and required else {}))
 
 
 def source_specs(args: argparse.Namespace) -> list[str]:
