@@ -1,6 +1,6 @@
 """`kflpcap run`: run the scripts over captured or live traffic, with a progress bar, a summary
-table, Prometheus metrics and meaningful exit codes (0 done, 1 a script or upload failed, 2 bad
-usage or unreadable input). SIGINT/SIGTERM stop reading, flush every repository, wait a bounded time
+table, Prometheus metrics and meaningful exit codes (0 done, 1 a script or upload failed or an
+internal error, 2 bad usage or unreadable input). SIGINT/SIGTERM stop reading, flush every repository, wait a bounded time
 for the uploads and exit 0."""
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ examples:
       live capture until SIGINT/SIGTERM; repositories uploaded create-only to S3; /metrics on :9100
   kflpcap run --pcap a.pcap --env-file prod.env --env MAX_MINUTES=5 --node node-7 --clock wall
 
-exit codes: 0 done; 1 some scripts or uploads failed (listed at the end); 2 bad usage or input that
-could not be read at all (a truncated capture whose readable part was processed is a warning).
+exit codes: 0 done; 1 some scripts or uploads failed, or an internal error (listed at the end); 2 bad
+usage or input that could not be read at all (a truncated capture whose readable part was processed
+is a warning).
 """
 
 
