@@ -1,7 +1,7 @@
 """`kflpcap run`: run the scripts over captured or live traffic, with a progress bar, a summary
 table, Prometheus metrics and meaningful exit codes (0 done, 1 a script or upload failed or an
-internal error, 2 bad usage or unreadable input). SIGINT/SIGTERM stop reading, flush every repository, wait a bounded time
-for the uploads and exit 0."""
+internal error, 2 bad usage or unreadable input). SIGINT/SIGTERM stop reading, flush every
+repository, wait a bounded time for the uploads and exit 0."""
 
 from __future__ import annotations
 
