@@ -228,23 +228,24 @@ def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, 
             if progress is not None:
                 progress.update(pipeline.stats)
 
+    crash: list[str] = []
     try:
         with report.RunProgress(err, disable=not show) as progress:
             thread = threading.Thread(target=refresher, args=(progress if show else None,),
                                       name="kflpcap-stats", daemon=True)
             thread.start()
             try:
-                crash = _run_to_the_end(pipeline)
+                _run_to_the_end(pipeline, crash)
             finally:
                 done.set()
                 thread.join()
-                stats.refresh(final=True)
+                _guarded(crash, "the final figures", stats.refresh, True)
                 if show:
                     progress.update(pipeline.stats)
     finally:
         if server is not None:
             server.close()
-    report.print_summary(pipeline.stats, err)
+    _guarded(crash, "the summary", report.print_summary, pipeline.stats, err)
     failed = report.failures(pipeline.stats) + crash
     if failed:
         err.print("[bold red]failed:[/] " + escape("; ".join(failed)), markup=True, highlight=False)
@@ -252,24 +253,30 @@ def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, 
     return max(code, report.EXIT_FAILED) if crash else code
 
 
-def _run_to_the_end(pipeline: Any) -> list[str]:
+def _run_to_the_end(pipeline: Any, crash: list[str]) -> None:
     """Run the pipeline; whatever raises, flush what it holds (the last-resort guard: the
-    repositories of what was read are written and the summary printed). The failures, if any."""
+    repositories of what was read are written and the summary printed). Failures go to `crash`."""
     try:
         try:
             pipeline.run()
         except StopReading:
             pipeline.finish()
-        return []
+        return
     except Exception as exc:
-        crash = [f"kflpcap: internal error: {type(exc).__name__}: {exc} (run with --log-level debug "
-                 "for the trace)"]
-        log.debug("the run stopped on an internal error", exc_info=True)
+        crash.append(_internal("", exc))
         print(f"kflpcap run: internal error ({type(exc).__name__}: {exc}): flushing what was read",
               file=sys.stderr)
+    _guarded(crash, "flushing", pipeline.finish)
+
+
+def _guarded(crash: list[str], what: str, call: Any, *args: Any) -> None:
+    """`call(*args)`; what it raises is noted in `crash` (the trace goes to the debug log)."""
     try:
-        pipeline.finish()
+        call(*args)
     except Exception as exc:
-        crash.append(f"kflpcap: internal error while flushing: {type(exc).__name__}: {exc}")
-        log.debug("flushing after the internal error failed", exc_info=True)
-    return crash
+        crash.append(_internal(f" in {what}", exc))
+
+
+def _internal(where: str, exc: Exception) -> str:
+    log.debug("internal error%s", where, exc_info=exc)
+    return f"kflpcap: internal error{where}: {type(exc).__name__}: {exc} (--log-level debug: the trace)"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from capture.flows import Capture
+from runtime.cli import report
 from runtime.cli.main import main
 from runtime.cli.report import human_bytes
 from runtime.demo import DEMO_PCAP
@@ -43,6 +44,15 @@ def test_bad_block_appended_keeps_every_repository_and_the_summary(tmp_path: Pat
     assert _repositories(tmp_path / "bad") == _repositories(tmp_path / "clean") != {}
 
 
+def _run_in_process(argv: list[str]) -> int:
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return main(argv)
+    finally:
+        for sig, handler in handlers.items():  # `run` installed its own
+            signal.signal(sig, handler)
+
+
 def test_an_internal_error_still_flushes_and_prints_the_summary(tmp_path: Path, only_seed: Path,
                                                                  monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
@@ -58,19 +68,30 @@ def test_an_internal_error_still_flushes_and_prints_the_summary(tmp_path: Path, 
         real(self, first_thousand())
 
     monkeypatch.setattr(Capture, "consume", consume_then_fail)
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        code = main(["run", "--pcap", str(DEMO_PCAP), "--scripts", str(only_seed), "--data-dir",
-                          str(tmp_path / "d"), "--no-progress"])
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+    code = _run_in_process(["run", "--pcap", str(DEMO_PCAP), "--scripts", str(only_seed), "--data-dir",
+                            str(tmp_path / "d"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 1
     assert "kflpcap run: internal error (RuntimeError: injected [fault]): flushing what was read" in err
     assert "failed: kflpcap: internal error: RuntimeError: injected [fault]" in err
     assert "Traceback" not in err and "Repositories written: " in err
     assert list((tmp_path / "d" / "repositories").glob("*/kfl_1/*.pcap.gz"))  # the DNS read before the fault
+
+
+def test_an_error_in_the_summary_still_ends_with_the_repositories_and_exit_1(
+        tmp_path: Path, only_seed: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def broken_summary(_stats: object, _console: object) -> None:
+        raise KeyError("figures")
+
+    monkeypatch.setattr(report, "print_summary", broken_summary)
+    code = _run_in_process(["run", "--pcap", str(DEMO_PCAP), "--scripts", str(only_seed), "--data-dir",
+                            str(tmp_path / "d"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "failed: kflpcap: internal error in the summary: KeyError: 'figures'" in err
+    assert {p.parent.name for p in (tmp_path / "d" / "repositories").glob("*/kfl_*/*.pcap.gz")} == {
+        "kfl_0", "kfl_1"}
 
 
 def test_stdin_bytes_are_counted_in_the_summary(tmp_path: Path, only_seed: Path) -> None:
