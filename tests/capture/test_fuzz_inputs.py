@@ -55,10 +55,10 @@ def _check_output(what: str, code: int, out: bytes, err: str) -> None:
     assert (code == 2) == (rows[-1]["summary"]["inputs_not_captures"] > 0), what
 
 
-def test_streams_in_process_on_400_mutated_captures(tmp_path: Path,
+def test_streams_in_process_on_1000_mutated_captures(tmp_path: Path,
                                                     capfdbinary: pytest.CaptureFixture) -> None:
     path = tmp_path / "input"
-    for seed in range(400):
+    for seed in range(1000):
         what, data = mutated(seed, RECORDS, LINKTYPE)
         path.write_bytes(data)
         try:
