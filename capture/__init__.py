@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from capture.flows import Capture, print_warning
+from capture.flows import Capture, print_error, print_warning
 from capture.model import CaptureConfig, Packet, StreamHandler, StreamMeta
 from capture.sources import PacketSource, open_sources
 from capture.store import StreamInfo, StreamStore
@@ -22,6 +22,7 @@ __all__ = [
     "StreamStore",
     "make_handler_factory",
     "open_sources",
+    "print_error",
     "print_warning",
 ]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from capture import (
     PacketSource,
     make_handler_factory,
     open_sources,
+    print_error,
     print_warning,
 )
 from capture.flows import HANDLER_FAILED
@@ -31,7 +31,8 @@ def dissect_files(
     shard: tuple[int, int] | None = None,
     position: list[int] | None = None,
 ) -> PacketSource:
-    """Read the captures in order and hand every item to `on_item`; read errors go to stderr.
+    """Read the captures in order and hand every item to `on_item`; read errors and warnings go to
+    stderr.
 
     Reading stops soon after `done()` turns true (checked after each item). The returned source's
     `.failed` lists the inputs that were not captures at all. `shard=(k, n)`: dissect only share k
@@ -40,7 +41,8 @@ def dissect_files(
     the packet being read (1-based; one past the last while the streams are closed at the end).
     """
     quiet = shard is not None and shard[0] > 0
-    source = open_sources(paths, on_error=_ignore if quiet else _print_error)
+    source = open_sources(paths, on_error=_ignore if quiet else print_error,
+                          on_warning=_ignore if quiet else print_warning)
     if done is not None:
         deliver = on_item
 
@@ -66,10 +68,6 @@ def _counted(packets: Iterable[Packet], position: list[int]) -> Iterator[Packet]
     for number, packet in enumerate(packets, 1):
         position[0] = number
         yield packet
-
-
-def _print_error(text: str) -> None:
-    print(f"kflpcap: error: {text}", file=sys.stderr)
 
 
 def _ignore(_text: str) -> None:

@@ -546,5 +546,11 @@ class Capture:
 
 
 def print_warning(text: str) -> None:
-    """A `Capture.warn` for command-line tools: one line on stderr."""
+    """A `Capture.warn` (and `PacketSource.on_warning`: an input read up to its damage) for
+    command-line tools: one line on stderr."""
     print(f"kflpcap: warning: {text}", file=sys.stderr)
+
+
+def print_error(text: str) -> None:
+    """A `PacketSource.on_error` for command-line tools (an input that could not be read at all)."""
+    print(f"kflpcap: error: {text}", file=sys.stderr)

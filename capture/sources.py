@@ -12,17 +12,20 @@ from pathlib import Path
 from typing import BinaryIO
 
 from capture.model import Packet
-from capture.readers import MAX_RECORD, NotACapture, read_capture
+from capture.readers import GZIP_MAGIC, MAX_RECORD, NotACapture, read_capture
 
-GZIP_MAGIC = b"\x1f\x8b"
+MAX_GZIP_LAYERS = 4  # a .gz of a .gz is read; deeper nesting is not a capture
 
 
 class _Prefixed(io.RawIOBase):
-    """A binary stream that first returns `prefix`, then reads from `rest`."""
+    """A binary stream that first returns `prefix`, then reads from `rest`; `count[0]` grows by the
+    bytes read from `rest` (plus the prefix, taken from it)."""
 
-    def __init__(self, prefix: bytes, rest: BinaryIO) -> None:
+    def __init__(self, prefix: bytes, rest: BinaryIO, count: list[int]) -> None:
         self._prefix = prefix
         self._rest = rest
+        self._count = count
+        count[0] += len(prefix)
 
     def readable(self) -> bool:
         return True
@@ -35,20 +38,24 @@ class _Prefixed(io.RawIOBase):
             return n
         data = self._rest.read1(len(b))  # what the pipe has now: a live pipe must not wait for a full buffer
         b[: len(data)] = data
+        self._count[0] += len(data)
         return len(data)
 
 
 class _Gunzip:
-    """Decompresses a gzip stream; a damaged or cut-short stream ends it after what did decompress."""
+    """Decompresses a gzip stream; a damaged or cut-short stream ends it after what did decompress.
+    `head` bytes given back (sniffed by the caller) are returned first."""
 
     def __init__(self, raw: BinaryIO, err: Callable[[str], None]) -> None:
         self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
         self._err = err
         self._eof = False
+        self.head = b""
 
     def read(self, n: int) -> bytes:
-        parts = []
-        want = n
+        parts = [self.head[:n]]
+        self.head = self.head[n:]
+        want = n - len(parts[0])
         while want > 0 and not self._eof:
             try:
                 piece = self._gz.read1(min(want, 1 << 16))
@@ -64,16 +71,21 @@ class _Gunzip:
         return b"".join(parts)
 
 
-def _uncompressed(raw: BinaryIO, err: Callable[[str], None]) -> BinaryIO:
-    """`raw`, or its decompressed content when it starts like gzip (sniffed, not by file name)."""
+def _uncompressed(raw: BinaryIO, err: Callable[[str], None], count: list[int] | None = None) -> BinaryIO:
+    """`raw`, or its decompressed content when it starts like gzip (sniffed, not by file name; a
+    gzip inside a gzip is decompressed too). `count[0]`, when given, counts the bytes read."""
     head = raw.read(2)
-    if raw.seekable():
+    if raw.seekable() and count is None:
         raw.seek(0)
         stream: BinaryIO = raw
-    else:  # a pipe: give back the two bytes we took
-        stream = io.BufferedReader(_Prefixed(head, raw), 1 << 20)  # type: ignore[assignment]
-    if head == GZIP_MAGIC:
-        return _Gunzip(stream, err)  # type: ignore[return-value]
+    else:  # a pipe (or counted): give back the two bytes we took
+        stream = io.BufferedReader(_Prefixed(head, raw, count or [0]), 1 << 20)  # type: ignore[assignment]
+    layers = 0
+    while head == GZIP_MAGIC and layers < MAX_GZIP_LAYERS:
+        gunzip = _Gunzip(stream, err)
+        head = gunzip.head = gunzip.read(2)
+        stream = gunzip  # type: ignore[assignment]
+        layers += 1
     return stream
 
 
@@ -81,7 +93,9 @@ class PacketSource:
     """An iterator of `(ts_ns, linktype, data, orig_len)` over several inputs, read in order.
 
     `errors` gets one line per problem (input, byte offset, what was wrong); `failed` lists the
-    inputs that were not captures at all (or could not be opened). `heartbeat`, when set, is
+    inputs that were not captures at all (or could not be opened): their lines go to `on_error`,
+    the others (a damaged or cut-short input read up to the damage) to `on_warning` (`on_error`
+    when not given). `stdin_bytes` counts what was read from stdin. `heartbeat`, when set, is
     called whenever a live source waited without a packet (so a driver can tick its clocks).
     """
 
@@ -90,12 +104,15 @@ class PacketSource:
         specs: list[str],
         bpf: str | None = None,
         on_error: Callable[[str], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.specs = list(specs)
         self.bpf = bpf
         self.on_error = on_error
+        self.on_warning = on_warning or on_error
         self.errors: list[str] = []
         self.failed: list[str] = []
+        self._stdin_count = [0]
         self.snaplens: dict[int, int] = {}
         self.live = any(s.startswith("iface:") for s in self.specs)
         if bpf:
@@ -105,6 +122,10 @@ class PacketSource:
         self.heartbeat: Callable[[], None] | None = None
         self._live_sources: list = []
         self._stopped = False
+
+    @property
+    def stdin_bytes(self) -> int:
+        return self._stdin_count[0]
 
     def snaplen(self, linktype: int) -> int:
         return self.snaplens.get(linktype, MAX_RECORD)
@@ -116,9 +137,16 @@ class PacketSource:
             src.stop()
 
     def _error(self, text: str) -> None:
+        """An input that cannot be read at all (add it to `failed` first)."""
         self.errors.append(text)
         if self.on_error is not None:
             self.on_error(text)
+
+    def _warning(self, text: str) -> None:
+        """A problem in an input that is read up to it."""
+        self.errors.append(text)
+        if self.on_warning is not None:
+            self.on_warning(text)
 
     def _snap(self, linktype: int, snaplen: int) -> None:
         self.snaplens[linktype] = max(snaplen, self.snaplens.get(linktype, 0))
@@ -148,7 +176,7 @@ class PacketSource:
         self._live_sources.append(src)
         self._snap(src.linktype, src.snaplen)
         src.heartbeat = self.heartbeat
-        src.on_error = self._error
+        src.on_error = self._warning
         with src:
             yield src
 
@@ -161,9 +189,10 @@ class PacketSource:
             self._error(f"{name}: cannot open: {exc.strerror or exc}")
             return
         try:
-            stream = _uncompressed(raw, lambda msg: self._error(f"{name}: {msg}"))
+            stream = _uncompressed(raw, lambda msg: self._warning(f"{name}: {msg}"),
+                                   self._stdin_count if spec == "-" else None)
             try:
-                packets = read_capture(stream, lambda off, msg: self._error(f"{name}: offset {off}: {msg}"),
+                packets = read_capture(stream, lambda off, msg: self._warning(f"{name}: offset {off}: {msg}"),
                                        self._snap, lambda: self._stopped)
             except NotACapture as exc:
                 self.failed.append(spec)
@@ -174,7 +203,7 @@ class PacketSource:
                 self._error(f"{name}: offset 0: unreadable ({exc})")
                 return
             if self.bpf:
-                packets = _filtered(packets, self.bpf, lambda msg: self._error(f"{name}: {msg}"))
+                packets = _filtered(packets, self.bpf, lambda msg: self._warning(f"{name}: {msg}"))
             yield packets
         finally:
             if raw is not sys.stdin.buffer:
@@ -202,6 +231,7 @@ def open_sources(
     specs: list[str],
     bpf: str | None = None,
     on_error: Callable[[str], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> PacketSource:
     """Files (`.gz` too), `"-"` for stdin, `iface:NAME` for a live interface; read in order."""
-    return PacketSource(specs, bpf=bpf, on_error=on_error)
+    return PacketSource(specs, bpf=bpf, on_error=on_error, on_warning=on_warning)

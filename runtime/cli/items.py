@@ -6,12 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from capture import CaptureConfig, NameTable
 from runtime.cli.items_jsonl import default_jobs, write_items
+from runtime.cli.options import add_input_options, capture_config, name_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    defaults = CaptureConfig()
     p = subparsers.add_parser(
         "items",
         help="dissect captures into items (HTTP/1.x, DNS, generic tcp/udp) as JSON lines",
@@ -19,16 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "query/answer pairs, one tcp/udp item per stream no dissector claims) in the order the items "
         "complete. Exit status 2 when an input is not a capture or the filter is invalid, else 0.",
     )
-    p.add_argument("--pcap", action="append", default=[], metavar="FILE", required=True,
-                   help="capture file (pcap/pcapng, .gz too) or - for stdin; repeat to read several in order")
+    add_input_options(p, "pcap", required=True)
     p.add_argument("--filter", metavar="KFL", help="print only the items this KFL query matches")
-    p.add_argument("--names", metavar="FILE",
-                   help="static name map, YAML or JSON: IP or IP:port -> {name, namespace}")
-    p.add_argument("--node", metavar="NAME", help="node name in item ids (default: the hostname)")
-    p.add_argument("--udp-idle", type=float, default=defaults.udp_idle_s, metavar="S",
-                   help="UDP idle timeout: unanswered DNS queries are emitted then (default %(default)s)")
-    p.add_argument("--tcp-idle", type=float, default=defaults.tcp_idle_s, metavar="S",
-                   help="TCP idle timeout without FIN/RST (default %(default)s)")
+    add_input_options(p, "names", "node", "udp_idle", "tcp_idle")
     p.add_argument("--jobs", type=int, default=default_jobs(), metavar="N",
                    help="worker processes that share the streams of the input files, same output as one "
                    "(default: the CPUs available, at most 4: %(default)s); each reads every packet and "
@@ -52,11 +44,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"kflpcap items: invalid --filter:\n{exc}", file=sys.stderr)
         return 2
     try:
-        names = NameTable.load(args.names) if args.names else NameTable()
-    except (OSError, ValueError) as exc:
-        print(f"kflpcap items: --names {args.names}: {exc}", file=sys.stderr)
+        names = name_table(args)
+    except ValueError as exc:
+        print(f"kflpcap items: {exc}", file=sys.stderr)
         return 2
-    config = CaptureConfig(tcp_idle_s=args.tcp_idle, udp_idle_s=args.udp_idle)
+    config = capture_config(args)
     limit = query.limit if query is not None else None
     return write_items(list(args.pcap), sys.stdout.buffer, query.match if query is not None else None,
                        config=config, node=args.node, names=names, jobs=args.jobs if limit is None else 1,

@@ -10,6 +10,7 @@ from typing import IO
 import orjson
 
 import kfl
+from runtime.cli.options import add_input_options
 
 EXIT_MATCHED, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
 
@@ -48,14 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="ITEMS.jsonl",
         help="one item (JSON object) a line; - for stdin (the default without --pcap)",
     )
-    match.add_argument(
-        "--pcap",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="match the items dissected from this capture instead (pcap/pcapng, .gz too, "
-        "- for stdin); repeat to read several in order",
-    )
+    add_input_options(match, "pcap")
     match.add_argument("--macro", action="append", default=[], metavar="NAME=EXPANSION", help=macro_help)
     match.add_argument("--count", action="store_true", help="print only the number of matching items")
     match.set_defaults(func=run_match)

@@ -1,7 +1,7 @@
 """`kflpcap run`: run the scripts over captured or live traffic, with a progress bar, a summary
-table, Prometheus metrics and meaningful exit codes (0 done, 1 a script or upload failed, 2 bad
-usage or unreadable input). SIGINT/SIGTERM stop reading, flush every repository, wait a bounded time
-for the uploads and exit 0."""
+table, Prometheus metrics and meaningful exit codes (0 done, 1 a script or upload failed or an
+internal error, 2 bad usage or unreadable input). SIGINT/SIGTERM stop reading, flush every
+repository, wait a bounded time for the uploads and exit 0."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runtime.cli.options import add_input_options, source_specs
 from runtime.helpers.env import EnvError, build_env
 from runtime.helpers.services import MIB, Limits
 
+log = logging.getLogger("kflpcap.run")
 BUNDLED_SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 DEFAULT_SCRIPTS = Path("scripts")
 REFRESH_S = 0.25
@@ -34,8 +36,9 @@ examples:
       live capture until SIGINT/SIGTERM; repositories uploaded create-only to S3; /metrics on :9100
   kflpcap run --pcap a.pcap --env-file prod.env --env MAX_MINUTES=5 --node node-7 --clock wall
 
-exit codes: 0 done; 1 some scripts or uploads failed (listed at the end); 2 bad usage or input that
-could not be read at all (a truncated capture whose readable part was processed is a warning).
+exit codes: 0 done; 1 some scripts or uploads failed, or an internal error (listed at the end); 2 bad
+usage or input that could not be read at all (a truncated capture whose readable part was processed
+is a warning).
 """
 
 
@@ -51,13 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_argument_group("input")
-    src.add_argument("--pcap", action="append", default=[], metavar="FILE",
-                     help="capture file (pcap, pcapng, .gz), '-' for stdin; repeatable, read in order "
-                     "(e.g. --pcap mon.pcap --pcap tue.pcap.gz)")
-    src.add_argument("--interface", "-i", action="append", default=[], metavar="IFACE",
-                     help="capture live on IFACE (needs CAP_NET_RAW), until SIGINT/SIGTERM (e.g. -i eth0)")
-    src.add_argument("--bpf", default=None, metavar="FILTER",
-                     help="BPF filter on the input, tcpdump syntax (e.g. --bpf 'tcp port 80 or udp port 53')")
+    add_input_options(src, "pcap", "interface", "bpf", "names", "node")
     src.add_argument("--demo", action="store_true",
                      help="the bundled demo capture through the bundled scripts folder (unless --scripts); "
                      "e.g. kflpcap run --demo")
@@ -74,12 +71,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scr.add_argument("--data-dir", default="kflpcap-data", metavar="DIR",
                      help="folder for script files, the upload spool and local repositories "
                      "(default: ./%(default)s)")
-    scr.add_argument("--node", default=None, metavar="NAME",
-                     help="node name in items and repository keys "
-                     "(default: the hostname; e.g. --node node-7)")
-    scr.add_argument("--names", default=None, metavar="FILE",
-                     help="static name map, YAML or JSON: IP or IP:port -> {name, namespace}, for the "
-                     "src/dst names in items (e.g. --names pods.yaml)")
     scr.add_argument("--clock", choices=("wall", "capture"), default=None,
                      help="time for jobs, timers and rotation "
                      "(default: capture time for files, wall time live; e.g. --clock wall)")
@@ -111,7 +102,7 @@ def _usage(text: str) -> int:
 def _sources(args: argparse.Namespace) -> list[str]:
     from runtime.demo import DEMO_PCAP
 
-    specs = list(args.pcap) + [f"iface:{name}" for name in args.interface]
+    specs = source_specs(args)
     if args.demo:
         specs.append(str(DEMO_PCAP))
     return specs
@@ -211,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, report: Any) -> int:
+    from rich.markup import escape
+
     from runtime.cli.input_progress import InputProgress
     from runtime.cli.metrics import Metrics
 
@@ -221,7 +214,9 @@ def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, 
 
     def refresh(final: bool = False) -> None:
         stats.elapsed_s = time.monotonic() - started
-        stats.input.bytes_read = files.read(finished=final and not stats.live)
+        source = pipeline.source
+        stats.input.bytes_read = files.read(finished=final and not stats.live) + (
+            source.stdin_bytes if source is not None else 0)
         if not stats.live:
             stats.bytes = stats.input.bytes_read
 
@@ -244,28 +239,56 @@ def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, 
             if progress is not None:
                 progress.update(stats.snapshot())
 
+    crash: list[str] = []
     try:
         with report.RunProgress(err, disable=not show) as progress:
             thread = threading.Thread(target=refresher, args=(progress if show else None,),
                                       name="kflpcap-stats", daemon=True)
             thread.start()
             try:
-                try:
-                    pipeline.run()
-                except StopReading:
-                    pipeline.finish()
+                _run_to_the_end(pipeline, crash)
             finally:
                 done.set()
                 thread.join()
-                refresh(final=True)
+                _guarded(crash, "the final figures", refresh, True)
                 if show:
                     progress.update(stats.snapshot())
     finally:
         if server is not None:
             server.close()
     final = stats.snapshot()
-    report.print_summary(final, err)
-    failed = report.failures(final)
+    _guarded(crash, "the summary", report.print_summary, final, err)
+    failed = report.failures(final) + crash
     if failed:
-        err.print("[bold red]failed:[/] " + "; ".join(failed), markup=True, highlight=False)
-    return report.exit_code(final)
+        err.print("[bold red]failed:[/] " + escape("; ".join(failed)), markup=True, highlight=False)
+    code = report.exit_code(final)
+    return max(code, report.EXIT_FAILED) if crash else code
+
+
+def _run_to_the_end(pipeline: Any, crash: list[str]) -> None:
+    """Run the pipeline; whatever raises, flush what it holds (the last-resort guard: the
+    repositories of what was read are written and the summary printed). Failures go to `crash`."""
+    try:
+        try:
+            pipeline.run()
+        except StopReading:
+            pipeline.finish()
+        return
+    except Exception as exc:
+        crash.append(_internal("", exc))
+        print(f"kflpcap run: internal error ({type(exc).__name__}: {exc}): flushing what was read",
+              file=sys.stderr)
+    _guarded(crash, "flushing", pipeline.finish)
+
+
+def _guarded(crash: list[str], what: str, call: Any, *args: Any) -> None:
+    """`call(*args)`; what it raises is noted in `crash` (the trace goes to the debug log)."""
+    try:
+        call(*args)
+    except Exception as exc:
+        crash.append(_internal(f" in {what}", exc))
+
+
+def _internal(where: str, exc: Exception) -> str:
+    log.debug("internal error%s", where, exc_info=exc)
+    return f"kflpcap: internal error{where}: {type(exc).__name__}: {exc} (--log-level debug: the trace)"

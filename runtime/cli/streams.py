@@ -13,8 +13,9 @@ from functools import lru_cache
 
 import orjson
 
-from capture import Capture, CaptureConfig, StreamInfo, open_sources, print_warning
+from capture import Capture, CaptureConfig, StreamInfo, open_sources, print_error, print_warning
 from capture.model import NS
+from runtime.cli.options import add_input_options, capture_config, source_specs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,17 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="One line per stream (client first), then the counters. Exit status 2 when an "
         "input is not a capture at all, else 0 (damaged files are read up to the damage).",
     )
-    p.add_argument("--pcap", action="append", default=[], metavar="FILE",
-                   help="capture file (pcap/pcapng, .gz too) or - for stdin; repeat to read several in order")
-    p.add_argument("--interface", action="append", default=[], metavar="NAME",
-                   help="live capture on this interface (AF_PACKET, promiscuous)")
-    p.add_argument("--bpf", metavar="FILTER", help="BPF capture filter (tcpdump syntax)")
+    add_input_options(p, "pcap", "interface", "bpf")
     p.add_argument("--duration", type=float, metavar="S", help="stop a live capture after S seconds")
     p.add_argument("--json", action="store_true", help='JSON lines; the counters as a last {"summary": ...}')
-    p.add_argument("--tcp-idle", type=float, default=defaults.tcp_idle_s, metavar="S",
-                   help="TCP idle timeout without FIN/RST (default %(default)s)")
-    p.add_argument("--udp-idle", type=float, default=defaults.udp_idle_s, metavar="S",
-                   help="UDP idle timeout (default %(default)s)")
+    add_input_options(p, "tcp_idle", "udp_idle")
     p.add_argument("--budget-mb", type=float, default=defaults.budget_bytes / (1 << 20), metavar="MB",
                    help="stream store memory budget (default %(default)s)")
     p.set_defaults(func=run)
@@ -99,18 +93,16 @@ class _Printer:
 
 
 def run(args: argparse.Namespace) -> int:
-    specs = list(args.pcap) + [f"iface:{name}" for name in args.interface]
+    specs = source_specs(args)
     if not specs:
         print("kflpcap streams: give --pcap FILE (or -) and/or --interface NAME", file=sys.stderr)
         return 2
     try:
-        source = open_sources(specs, bpf=args.bpf, on_error=lambda text: print(f"kflpcap: error: {text}",
-                                                                               file=sys.stderr))
+        source = open_sources(specs, bpf=args.bpf, on_error=print_error, on_warning=print_warning)
     except ValueError as exc:  # capture.bpf.BpfError
-        print(f"kflpcap: error: {exc}", file=sys.stderr)
+        print_error(str(exc))
         return 2
-    config = CaptureConfig(tcp_idle_s=args.tcp_idle, udp_idle_s=args.udp_idle,
-                           budget_bytes=int(args.budget_mb * (1 << 20)))
+    config = capture_config(args, budget_bytes=int(args.budget_mb * (1 << 20)))
     cap = Capture(config)
     cap.warn = print_warning
     printer = _Printer(args.json)

@@ -1,5 +1,6 @@
 """Acceptance 3: damaged and non-capture inputs give one clear line each (input, byte offset), exit
-status 0 when packets were read and 2 when an input is not a capture at all; what was read is listed."""
+status 0 when packets were read and 2 when an input is not a capture at all; what was read is listed.
+An input read up to its damage is a warning (as in `kflpcap run`), one not read at all an error."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ def _errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("kflpcap: error: ")]
 
 
+def _warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("kflpcap: warning: ")]
+
+
 def _pcap(path: Path, linktype: int, frames: list[bytes]) -> Path:
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)]
     for i, frame in enumerate(frames):
@@ -30,9 +35,9 @@ def test_corrupt_fuzz_file_keeps_what_was_read() -> None:
     pcap = PCAPS / "sv_corrupt_fuzz.pcap"
     rows, summary, proc = run_streams("--pcap", str(pcap))
     assert proc.returncode == 0
-    errors = _errors(proc.stderr)
-    assert errors == [f"kflpcap: error: {pcap}: offset 228: damaged record header "
-                      "(captured length 1409179648 > 262144)"]
+    assert _errors(proc.stderr) == []
+    assert _warnings(proc.stderr) == [f"kflpcap: warning: {pcap}: offset 228: damaged record header "
+                                      "(captured length 1409179648 > 262144)"]
     assert summary["packets_read"] == 1 and summary["input_errors"] == 1
     assert len(rows) == 1 and rows[0]["packets"] == 1
 
@@ -41,9 +46,10 @@ def test_cut_short_file_lists_every_stream() -> None:
     pcap = PCAPS / "sv_pgsql_cut-short-file_3.1MB.pcap"
     rows, summary, proc = run_streams("--pcap", str(pcap))
     assert proc.returncode == 0
-    errors = _errors(proc.stderr)
-    assert len(errors) == 1 and "cut short" in errors[0]
-    assert f"offset {pcap.stat().st_size - 1}:" in errors[0]
+    assert _errors(proc.stderr) == []
+    warnings = _warnings(proc.stderr)
+    assert len(warnings) == 1 and "cut short" in warnings[0]
+    assert f"offset {pcap.stat().st_size - 1}:" in warnings[0]
     expected = sorted(s["packets"] for s in oracle(pcap)["packets_per_stream"]["tcp"])
     assert sorted(r["packets"] for r in rows) == expected
     assert summary["packets_read"] == oracle(pcap)["total_frames"]
@@ -120,6 +126,6 @@ def test_gzip_cut_short_keeps_what_decompressed(tmp_path: Path) -> None:
     cut.write_bytes(gz[: len(gz) // 2])
     rows, summary, proc = run_streams("--pcap", str(cut))
     assert proc.returncode == 0
-    errors = _errors(proc.stderr)
-    assert any("compressed stream damaged or cut short" in e for e in errors)
+    assert _errors(proc.stderr) == []
+    assert any("compressed stream damaged or cut short" in w for w in _warnings(proc.stderr))
     assert 0 < summary["packets_read"] < 49 and rows[0]["packets"] == summary["packets_read"]

@@ -63,3 +63,19 @@ def test_filter_limit_prints_the_first_matches_only() -> None:
     first, proc = items_cli("--pcap", str(MIXED), "--filter", "dns and limit(2)")
     assert proc.returncode == 0, proc.stderr
     assert len(every) > 2 and first == every[:2]
+
+
+def test_cut_short_capture_is_a_warning_as_in_run(tmp_path: Path) -> None:
+    """A capture read up to its cut is a warning (exit 0) for `items` and `kfl match`, as for `run`."""
+    data = MIXED.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) // 2 + 5])
+    items, proc = items_cli("--pcap", str(cut), "--jobs", "2")
+    assert proc.returncode == 0 and items
+    lines = [line for line in proc.stderr.decode().splitlines() if str(cut) in line]
+    assert len(lines) == 1 and lines[0].startswith(f"kflpcap: warning: {cut}: offset ")
+    assert "cut short" in lines[0]
+    match = subprocess.run([sys.executable, "-m", "runtime", "kfl", "match", "dns", "--pcap", str(cut)],
+                           capture_output=True, text=True, timeout=120)
+    assert match.returncode == 0
+    assert [line for line in match.stderr.splitlines() if str(cut) in line] == [lines[0]]

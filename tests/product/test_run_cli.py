@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,8 +13,6 @@ import sysconfig
 import time
 import urllib.request
 from pathlib import Path
-
-import pytest
 
 from runtime.demo import DEMO_JSON, DEMO_PCAP
 from tests.product.tshark_oracle import l4_flows
@@ -79,14 +76,6 @@ def test_help_explains_every_option_with_examples(tmp_path: Path) -> None:
                    "--node", "--names", "--clock", "--metrics-port", "--log-level", "--demo"):
         assert option in done.stdout, option
     assert "examples:" in done.stdout and "exit codes:" in done.stdout
-
-
-@pytest.fixture
-def only_seed(tmp_path: Path) -> Path:
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    shutil.copy(REPO / "scripts" / "kfl_pcap_s3.js", scripts)
-    return scripts
 
 
 def test_exit_2_for_bad_usage_and_unreadable_input(tmp_path: Path, only_seed: Path) -> None:
