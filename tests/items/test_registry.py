@@ -8,7 +8,7 @@ from typing import ClassVar
 import pytest
 
 from capture.dissect import registry
-from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, ItemFactory, protocol
+from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, Dissector, ItemFactory, protocol
 from tests.capture.tcpbuild import T0
 from tests.items.schema import problems
 from tests.items.util import Talk, run_frames, udp
@@ -50,7 +50,7 @@ def test_mdns_is_not_dns() -> None:
     assert {it["protocol"]["name"] for it in items} == {"udp"}
 
 
-class Echo:
+class Echo(Dissector):
     """A toy protocol for the test: streams whose client says ECHO."""
 
     name: ClassVar[str] = "echo"
