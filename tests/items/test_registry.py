@@ -130,7 +130,7 @@ def _h2c_talk(client: tuple[str, int] = ("10.0.0.1", 40000)) -> list[tuple[int, 
     return t.close()
 
 
-def test_a_101_hands_the_stream_to_the_dissector_of_its_upgrade_token(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_101_hands_the_stream_to_the_dissector_of_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "DISSECTORS", [*registry.DISSECTORS, Upgraded])
     http, toy = run_frames(_h2c_talk())
     assert (http["protocol"]["name"], http["response"]["status"], http["tls"]) == ("http", 101, False)
