@@ -28,8 +28,6 @@ MORE = 2
 
 Item = dict[str, Any]
 OnItem = Callable[[Item], None]
-# (upgrade token, (direction, bytes) received after the switch, ts_ns, the upgrade request) -> taken?
-HandOff = Callable[[str, list[tuple[int, bytes]], int, dict[str, Any]], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +157,7 @@ class ItemFactory:
     one hands the stream to another. `tls` is the dissector's flag (set by the registry)."""
 
     __slots__ = ("_ends", "_prefix", "_res", "_version", "_worker", "index", "meta", "names", "node",
-                 "on_hand_off", "on_item", "tls")
+                 "on_item", "stream", "tls")
 
     def __init__(self, meta: StreamMeta, node: NodeInfo, names: NameTable, on_item: OnItem) -> None:
         self.meta = meta
@@ -173,7 +171,9 @@ class ItemFactory:
         self.on_item = on_item
         self.index = 0
         self.tls = False
-        self.on_hand_off: HandOff | None = None
+        # a weak reference (no cycle: streams are freed without the GC) to the registry's holder of
+        # the stream, whose `hand_off` does the work; None: the stream cannot change hands
+        self.stream: Callable[[], Any] | None = None
 
     def hand_off(self, token: str, pending: list[tuple[int, bytes]], ts_ns: int,
                  request: dict[str, Any]) -> bool:
@@ -183,8 +183,8 @@ class ItemFactory:
         `request` that asked for the switch. True: the caller gets no more events of this stream
         (not even `on_close`) and emits what it holds now; False: no dissector takes `token` (or
         the stream cannot change hands), the caller keeps the stream."""
-        on_hand_off = self.on_hand_off
-        return on_hand_off is not None and on_hand_off(token, pending, ts_ns, request)
+        stream = self.stream() if self.stream is not None else None
+        return stream is not None and stream.hand_off(token, pending, ts_ns, request)
 
     def ends(self, swapped: bool) -> tuple[dict[str, str], dict[str, str]]:
         """(`src`, `dst`): the client and the server, resolved with the name table as of now.

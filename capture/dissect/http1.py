@@ -60,6 +60,10 @@ def _kind(data: bytes) -> int:
     return OTHER
 
 
+def _on_port(meta: Any, ports: frozenset[int]) -> bool:
+    return meta.server_port in ports or meta.client_port in ports
+
+
 def _later_start(data: bytes) -> bool:
     """A status line or request line after a newline (a capture picked up mid-message)?"""
     return bool(_RESYNC[0].search(data, 1) or _RESYNC[1].search(data, 1))
@@ -376,8 +380,6 @@ class Http1(Dissector):
             return REJECT if final else MORE
         if a == RESP or b == RESP:
             return CLAIM
-        ports = config.ports_of(cls)
-        hinted = meta.server_port in ports or meta.client_port in ports
         if a == REQ or b == REQ:
             req = 0 if a == REQ else 1
             other = b if req == 0 else a
@@ -387,14 +389,14 @@ class Http1(Dissector):
                 return REJECT if leader == req else CLAIM
             if other == REQ:
                 return CLAIM
-            return CLAIM if hinted or final else MORE
+            return CLAIM if final or _on_port(meta, config.ports_of(cls)) else MORE
         if _later_start(first[0]) or _later_start(first[1]):
             return CLAIM  # picked up inside a message; a message start follows
         if final:
             return REJECT
         if a == PARTIAL or b == PARTIAL:
             return MORE
-        if hinted:
+        if _on_port(meta, config.ports_of(cls)):
             return MORE  # an HTTP port: wait for the answer or a message start (up to probe_limit)
         return REJECT
 

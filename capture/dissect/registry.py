@@ -7,6 +7,7 @@ class (see `capture.dissect.base.Dissector`).
 
 from __future__ import annotations
 
+import weakref
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,7 @@ class _Stream:
         self.items = items
         self.config = config
         self.upgrades = upgrades
-        items.on_hand_off = self._hand_off
+        items.stream = weakref.ref(self)
 
     def start(self, cls: type[Dissector]) -> Dissector:
         items = self.items
@@ -55,7 +56,7 @@ class _Stream:
         self.on_close = handler.on_close
         return handler
 
-    def _hand_off(self, token: str, pending: list[tuple[int, bytes]], ts_ns: int,
+    def hand_off(self, token: str, pending: list[tuple[int, bytes]], ts_ns: int,
                   request: dict[str, Any]) -> bool:
         cls = self.upgrades.get(token)
         if cls is None:
