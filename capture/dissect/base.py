@@ -55,7 +55,7 @@ class DissectConfig:
     body_cap: int = 64 * 1024  # bytes of a body kept in an item (after content decoding)
     generic_payload: int = 1024  # bytes of payload in a generic tcp/udp item, and per direction
     probe_limit: int = 64 * 1024  # bytes buffered per direction while choosing a dissector
-    ports: Mapping[str, frozenset[int]] = field(default_factory=dict)  # dissector name -> its port hints
+    ports: Mapping[str, frozenset[int]] = field(default_factory=dict, hash=False)  # name -> port hints
 
     def ports_of(self, dissector: type[Dissector]) -> frozenset[int]:
         """The port hints of `dissector`: its own `ports` unless this config names others for it."""
