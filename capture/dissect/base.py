@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from capture.dissect.httpitem import Message
     from capture.model import StreamMeta
     from capture.names import NameTable
 
@@ -48,26 +49,47 @@ class NodeInfo:
         return cls(name or host, ip)
 
 
-HTTP_PORTS = frozenset({80, 3128, 8000, 8008, 8080, 8081, 8888})
-
-
 @dataclass(frozen=True, slots=True)
 class DissectConfig:
-    """Limits of the dissectors (SPEC §4 defaults)."""
+    """Limits of the dissectors (SPEC §4 defaults) and port hints by dissector name."""
 
     body_cap: int = 64 * 1024  # bytes of a body kept in an item (after content decoding)
     generic_payload: int = 1024  # bytes of payload in a generic tcp/udp item, and per direction
     probe_limit: int = 64 * 1024  # bytes buffered per direction while choosing a dissector
-    http_ports: frozenset[int] = field(default=HTTP_PORTS)  # HTTP claimed at the first request line
+    ports: Mapping[str, frozenset[int]] = field(default_factory=dict, hash=False)  # name -> port hints
+
+    def ports_of(self, dissector: type[Dissector]) -> frozenset[int]:
+        """The port hints of `dissector`: its own `ports` unless this config names others for it."""
+        return self.ports.get(dissector.name, dissector.ports)
 
 
-class Dissector(Protocol):
-    """One protocol. The registry asks `probe` for each new stream of a matching `layer4`; the
-    first dissector that claims it gets every later event of that stream (`StreamHandler`)."""
+class Dissector:
+    """One protocol; a new one is a module with a subclass and one line in the registry.
+
+    The registry asks `probe` for each new stream of a matching `layer4`; the first dissector that
+    claims it gets every later event of that stream (`StreamHandler`). What the rest of kflpcap
+    needs to know of a protocol is declared here, not written into other packages:
+
+    - `ports`: port hints (tried first when either port matches; `DissectConfig.ports` overrides).
+    - `bodies`: (message, field) pairs of item objects whose `text` is a message body, left out of
+      the items sent to scripts that never name them (`registry.BODY_FIELDS`).
+    - `tls`: the items' `tls` flag.
+    - `upgrades`: upgrade tokens (HTTP/1.1 `Upgrade:`) for which this dissector takes over a stream
+      from another one (`ItemFactory.hand_off`).
+    - `other_shares`: the handler run on streams whose items another process makes (`shard`), for
+      state every process must share (DNS answers teach the name table); None: such streams are
+      not looked at.
+    """
+
+    __slots__ = ()
 
     name: ClassVar[str]
     layer4: ClassVar[tuple[str, ...]]
-    ports: ClassVar[frozenset[int]]  # port hints: tried first when either port matches
+    ports: ClassVar[frozenset[int]] = frozenset()
+    bodies: ClassVar[tuple[tuple[str, str], ...]] = ()
+    tls: ClassVar[bool] = False
+    upgrades: ClassVar[tuple[str, ...]] = ()
+    other_shares: ClassVar[type[Dissector] | None] = None
 
     @classmethod
     def probe(cls, meta: StreamMeta, first: tuple[bytes, bytes], leader: int, final: bool,
@@ -75,15 +97,24 @@ class Dissector(Protocol):
         """`CLAIM`, `REJECT` or `MORE` from the first bytes of each direction (before any gap) and the
         direction that sent data first (`leader`, -1 before any data); with `final` (stream closing
         or `probe_limit` reached) `MORE` counts as `REJECT`."""
-        ...
+        raise NotImplementedError
 
-    def __init__(self, items: ItemFactory, config: DissectConfig) -> None: ...
+    def __init__(self, items: ItemFactory, config: DissectConfig) -> None:
+        raise NotImplementedError
 
-    def on_data(self, direction: int, data: bytes, ts_ns: int) -> None: ...
+    def upgraded(self, token: str, request: Message, client_dir: int) -> None:
+        """Called once when this dissector takes over a stream by `upgrades` token, before the bytes
+        that follow the switch: `request` is the parsed request that asked for the upgrade
+        (`httpitem.Message`; HTTP/2 answers it on stream 1), `client_dir` the direction it came from."""
 
-    def on_gap(self, direction: int, length: int, ts_ns: int) -> None: ...
+    def on_data(self, direction: int, data: bytes, ts_ns: int) -> None:
+        raise NotImplementedError
 
-    def on_close(self, ts_ns: int, reason: str) -> None: ...
+    def on_gap(self, direction: int, length: int, ts_ns: int) -> None:
+        raise NotImplementedError
+
+    def on_close(self, ts_ns: int, reason: str) -> None:
+        raise NotImplementedError
 
 
 def protocol(
@@ -124,10 +155,11 @@ def error(kind: str, msg: str) -> dict[str, str]:
 
 
 class ItemFactory:
-    """Builds and emits the items of one stream; `index` counts them from 0."""
+    """Builds and emits the items of one stream; `index` counts them from 0, across dissectors when
+    one hands the stream to another. `tls` is the dissector's flag (set by the registry)."""
 
     __slots__ = ("_ends", "_prefix", "_res", "_version", "_worker", "index", "meta", "names", "node",
-                 "on_item")
+                 "on_item", "stream", "tls")
 
     def __init__(self, meta: StreamMeta, node: NodeInfo, names: NameTable, on_item: OnItem) -> None:
         self.meta = meta
@@ -140,6 +172,21 @@ class ItemFactory:
         self._res: tuple[tuple[str, str], tuple[str, str]] | None = None
         self.on_item = on_item
         self.index = 0
+        self.tls = False
+        # a weak reference (no cycle: streams are freed without the GC) to the registry's holder of
+        # the stream, whose `hand_off` does the work; None: the stream cannot change hands
+        self.stream: Callable[[], Any] | None = None
+
+    def hand_off(self, token: str, pending: list[tuple[int, bytes]], ts_ns: int, request: Message,
+                 client_dir: int) -> bool:
+        """Give the rest of this stream (both directions) to the dissector registered for upgrade
+        `token` (`Dissector.upgrades`). `pending`: the (direction, bytes) the caller has received
+        after the switch, in arrival order, fed to the new dissector first; `request`: the parsed
+        request that asked for the switch, from direction `client_dir`. True: the caller gets no
+        more events of this stream (not even `on_close`) and emits what it holds now; False: no
+        dissector takes `token` (or the stream cannot change hands), the caller keeps the stream."""
+        stream = self.stream() if self.stream is not None else None
+        return stream is not None and stream.hand_off(token, pending, ts_ns, request, client_dir)
 
     def ends(self, swapped: bool) -> tuple[dict[str, str], dict[str, str]]:
         """(`src`, `dst`): the client and the server, resolved with the name table as of now.
@@ -189,7 +236,7 @@ class ItemFactory:
             "node": self.node,
             "worker": self._worker,
             "protocol": proto,
-            "tls": False,
+            "tls": self.tls,
             "src": src,
             "dst": dst,
             "outgoing": False,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from capture.dissect.base import CLAIM, REJECT, DissectConfig, ItemFactory, error, protocol
+from capture.dissect.base import CLAIM, REJECT, DissectConfig, Dissector, ItemFactory, error, protocol
 from capture.dissect.dnswire import Parsed, parse
 
 _REF = "https://www.iana.org/assignments/dns-parameters/dns-parameters.xhtml"
@@ -31,8 +31,8 @@ class _Query:
         self.direction = direction
 
 
-class Dns:
-    """The DNS dissector of one UDP flow or TCP connection."""
+class Dns(Dissector):
+    """The DNS dissector of one UDP flow or TCP connection (claimed by port alone)."""
 
     name: ClassVar[str] = "dns"
     layer4: ClassVar[tuple[str, ...]] = ("udp", "tcp")
@@ -43,7 +43,8 @@ class Dns:
     @classmethod
     def probe(cls, meta: Any, first: tuple[bytes, bytes], leader: int, final: bool,
               config: DissectConfig) -> int:
-        return CLAIM if meta.server_port == 53 or meta.client_port == 53 else REJECT
+        ports = config.ports_of(cls)
+        return CLAIM if meta.server_port in ports or meta.client_port in ports else REJECT
 
     def __init__(self, items: ItemFactory, config: DissectConfig) -> None:
         self.items = items
@@ -139,3 +140,6 @@ class DnsNames(Dns):
     def _message(self, direction: int, wire: bytes, ts: int, cut: str | None = None) -> None:
         if len(wire) >= 12 and wire[2] & 0x80 and (wire[6] or wire[7]):  # an answer with answers
             self._learn(parse(wire))
+
+
+Dns.other_shares = DnsNames

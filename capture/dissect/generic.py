@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from capture.dissect.base import REJECT, DissectConfig, ItemFactory, error, protocol
+from capture.dissect.base import REJECT, DissectConfig, Dissector, ItemFactory, error, protocol
 
 TCP = protocol("tcp", "", "TCP", "Transmission Control Protocol", "tcp", "tcp", [], 5,
                "https://datatracker.ietf.org/doc/html/rfc9293")
@@ -17,12 +17,11 @@ UDP = protocol("udp", "", "UDP", "User Datagram Protocol", "udp", "udp", [], 5,
                "https://datatracker.ietf.org/doc/html/rfc768")
 
 
-class Generic:
+class Generic(Dissector):
     """Counts a stream's payload and keeps its first bytes; never claims by itself."""
 
     name: ClassVar[str] = "generic"
     layer4: ClassVar[tuple[str, ...]] = ("tcp", "udp")
-    ports: ClassVar[frozenset[int]] = frozenset()
 
     __slots__ = ("_cap", "_done", "_gaps", "_payload", "_sent", "items", "packets")
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import httptools
 
-from capture.dissect.base import CLAIM, HTTP_PORTS, MORE, REJECT, DissectConfig, ItemFactory, error, protocol
+from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, Dissector, ItemFactory, error, protocol
 from capture.dissect.httpitem import Message, cached_key, canonical, request_obj, response_obj
 
 HTTP11 = protocol("http", "1.1", "HTTP", "Hypertext Transfer Protocol -- HTTP/1.1", "http", "tcp",
@@ -58,6 +58,10 @@ def _kind(data: bytes) -> int:
     if m and m.end() == len(data) and len(data) < 8192:
         return PARTIAL
     return OTHER
+
+
+def _on_port(meta: Any, ports: frozenset[int]) -> bool:
+    return meta.server_port in ports or meta.client_port in ports
 
 
 def _later_start(data: bytes) -> bool:
@@ -223,10 +227,12 @@ class _Side:
             return
 
     def _upgraded(self, rest: bytes) -> bytes:
-        """The parser stopped after an upgrade/CONNECT request or a 101 response."""
+        """The parser stopped after an upgrade/CONNECT request or a 101 response (`rest` follows it)."""
         self.parser = self._new_parser()
         if not self.is_request:
             self.conn.tunnel = True
+            if self.conn.switching is not None:
+                self.conn.hand_off(rest, self.ts)
             return b""
         self.suspended = bytearray(rest)
         return b""
@@ -352,15 +358,19 @@ class _Side:
         self.conn.message_done(self, msg)
 
 
-class Http1:
-    """The HTTP/1.x dissector of one TCP stream."""
+class Http1(Dissector):
+    """The HTTP/1.x dissector of one TCP stream. After a `101 Switching Protocols` it hands the
+    stream to the dissector registered for the upgrade token (`Upgrade:` of the response, else of
+    the request), if any; else, as after a CONNECT, the rest of the stream is not parsed."""
 
     name: ClassVar[str] = "http"
     layer4: ClassVar[tuple[str, ...]] = ("tcp",)
-    ports: ClassVar[frozenset[int]] = HTTP_PORTS
+    # port hints; on these ports HTTP is also claimed at the first request line
+    ports: ClassVar[frozenset[int]] = frozenset({80, 3128, 8000, 8008, 8080, 8081, 8888})
+    bodies: ClassVar[tuple[tuple[str, str], ...]] = (("request", "postData"), ("response", "content"))
 
     __slots__ = ("awaiting", "cap", "items", "nobody_waiting", "order", "req_dir", "sides", "swapped",
-                 "tunnel")
+                 "switching", "tunnel")
 
     @classmethod
     def probe(cls, meta: Any, first: tuple[bytes, bytes], leader: int, final: bool,
@@ -370,7 +380,6 @@ class Http1:
             return REJECT if final else MORE
         if a == RESP or b == RESP:
             return CLAIM
-        hinted = meta.server_port in config.http_ports or meta.client_port in config.http_ports
         if a == REQ or b == REQ:
             req = 0 if a == REQ else 1
             other = b if req == 0 else a
@@ -380,14 +389,14 @@ class Http1:
                 return REJECT if leader == req else CLAIM
             if other == REQ:
                 return CLAIM
-            return CLAIM if hinted or final else MORE
+            return CLAIM if final or _on_port(meta, config.ports_of(cls)) else MORE
         if _later_start(first[0]) or _later_start(first[1]):
             return CLAIM  # picked up inside a message; a message start follows
         if final:
             return REJECT
         if a == PARTIAL or b == PARTIAL:
             return MORE
-        if hinted:
+        if _on_port(meta, config.ports_of(cls)):
             return MORE  # an HTTP port: wait for the answer or a message start (up to probe_limit)
         return REJECT
 
@@ -401,6 +410,7 @@ class Http1:
         self.awaiting: deque[_Exchange] = deque()  # exchanges whose response has not begun
         self.nobody_waiting = 0  # HEAD/CONNECT requests among `awaiting`
         self.tunnel = False  # upgraded (101, CONNECT): nothing more to parse
+        self.switching: _Exchange | None = None  # the exchange whose 101 response was just parsed
 
     # -- StreamHandler -----------------------------------------------------------------------------
 
@@ -510,6 +520,8 @@ class Http1:
                 req_side = self.sides[0]
                 if status == 101 or (ex.req.method == b"CONNECT" and 200 <= status < 300):
                     self.tunnel = True
+                    if status == 101:
+                        self.switching = ex
                 elif req_side.suspended is not None and ex.req is self._last_request():
                     req_side.resume()
         if flush:
@@ -541,6 +553,20 @@ class Http1:
             order.popleft()
             self._emit(ex, None)
 
+    def hand_off(self, rest: bytes, ts_ns: int) -> None:
+        """After a 101: offer the rest of the stream to the dissector of the upgrade token; when one
+        takes it, what this dissector still holds is emitted as at a close."""
+        ex = self.switching
+        self.switching = None
+        req, resp = ex.req, ex.resp
+        token = _upgrade_token(resp.headers.get("Upgrade") or req.headers.get("Upgrade", ""))
+        if not token:
+            return
+        client = self.sides[0].suspended
+        pending = [(self.req_dir, bytes(client or b"")), (self.req_dir ^ 1, rest)]
+        if self.items.hand_off(token, [p for p in pending if p[1]], ts_ns, req, self.req_dir):
+            self.on_close(ts_ns, "upgrade")
+
     # -- items -------------------------------------------------------------------------------------
 
     def _emit(self, ex: _Exchange, err: dict[str, str] | None) -> None:
@@ -569,6 +595,12 @@ class Http1:
             elapsed = resp.ts - req.ts
         proto = HTTP10 if req.version == "1.0" else HTTP11
         self.items.emit(proto, req.ts, self.swapped, body, request_size, response_size, elapsed, err)
+
+
+def _upgrade_token(header: str) -> str:
+    """The protocol an `Upgrade:` value names first, lower-case and without its version (`h2c`,
+    `websocket`)."""
+    return header.split(",", 1)[0].split("/", 1)[0].strip().lower()
 
 
 def _missing(req: Message, resp: Message | None) -> dict[str, str] | None:

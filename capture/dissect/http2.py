@@ -36,7 +36,7 @@ from hyperframe.frame import (
     RstStreamFrame,
 )
 
-from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, ItemFactory, error, protocol
+from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, Dissector, ItemFactory, error, protocol
 from capture.dissect.grpc import GRPC, MessageCounter, call_names, is_grpc, messages, status
 from capture.dissect.httpitem import Message, canonical, request_obj, response_obj
 
@@ -143,12 +143,13 @@ class _Side:
         self.block_promise = 0  # the promised stream when the block came in a PUSH_PROMISE
 
 
-class Http2:
+class Http2(Dissector):
     """The HTTP/2 (h2c) and gRPC dissector of one TCP stream."""
 
     name: ClassVar[str] = "http2"
     layer4: ClassVar[tuple[str, ...]] = ("tcp",)
     ports: ClassVar[frozenset[int]] = frozenset({50051})
+    upgrades: ClassVar[tuple[str, ...]] = ("h2c",)
 
     __slots__ = ("cap", "client_dir", "closed", "items", "oriented", "sides", "streams")
 
@@ -178,24 +179,19 @@ class Http2:
         self.streams: dict[int, _Stream] = {}
         self.closed: dict[int, None] = {}  # emitted stream ids, oldest first
 
-    @classmethod
-    def after_upgrade(cls, items: ItemFactory, config: DissectConfig, client_dir: int,
-                      request: Message | None = None, request_size: int = 0) -> Http2:
-        """A dissector for a connection HTTP/1.1 upgraded to h2c, fed from the first byte after the
-        upgrade request (client, which sends the preface next) and after the `101` (server).
-        `request` (the parsed upgrade request, if given) becomes stream 1's request."""
-        self = cls(items, config)
+    def upgraded(self, token: str, request: Message, client_dir: int) -> None:
+        """A connection HTTP/1.1 switched to h2c (`101`): fed from the first byte after the upgrade
+        request (client, which sends the preface next) and after the `101` (server); the upgrade
+        request becomes stream 1's request, as in Kubeshark."""
         self.client_dir = client_dir
         self.oriented = True
         sides = [_Side(False, True, False), _Side(False, True, False)]
         sides[client_dir].preface = True
         self.sides = sides
-        if request is not None:
-            st = self._stream(1)
-            st.msgs[client_dir] = request
-            st.ended[client_dir] = True
-            st.sizes[client_dir] = request_size
-        return self
+        st = self._stream(1)
+        st.msgs[client_dir] = request
+        st.ended[client_dir] = True
+        st.sizes[client_dir] = request_obj(request, self.cap)[1]
 
     # -- StreamHandler -----------------------------------------------------------------------------
 

@@ -1,40 +1,83 @@
 """Which dissector gets a stream: port hints order the candidates, the first bytes decide.
 
-A new protocol is one module with a `Dissector` class and one line in `DISSECTORS`.
+A new protocol is one module with a `Dissector` subclass and one line in `REGISTERED`; what the
+rest of kflpcap needs to know of it (port hints, body fields, upgrade tokens, ...) is read from the
+class (see `capture.dissect.base.Dissector`).
 """
 
 from __future__ import annotations
 
+import weakref
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from capture.dissect.base import CLAIM, MORE, DissectConfig, Dissector, ItemFactory, NodeInfo, OnItem
-from capture.dissect.dns import Dns, DnsNames
 from capture.dissect.generic import Generic
-from capture.dissect.http1 import Http1
-from capture.dissect.http2 import Http2
 from capture.names import NameTable
 
 if TYPE_CHECKING:
+    from capture.dissect.httpitem import Message
     from capture.model import StreamHandler, StreamMeta
 
-DISSECTORS: list[type[Dissector]] = [
-    Http1,
-    Dns,
-    Http2,
-]
+# "module.Class" of each dissector, in the order they are asked (after port hints)
+REGISTERED = (
+    "capture.dissect.http1.Http1",
+    "capture.dissect.dns.Dns",
+    "capture.dissect.http2.Http2",
+)
 
 
-class _Chooser:
-    """Holds a new stream's first events until a dissector claims it, then hands them over.
+def _load(path: str) -> type[Dissector]:
+    module, _, name = path.rpartition(".")
+    return getattr(import_module(module), name)
 
-    After the choice its `on_data`/`on_gap`/`on_close` are the dissector's own bound methods."""
+
+DISSECTORS: list[type[Dissector]] = [_load(path) for path in REGISTERED]
+
+# (message, field) of the item objects whose `text` is a message body, over every dissector
+BODY_FIELDS: tuple[tuple[str, str], ...] = tuple(dict.fromkeys(p for cls in DISSECTORS for p in cls.bodies))
+
+
+class _Stream:
+    """The handler `Capture` holds for a stream: its `on_data`/`on_gap`/`on_close` are the bound
+    methods of the stream's dissector, rebound when that dissector hands the stream to another."""
+
+    def __init__(self, items: ItemFactory, config: DissectConfig,
+                 upgrades: dict[str, type[Dissector]]) -> None:
+        self.items = items
+        self.config = config
+        self.upgrades = upgrades
+        items.stream = weakref.ref(self)
+
+    def start(self, cls: type[Dissector]) -> Dissector:
+        items = self.items
+        items.tls = cls.tls
+        handler = cls(items, self.config)
+        self.on_data = handler.on_data
+        self.on_gap = handler.on_gap
+        self.on_close = handler.on_close
+        return handler
+
+    def hand_off(self, token: str, pending: list[tuple[int, bytes]], ts_ns: int, request: Message,
+                 client_dir: int) -> bool:
+        cls = self.upgrades.get(token)
+        if cls is None:
+            return False
+        handler = self.start(cls)
+        handler.upgraded(token, request, client_dir)
+        for direction, data in pending:
+            handler.on_data(direction, data, ts_ns)
+        return True
+
+
+class _Chooser(_Stream):
+    """Holds a new stream's first events until a dissector claims it, then hands them over."""
 
     def __init__(self, meta: StreamMeta, items: ItemFactory, candidates: list[type[Dissector]],
-                 config: DissectConfig) -> None:
+                 config: DissectConfig, upgrades: dict[str, type[Dissector]]) -> None:
+        _Stream.__init__(self, items, config, upgrades)
         self.meta = meta
-        self.items = items
         self.candidates = candidates
-        self.config = config
         self.first = [b"", b""]
         self.gapped = [False, False]
         self.buffered = 0
@@ -73,10 +116,7 @@ class _Chooser:
         return None if candidates else Generic
 
     def _choose(self, cls: type[Dissector]) -> Dissector:
-        handler = cls(self.items, self.config)
-        self.on_data = handler.on_data  # type: ignore[method-assign]
-        self.on_gap = handler.on_gap  # type: ignore[method-assign]
-        self.on_close = handler.on_close  # type: ignore[method-assign]
+        handler = self.start(cls)
         events = self.events
         self.events = []
         self.first = [b"", b""]
@@ -98,46 +138,55 @@ def make_handler_factory(
     """A `handler_factory` for `capture.Capture`: one handler per stream, items to `on_item`.
 
     With `shard=(k, n)` only streams whose number is k modulo n are dissected (n processes reading
-    the same input each take one share); DNS streams of the other shares are still parsed, without
-    items, so that every process learns the same names at the same packet.
+    the same input each take one share); streams of the other shares get the `other_shares` handler
+    of the dissector whose port hints they match (DNS: answers parsed without items, so that every
+    process learns the same names at the same packet), or none.
     """
     node = node or NodeInfo.local()
     names = names if names is not None else NameTable()
     config = config or DissectConfig()
-    by_l4 = {l4: [cls for cls in DISSECTORS if l4 in cls.layer4] for l4 in ("tcp", "udp")}
+    by_l4 = {l4: [(cls, config.ports_of(cls)) for cls in DISSECTORS if l4 in cls.layer4]
+             for l4 in ("tcp", "udp")}
+    upgrades = {token: cls for cls in DISSECTORS for token in cls.upgrades}
 
     def factory(meta: StreamMeta) -> StreamHandler:
         items = ItemFactory(meta, node, names, on_item)
         cport, sport = meta.client_port, meta.server_port
         hinted = []  # port hints first, then the others (each in DISSECTORS order)
         others = []
-        for cls in by_l4[meta.l4]:
-            (hinted if cport in cls.ports or sport in cls.ports else others).append(cls)
+        for cls, ports in by_l4[meta.l4]:
+            (hinted if cport in ports or sport in ports else others).append(cls)
         empty = (b"", b"")
         undecided = []
         for cls in hinted + others:
             verdict = cls.probe(meta, empty, -1, False, config)
             if verdict == CLAIM:
-                return cls(items, config)
+                stream = _Stream(items, config, upgrades)
+                stream.start(cls)
+                return stream
             if verdict == MORE:
                 undecided.append(cls)
         if not undecided:
             return Generic(items, config)
-        return _Chooser(meta, items, undecided, config)
+        return _Chooser(meta, items, undecided, config, upgrades)
 
     if shard is None:
         return factory
     mine, shares = shard
+    shadows = {l4: [(cls.other_shares, ports) for cls, ports in by_l4[l4] if cls.other_shares is not None]
+               for l4 in by_l4}
 
     def sharded(meta: StreamMeta) -> StreamHandler | None:
         if int(meta.stream_id[:12]) % shares == mine:
             return factory(meta)
-        if meta.server_port in Dns.ports or meta.client_port in Dns.ports:
-            return DnsNames(ItemFactory(meta, node, names, _no_items), config)
+        cport, sport = meta.client_port, meta.server_port
+        for cls, ports in shadows[meta.l4]:
+            if cport in ports or sport in ports:
+                return cls(ItemFactory(meta, node, names, _no_items), config)
         return None
 
     return sharded
 
 
 def _no_items(_item: dict[str, Any]) -> None:
-    raise AssertionError("DnsNames makes no items")
+    raise AssertionError("other_shares handlers make no items")

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from capture.dissect import BODY_FIELDS
+
 ITEM = "i"
 PACKET = "p"
 
@@ -65,8 +67,8 @@ class Batch:
             if fields is not None:
                 names = tuple(fields)
                 items = [_project(item, names) for item in items]
-                # a cut that leaves out `content` and `postData` has no bodies left to remove
-                bodies = bodies or not ("content" in fields or "postData" in fields)
+                # a cut that leaves out every body field has no bodies left to remove
+                bodies = bodies or not any(f in fields for _, f in BODY_FIELDS)
             if bodies:
                 lines = [_dumps(item) for item in items]
             else:
@@ -130,9 +132,10 @@ NO_BODY = "\u0000kflpcap:body"
 
 
 def _without_bodies(item: dict[str, Any]) -> dict[str, Any]:
-    """A shallow copy of `item` with request.postData.text and response.content.text replaced."""
+    """A shallow copy of `item` with the text of each body field (`BODY_FIELDS`, e.g.
+    response.content.text) replaced."""
     out = item
-    for message, field in (("request", "postData"), ("response", "content")):
+    for message, field in BODY_FIELDS:
         msg = item.get(message)
         holder = msg.get(field) if isinstance(msg, dict) else None
         if isinstance(holder, dict) and "text" in holder:

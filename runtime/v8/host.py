@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from capture.dissect import BODY_FIELDS
 from runtime.helpers import vendor
 from runtime.helpers.dispatch import Commands, ScriptIdentity
 from runtime.helpers.env import global_names
@@ -136,6 +137,7 @@ class ScriptHost:
             "env": env,
             "envGlobals": global_names(env),
             "known": self.queries,
+            "bodies": BODY_FIELDS,
             "invalid": self.invalid,
             "jobs": s.scheduler.tags(),
             "running": s.scheduler.running,

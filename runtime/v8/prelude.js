@@ -80,17 +80,19 @@
     }
     t.v = JSON.parse(t.s);
     t.s = null;
-    if (t.nb) {
-      bodyAccessor(t, t.v.request, "postData");
-      bodyAccessor(t, t.v.response, "content");
-    }
+    if (t.nb) bodyAccessors(t, t.v);
     return t.v;
   }
 
   // Items sent without their message bodies (see runtime.v8.source.may_read_bodies) have a marker in
   // place of each body text; reading it asks for the batch with bodies (the hook run starts again).
+  // CFG.bodies: [message, field] of every body (the dissectors' body fields, e.g. response.content).
   const NO_BODY = "\u0000kflpcap:body";
-  function bodyAccessor(t, message, field) {
+  const BODIES = CFG.bodies;
+  function bodyAccessors(t, v) {
+    for (const [message, field] of BODIES) bodyAccessor(t, v[message], message, field);
+  }
+  function bodyAccessor(t, message, name, field) {
     const holder = message && message[field];
     if (!holder || holder.text !== NO_BODY) return;
     Object.defineProperty(holder, "text", {
@@ -99,7 +101,7 @@
       get() {
         if (t.full !== undefined) {
           const full = JSON.parse(t.full);
-          const msg = field === "content" ? full.response : full.request;
+          const msg = full[name];
           const value = msg && msg[field] ? msg[field].text : undefined;
           Object.defineProperty(holder, "text", { value: value, writable: true, configurable: true, enumerable: true });
           return value;
@@ -131,10 +133,7 @@
     t.v = v;
     t.full = undefined;
     t.p = null;
-    if (t.nb) {
-      bodyAccessor(t, v.request, "postData");
-      bodyAccessor(t, v.response, "content");
-    }
+    if (t.nb) bodyAccessors(t, v);
     return v;
   }
   function field(t, k) {

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from capture.dissect import BODY_FIELDS
+
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
 
 
@@ -222,8 +224,9 @@ def item_only_forwarded(text: str) -> bool:
     return uses > 0 and uses == forwarded
 
 
-# Text that may reach message bodies (response.content.text, request.postData.text) or read an item
-# as a whole. A script without any of it gets items without their bodies (most of an item's bytes).
+# Text that may reach message bodies (the body fields of the dissectors, `BODY_FIELDS`, e.g.
+# response.content.text) or read an item as a whole. A script without any of it gets items without
+# their bodies (most of an item's bytes).
 _BODY_HINTS = ("stringify", "Object", "Reflect", " in ", "...", "eval", "Function", "structuredClone",
                "buildHAR")
 
@@ -237,7 +240,7 @@ def may_read_bodies(text: str) -> bool:
     error, see docs/scripts.md).
     """
     code = _blank_strings_and_comments(text)
-    return any(h in code for h in _BODY_HINTS) or "content" in text or "postData" in text
+    return any(h in code for h in _BODY_HINTS) or any(f in text for _, f in BODY_FIELDS)
 
 
 _WHOLE_ITEM_HINTS = ("stringify", "Object.", "Reflect.", "...", "eval", "Function", "structuredClone",

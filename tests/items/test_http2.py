@@ -222,7 +222,7 @@ def _upgrade_request(raw: bytes, ts: int) -> Message:
 
 
 def test_upgrade_h2c_through_the_hand_off_entry_point(rec: Recording) -> None:
-    """HTTP/1.1 `Upgrade: h2c` + 101: `Http2.after_upgrade` takes the bytes after both heads."""
+    """HTTP/1.1 `Upgrade: h2c` + 101: `Http2.upgraded` takes the bytes after both heads."""
     [(meta, events)] = [(m, e) for m, e in _events(rec.pcap, H2_PORT)
                         if any(isinstance(d, bytes) and d.startswith(b"GET /upgraded") for _, d, _ in e)]
     got: list[dict] = []
@@ -236,8 +236,8 @@ def test_upgrade_h2c_through_the_hand_off_entry_point(rec: Recording) -> None:
             client_head, _, client_rest = heads[0].partition(b"\r\n\r\n")
             server_head, _, server_rest = heads[1].partition(b"\r\n\r\n")
             assert server_head.startswith(b"HTTP/1.1 101")
-            h2 = Http2.after_upgrade(ItemFactory(meta, NODE, NameTable(), got.append), DissectConfig(), 0,
-                                     _upgrade_request(client_head, ts), len(client_head) + 4)
+            h2 = Http2(ItemFactory(meta, NODE, NameTable(), got.append), DissectConfig())
+            h2.upgraded("h2c", _upgrade_request(client_head, ts), 0)
             for direction, rest in ((0, client_rest), (1, server_rest)):
                 if rest:
                     h2.on_data(direction, rest, ts)
@@ -263,6 +263,22 @@ def _cut_before(pcap: Path, out: Path, port: int, path: str) -> None:
                       or client_port not in (p["TCP"].sport, p["TCP"].dport)])
 
 
+def test_upgrade_h2c_through_the_registry(rec: Recording, items: list[dict]) -> None:
+    """The whole capture through `kflpcap items`' dissectors: HTTP/1.1's 101 hands the connection to
+    HTTP/2 (its `upgrades`), whose items answer the upgrade request (stream 1) and every request after
+    it; the 101 exchange itself stays an HTTP/1.1 item, as tshark shows it."""
+    upgraded = [it for it in items if it["request"].get("url") in ("/upgraded?via=h2c", "/after-upgrade")
+                and it["protocol"]["abbr"] == "HTTP/2"]
+    assert [(it["request"]["method"], it["request"]["url"], it["response"]["status"]) for it in upgraded] == [
+        (c["method"], c["path"], c["status"]) for c in rec.done["upgrade-client"]]
+    assert all(it["protocol"]["abbr"] == "HTTP/2" and "error" not in it for it in upgraded)
+    assert len({it["stream"] for it in upgraded}) == 1
+    stream = upgraded[0]["stream"]
+    [switch] = [it for it in items if it["stream"] == stream and it["protocol"]["abbr"] == "HTTP"]
+    assert (switch["response"]["status"], switch["index"], upgraded[0]["index"]) == (101, 0, 1)
+    check_item(upgraded[0])
+
+
 def test_mid_stream_pickup_degrades_gracefully(rec: Recording, items: list[dict], tmp_path: Path) -> None:
     """Picked up at the /big request: the HPACK tables hold entries from before; fields that use them
     are reported lost, everything else decodes, nothing is invented."""
@@ -271,7 +287,7 @@ def test_mid_stream_pickup_degrades_gracefully(rec: Recording, items: list[dict]
     full = {(it["request"]["url"], it["response"]["status"]) for it in items
             if it["protocol"]["abbr"] == "HTTP/2" and "response" in it}
     later = [it for it in items_of(cut) if it["protocol"]["abbr"] == "HTTP/2"
-             and it["request"]["url"] not in ("/slow", "/after-reset", "/after-upgrade")]
+             and it["request"]["url"] not in ("/slow", "/after-reset", "/after-upgrade", "/upgraded?via=h2c")]
     assert [it["request"]["url"] for it in later] == ["/big", "/gzip", "/missing", "/echo",
                                                      *(f"/again/{n}" for n in range(4))]
     for it in later:

@@ -8,7 +8,8 @@ from typing import ClassVar
 import pytest
 
 from capture.dissect import registry
-from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, ItemFactory, protocol
+from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, Dissector, ItemFactory, protocol
+from capture.dissect.httpitem import Message
 from tests.capture.tcpbuild import T0
 from tests.items.schema import problems
 from tests.items.util import Talk, run_frames, udp
@@ -50,7 +51,7 @@ def test_mdns_is_not_dns() -> None:
     assert {it["protocol"]["name"] for it in items} == {"udp"}
 
 
-class Echo:
+class Echo(Dissector):
     """A toy protocol for the test: streams whose client says ECHO."""
 
     name: ClassVar[str] = "echo"
@@ -86,3 +87,71 @@ def test_a_new_protocol_is_one_class_and_one_registry_line(monkeypatch: pytest.M
     items = run_frames(t.close() + t2.close())
     assert (items[0]["protocol"]["name"], items[0]["request"]["text"]) == ("echo", "ECHO hi")
     assert {it["protocol"]["name"] for it in items} == {"echo", "http"}  # content still decides on port 7
+
+
+class Upgraded(Dissector):
+    """A toy protocol reached only by upgrade token: one item at the close listing what it got."""
+
+    name: ClassVar[str] = "toy"
+    layer4: ClassVar[tuple[str, ...]] = ("tcp",)
+    upgrades: ClassVar[tuple[str, ...]] = ("h2c",)
+    tls: ClassVar[bool] = True
+    PROTO = protocol("toy", "2", "TOY", "Toy", "toy", "tcp", [], 9)
+
+    @classmethod
+    def probe(cls, meta, first, leader, final, config) -> int:
+        return REJECT
+
+    def __init__(self, items: ItemFactory, config: DissectConfig) -> None:
+        self.items = items
+        self.got: list[str] = []
+
+    def upgraded(self, token: str, request: Message, client_dir: int) -> None:
+        self.got.append(f"{token} {request.method.decode()} {request.url.decode()} from {client_dir}")
+
+    def on_data(self, direction: int, data: bytes, ts_ns: int) -> None:
+        self.got.append(f"{direction}:{data.decode()}")
+
+    def on_gap(self, direction: int, length: int, ts_ns: int) -> None:
+        self.got.append(f"{direction}:gap")
+
+    def on_close(self, ts_ns: int, reason: str) -> None:
+        self.got.append(reason)
+        self.items.emit(self.PROTO, ts_ns, False, {"data": {"got": self.got}}, 0, 0, 0)
+
+
+H2C_REQUEST = (b"GET /up HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+               b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+
+
+def _h2c_talk(client: tuple[str, int] = ("10.0.0.1", 40000),
+              token: bytes = b"h2c") -> list[tuple[int, bytes]]:
+    t = Talk(client=client).send(0, H2C_REQUEST.replace(b"h2c", token) + b"early")  # did not wait for the 101
+    t.send(1, SWITCHING.replace(b"h2c", token) + b"frames").send(0, b"PRI * HTTP/2.0").send(1, b"more")
+    return t.close()
+
+
+def test_a_101_hands_the_stream_to_the_dissector_of_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "DISSECTORS", [*registry.DISSECTORS, Upgraded])
+    http, toy = run_frames(_h2c_talk())
+    assert (http["protocol"]["name"], http["response"]["status"], http["tls"]) == ("http", 101, False)
+    assert "error" not in http and http["request"]["path"] == "/up"
+    assert (toy["protocol"]["name"], toy["index"], toy["tls"]) == ("toy", 1, True)
+    # what came after the switch, in capture order: the client's early bytes, then the server's
+    assert toy["data"]["got"] == ["h2c GET /up from 0", "0:early", "1:frames", "0:PRI * HTTP/2.0", "1:more",
+                                  "fin"]
+
+
+def test_a_101_for_a_token_no_dissector_takes_ends_the_http_items() -> None:
+    [http] = run_frames(_h2c_talk(token=b"websocket"))
+    assert (http["protocol"]["name"], http["response"]["status"]) == ("http", 101) and "error" not in http
+
+
+def test_port_hints_come_from_the_dissector_unless_the_config_names_others() -> None:
+    # on an HTTP port a request line claims the stream at once; elsewhere the answer decides
+    t = Talk(server=("10.0.0.2", 9000)).send(0, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    t.send(1, b"SSH-2.0-x\r\n")
+    assert [it["protocol"]["name"] for it in run_frames(t.close())] == ["tcp"]
+    config = DissectConfig(ports={"http": frozenset({9000})})
+    assert [it["protocol"]["name"] for it in run_frames(t.close(), config=config)] == ["http"]

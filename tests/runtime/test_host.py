@@ -318,3 +318,20 @@ def test_objects_inside_items_are_cut_and_completed_too(rec: Recorder) -> None:
         "000000000002.pcap 500 Error false",
     ]
     assert rec.stderr == []
+
+
+def test_bodies_left_out_are_sent_when_a_hook_reads_one(rec: Recorder) -> None:
+    script = """// Bodies
+    var key = ["con", "tent"].join("");
+    var got = [];
+    function onItemCaptured(d) { got.push(d.response.status + " " + d.response[key].text); }
+    jobs.schedule("r", "0 0 0 1 1 *", function () { got.forEach(function (g) { console.log(g); }); });
+    """
+    item = http_item(1, body=b"the body")
+    with rec.host(script) as h:
+        assert not h.bodies  # the text names no body field of any dissector
+        rec.feed(h, [item])
+        assert h.bodies
+        h.run_job("r")
+    assert rec.lines_of("Bodies")[-1] == "200 dGhlIGJvZHk="
+    assert rec.stderr == []
