@@ -11,6 +11,8 @@ from capture.dissect.base import CLAIM, MORE, DissectConfig, Dissector, ItemFact
 from capture.dissect.dns import Dns, DnsNames
 from capture.dissect.generic import Generic
 from capture.dissect.http1 import Http1
+from capture.dissect.redis import Redis
+from capture.dissect.tls import Tls
 from capture.names import NameTable
 
 if TYPE_CHECKING:
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 DISSECTORS: list[type[Dissector]] = [
     Http1,
     Dns,
+    Tls,
+    Redis,
 ]
 
 

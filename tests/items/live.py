@@ -1,0 +1,84 @@
+"""Live captures for dissector tests: two namespaces joined by a veth pair, dumpcap on the client's end.
+
+    with captured(tmp_path / "x.pcap") as link:   # link.a: clients, link.b: servers
+        link.b.popen([...server...]); link.b.wait_tcp(link.b_ip, port)
+        link.a.run([...client...])
+    # the capture is complete here (dumpcap stopped after the last packets were written)
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.netns import Link, linked_pair, netns_available
+
+START_S = 0.5  # dumpcap prints "Capturing on" before its loop reads the socket
+QUIET_S = 0.6  # the file has not grown for this long: the last packets are written
+
+
+def need_live() -> None:
+    """Skip unless namespaces and dumpcap are available."""
+    if not netns_available() or not shutil.which("dumpcap"):
+        pytest.skip("needs root, ip netns and dumpcap")
+
+
+@contextmanager
+def captured(pcap: Path, mtu: int | None = None) -> Iterator[Link]:
+    """A linked namespace pair whose traffic dumpcap writes to `pcap` (classic pcap) while the block
+    runs; `mtu` sets both veth ends (small values cut messages into several segments)."""
+    need_live()
+    with linked_pair("tlsr", subnet="10.232.7") as link:
+        if mtu is not None:
+            link.a.run(["ip", "link", "set", link.a_if, "mtu", str(mtu)])
+            link.b.run(["ip", "link", "set", link.b_if, "mtu", str(mtu)])
+        argv = link.a.cmd(["dumpcap", "-q", "-P", "-i", link.a_if, "-w", str(pcap)])
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            said = []
+            for line in proc.stderr or []:
+                said.append(line)
+                if line.startswith("Capturing on"):
+                    break
+            else:
+                raise RuntimeError(f"dumpcap did not start: {''.join(said).strip()}")
+            time.sleep(START_S)
+            yield link
+            link.b.stop_processes()
+            _wait_until_stable(pcap)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate(timeout=10)
+
+
+def _wait_until_stable(path: Path, limit_s: float = 10.0) -> None:
+    deadline = time.monotonic() + limit_s
+    size, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now_size = path.stat().st_size if path.exists() else 0
+        if now_size != size:
+            size, since = now_size, time.monotonic()
+        elif time.monotonic() - since >= QUIET_S:
+            return
+        time.sleep(0.05)
+
+
+def tshark_rows(pcap: Path, display_filter: str, fields: list[str], *options: str) -> list[list[str]]:
+    """One list of field values per matching packet (several occurrences joined by `,`)."""
+    argv = ["tshark", "-n", "-r", str(pcap), *options, "-Y", display_filter, "-T", "fields",
+            "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"]
+    for field in fields:
+        argv += ["-e", field]
+    done = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120)
+    return [line.split("\t") for line in done.stdout.splitlines() if line]
