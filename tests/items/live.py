@@ -31,14 +31,12 @@ def need_live() -> None:
 
 
 @contextmanager
-def captured(pcap: Path, mtu: int | None = None) -> Iterator[Link]:
+def captured(pcap: Path) -> Iterator[Link]:
     """A linked namespace pair whose traffic dumpcap writes to `pcap` (classic pcap) while the block
-    runs; `mtu` sets both veth ends (small values cut messages into several segments)."""
+    runs. (Segments are captured as the sender's stack hands them over: with GSO one send is one
+    captured segment whatever the MTU, so tests that want a message in pieces send it in pieces.)"""
     need_live()
     with linked_pair("tlsr", subnet="10.232.7") as link:
-        if mtu is not None:
-            link.a.run(["ip", "link", "set", link.a_if, "mtu", str(mtu)])
-            link.b.run(["ip", "link", "set", link.b_if, "mtu", str(mtu)])
         argv = link.a.cmd(["dumpcap", "-q", "-P", "-i", link.a_if, "-w", str(pcap)])
         proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
