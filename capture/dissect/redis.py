@@ -356,6 +356,9 @@ class Redis:
             self.pending = deque()
             for cmd in pending:
                 self._emit(cmd, None, 0, 0, error("dissection", f"the reply is lost: {why}"))
+            if not pending:  # what was lost (a push, a reply to nothing seen) still counts
+                body = {"response": {"type": "Unknown", "value": "", "keyword": ""}}
+                self.items.emit(REDIS, ts, self.client == 1, body, 0, 0, 0, error("dissection", why))
         else:
             body = {"request": command_request([])}
             self.items.emit(REDIS, ts, self.client == 1, body, 0, 0, 0, error("dissection", why))

@@ -72,10 +72,10 @@ def _wait_until_stable(path: Path, limit_s: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def tshark_rows(pcap: Path, display_filter: str, fields: list[str], *options: str) -> list[list[str]]:
-    """One list of field values per matching packet (several occurrences joined by `,`)."""
-    argv = ["tshark", "-n", "-r", str(pcap), *options, "-Y", display_filter, "-T", "fields",
-            "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"]
+def tshark_rows(pcap: Path, display_filter: str, fields: list[str], joiner: str = ",") -> list[list[str]]:
+    """One list of field values per matching packet (several occurrences joined by `joiner`)."""
+    argv = ["tshark", "-n", "-r", str(pcap), "-Y", display_filter, "-T", "fields",
+            "-E", "separator=\t", "-E", "occurrence=a", "-E", f"aggregator={joiner}"]
     for field in fields:
         argv += ["-e", field]
     done = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120)
