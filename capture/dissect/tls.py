@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from cryptography import x509
@@ -331,7 +332,10 @@ def certificates(body: bytes) -> list[dict[str, Any]]:
     return chain
 
 
+@lru_cache(maxsize=512)
 def _certificate(der: bytes) -> dict[str, Any]:
+    """A certificate's fields; the same server certificate is parsed once and its dict shared by the
+    items that show it (items are read-only)."""
     try:
         cert = x509.load_der_x509_certificate(der)
         out = {
