@@ -30,16 +30,20 @@ PORT = 6379
 pytestmark = pytest.mark.live
 
 
-@pytest.fixture(scope="module")
-def redis_capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """The capture of every scenario of redis_peer.py, and what the client saw."""
-    pcap = tmp_path_factory.mktemp("redis") / "redis.pcap"
+def record_redis(pcap: Path) -> dict:
+    """Capture every scenario of redis_peer.py against a fresh redis-server; what the client saw."""
     with captured(pcap) as link:
         link.b.popen(["redis-server", "--port", str(PORT), "--bind", link.b_ip, "--save", "",
                       "--appendonly", "no", "--protected-mode", "no"])
         link.b.wait_tcp(link.b_ip, PORT)
         done = link.a.run([sys.executable, PEER, link.b_ip, str(PORT)])
-    return pcap, json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def redis_capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    pcap = tmp_path_factory.mktemp("redis") / "redis.pcap"
+    return pcap, record_redis(pcap)
 
 
 @cache
