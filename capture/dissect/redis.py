@@ -47,19 +47,20 @@ class _Bad(Exception):
     """The bytes are not RESP."""
 
 
-def value_end(buf: bytearray, pos: int) -> int:
-    """The end of the RESP value that starts at `pos`, -1 while it is incomplete; `_Bad` if not RESP."""
-    need = 1
+def value_end(buf: bytearray, pos: int, need: int = 1) -> tuple[int, int, int]:
+    """`(end, pos, need)`: the end of the RESP value being scanned, -1 while it is incomplete, and
+    where the scan stopped (`pos`, values still `need`ed) so that it resumes there once more bytes
+    came; `_Bad` if not RESP. A new value starts with `need` 1 at its first byte."""
     size = len(buf)
     while need:
         if pos >= size:
-            return -1
+            return -1, pos, need
         kind = buf[pos]
         eol = buf.find(b"\r\n", pos)
         if eol < 0:
             if size - pos > 64:
                 raise _Bad(f"no line end in {size - pos} bytes")
-            return -1
+            return -1, pos, need
         need -= 1
         if kind in _BULK or kind in _AGGREGATE or kind in _PAIRS:
             try:
@@ -73,7 +74,7 @@ def value_end(buf: bytearray, pos: int) -> int:
                 if kind in _BULK:
                     pos += count + 2
                     if pos > size:
-                        return -1
+                        return -1, pos, need
                 else:
                     # a map has two values per entry; an attribute ('|') is followed by the value it annotates
                     need += count if kind in _AGGREGATE else 2 * count + (kind == 0x7C)
@@ -83,7 +84,7 @@ def value_end(buf: bytearray, pos: int) -> int:
             pos = eol + 2
         else:
             raise _Bad(f"type byte {kind:#04x}")
-    return pos if pos <= size else -1
+    return (pos if pos <= size else -1), pos, need
 
 
 def _text(value: Any) -> str:
@@ -166,12 +167,13 @@ class _Command:
 
 
 class _Side:
-    __slots__ = ("broken", "buf", "reader", "ts")
+    __slots__ = ("broken", "buf", "reader", "scan", "ts")
 
     def __init__(self) -> None:
         self.buf = bytearray()
         self.reader = _reader()
         self.broken = False
+        self.scan = (0, 1)  # where the scan of the value at the head of `buf` resumes: (pos, need)
         self.ts = 0  # time of the data that began the value at the head of `buf`
 
 
@@ -236,11 +238,14 @@ class Redis:
                         start = end
                         continue
                 else:
-                    end = value_end(buf, start)
+                    pos, need = side.scan if start == 0 else (start, 1)
+                    end, pos, need = value_end(buf, pos, need)
                     if end < 0:
                         if len(buf) - start > MAX_MESSAGE:
                             raise _Bad(f"value longer than {MAX_MESSAGE} bytes")
+                        side.scan = (pos - start, need)
                         break
+                    side.scan = (0, 1)
                     value = self._decode(side, buf, start, end)
             except (_Bad, hiredis.ProtocolError) as exc:
                 who = "client" if client else "server"
@@ -349,6 +354,7 @@ class Redis:
         commands waiting for replies are given up when the server side breaks."""
         side = self.sides[direction]
         side.buf.clear()
+        side.scan = (0, 1)
         side.broken = True
         side.reader = _reader()
         if direction != self.client:

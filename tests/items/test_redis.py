@@ -233,3 +233,14 @@ def test_truncated_gapped_and_fuzzed_streams_never_crash_and_count_errors(
             mutated = [(d, bytes(b ^ rng.randrange(256) if rng.random() < 0.03 else b for b in data))
                        for d, data in events]
             _dissect(mutated)
+
+
+def test_a_large_array_reply_over_many_segments_is_one_decoded_reply() -> None:
+    fields = [f"field{i}" for i in range(2000)]
+    reply = b"*%d\r\n" % len(fields) + b"".join(b"$%d\r\n%s\r\n" % (len(f), f.encode()) for f in fields)
+    command = b"*2\r\n$7\r\nHGETALL\r\n$3\r\nbig\r\n"
+    events = [(0, command)] + [(1, reply[i:i + 7]) for i in range(0, len(reply), 7)]
+    items = _dissect(events)
+    assert len(items) == 1 and "error" not in items[0]
+    assert items[0]["response"]["array"] == fields
+    assert items[0]["responseSize"] == len(reply)
