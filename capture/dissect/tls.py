@@ -448,7 +448,12 @@ class Tls:
         side = self.sides[direction]
         server = direction != self.client
         if kind == CCS:
-            side.encrypted = True
+            # Before the ServerHello a ChangeCipherSpec is TLS 1.3's compatibility dummy (after a
+            # HelloRetryRequest); after it, the server's CCS ends an abbreviated (resumed) handshake.
+            if self.response is not None:
+                side.encrypted = True
+                if server:
+                    self._finish(ts)
         elif kind == ALERT:
             if not side.encrypted and len(payload) == 2 and self.request is not None:
                 level, code = payload

@@ -4,8 +4,9 @@ namespaces, captured by dumpcap on the veth, compared with tshark's view of the 
 Scenarios (one server port each): TLS 1.3 with ALPN offered, TLS 1.2 with ALPN chosen and a
 two-certificate chain, a refused handshake (server 1.3 only, client 1.2 only), OpenSSL TLS 1.2 with
 records of at most 512 bytes (the Certificate message spans several records), OpenSSL TLS 1.3
-without SNI. tshark 4.0 has no JA4: the oracle's JA4 is computed from tshark's fields of the
-ClientHello (ciphers, extension types, signature algorithms, SNI, ALPN, versions).
+without SNI and with a HelloRetryRequest (the server wants another key share group). tshark 4.0
+has no JA4: the oracle's JA4 is computed from tshark's fields of the ClientHello (ciphers,
+extension types, signature algorithms, SNI, ALPN, versions).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def record_traffic(pcap: Path, folder: Path, split: bool = False) -> dict[str, P
         _py_server(link, PY12, files, "1.2", "1.2", "http/1.1")
         _py_server(link, REFUSED, files, "1.3", "1.3", "-")
         _ossl_server(link, OSSL12, files, "-tls1_2", "-max_send_frag", "512", "-alpn", "h2")
-        _ossl_server(link, OSSL13, files, "-tls1_3")
+        _ossl_server(link, OSSL13, files, "-tls1_3", "-groups", "secp384r1")  # a HelloRetryRequest
         for port in (PY, PY12, REFUSED, OSSL12, OSSL13):
             link.b.wait_tcp(link.b_ip, port)
         client = [sys.executable, PEER, "client", link.b_ip]
@@ -248,6 +249,8 @@ def test_tls_versions_alpn_certificates_and_refusal(tls_capture: tuple[Path, dic
     assert refused["protocol"]["version"] == "1.2"  # refused: the highest offered
     assert items[OSSL12]["response"]["certificate"]["subject"] == leaf.subject.rfc4514_string()
     assert items[OSSL13]["request"]["ja4"].startswith("t13i")
+    assert items[OSSL13]["response"]["helloRetryRequest"] is True
+    assert items[OSSL13]["response"]["version"] == "TLS 1.3" and "error" not in items[OSSL13]
 
 
 def test_certificate_message_split_across_records(tls_capture: tuple[Path, dict[str, Path]]) -> None:
