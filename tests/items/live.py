@@ -72,11 +72,13 @@ def _wait_until_stable(path: Path, limit_s: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def tshark_rows(pcap: Path, display_filter: str, fields: list[str], joiner: str = ",") -> list[list[str]]:
-    """One list of field values per matching packet (several occurrences joined by `joiner`)."""
+def tshark_rows(pcap: Path, display_filter: str, fields: list[str], joiner: str = ",", check: bool = True
+                ) -> list[list[str]]:
+    """One list of field values per matching packet (several occurrences joined by `joiner`); with
+    `check` false, what tshark printed of a file it could not read to the end."""
     argv = ["tshark", "-n", "-r", str(pcap), "-Y", display_filter, "-T", "fields",
             "-E", "separator=\t", "-E", "occurrence=a", "-E", f"aggregator={joiner}"]
     for field in fields:
         argv += ["-e", field]
-    done = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(argv, check=check, capture_output=True, text=True, timeout=120)
     return [line.split("\t") for line in done.stdout.splitlines() if line]

@@ -29,15 +29,16 @@ import kfl
 from capture.dissect import NodeInfo, make_handler_factory
 from capture.model import NS, StreamMeta
 from capture.names import NameTable
+from tests.conftest import sample_pcaps
 from tests.items.live import captured, tshark_rows
 from tests.items.schema import check_item
-from tests.items.util import items_of
+from tests.items.test_oracle import key
+from tests.items.util import items_of, sample_items
 
 PEER = str(Path(__file__).with_name("tls_peer.py"))
 PY, PY12, REFUSED, OSSL12, OSSL13 = 8443, 8444, 8445, 8446, 8447
 SNI = {PY: "api.kfl.internal", PY12: "legacy.kfl.internal", REFUSED: "old.kfl.internal",
        OSSL12: "frag.kfl.internal", OSSL13: ""}
-pytestmark = pytest.mark.live
 
 
 def _name(cn: str) -> x509.Name:
@@ -218,6 +219,7 @@ def check_against_tshark(item: dict, hs: dict[str, str]) -> None:
         assert "certificate" not in resp
 
 
+@pytest.mark.live
 def test_tls_items_equal_tshark(tls_capture: tuple[Path, dict[str, Path]]) -> None:
     pcap, _ = tls_capture
     ours, theirs = tls_items(pcap), tshark_handshakes(pcap)
@@ -226,6 +228,7 @@ def test_tls_items_equal_tshark(tls_capture: tuple[Path, dict[str, Path]]) -> No
         check_against_tshark(item, theirs[port])
 
 
+@pytest.mark.live
 def test_tls_versions_alpn_certificates_and_refusal(tls_capture: tuple[Path, dict[str, Path]]) -> None:
     pcap, files = tls_capture
     items = tls_items(pcap)
@@ -253,6 +256,7 @@ def test_tls_versions_alpn_certificates_and_refusal(tls_capture: tuple[Path, dic
     assert items[OSSL13]["response"]["version"] == "TLS 1.3" and "error" not in items[OSSL13]
 
 
+@pytest.mark.live
 def test_certificate_message_split_across_records(tls_capture: tuple[Path, dict[str, Path]]) -> None:
     pcap, _ = tls_capture
     records = tshark_rows(pcap, f"tcp.srcport == {OSSL12} and tls.record.content_type == 22",
@@ -262,6 +266,7 @@ def test_certificate_message_split_across_records(tls_capture: tuple[Path, dict[
     assert "certificate" in tls_items(pcap)[OSSL12]["response"]
 
 
+@pytest.mark.live
 def test_kfl_selects_tls_connections_by_sni(tls_capture: tuple[Path, dict[str, Path]]) -> None:
     pcap, _ = tls_capture
     query = kfl.compile('tls and request.sni.endsWith(".internal")')
@@ -270,6 +275,7 @@ def test_kfl_selects_tls_connections_by_sni(tls_capture: tuple[Path, dict[str, P
     assert chosen == by_tshark == {PY, PY12, REFUSED, OSSL12}
 
 
+@pytest.mark.live
 def test_client_hello_split_over_two_segments(tmp_path: Path) -> None:
     pcap = tmp_path / "split.pcap"
     record_traffic(pcap, tmp_path, split=True)
@@ -311,6 +317,7 @@ def _dissect(events: list[tuple[int, bytes]], gap_at: int = -1) -> list[dict]:
     return items
 
 
+@pytest.mark.live
 def test_truncated_and_fuzzed_handshakes_never_crash_and_count_errors(
         tls_capture: tuple[Path, dict[str, Path]]) -> None:
     pcap, _ = tls_capture
@@ -334,3 +341,17 @@ def test_truncated_and_fuzzed_handshakes_never_crash_and_count_errors(
             for item in _dissect(mutated):
                 check_item(item)
     assert errors > 0
+
+
+@pytest.mark.parametrize("pcap", [p for p in sample_pcaps() if "mixed" in p.name], ids=lambda p: p.name)
+def test_tls_items_on_sample_captures_equal_tshark(pcap: Path) -> None:
+    """Real-world ClientHellos (browsers, Android apps, GREASE): per connection SNI and JA3 as tshark."""
+    fields = ["ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst", "tcp.dstport",
+              "tls.handshake.extensions_server_name", "tls.handshake.ja3", "tls.handshake.ja3_full"]
+    theirs: dict = {}
+    for row in tshark_rows(pcap, "tls.handshake.type == 1", fields, check=False):
+        theirs.setdefault(key(row[0] or row[1], row[2], row[3] or row[4], row[5]), tuple(row[6:]))
+    ours = {key(i["src"]["ip"], i["src"]["port"], i["dst"]["ip"], i["dst"]["port"]):
+            (i["request"]["sni"], i["request"]["ja3"], i["request"]["ja3Full"])
+            for i in sample_items(pcap.name) if i["protocol"]["name"] == "tls"}
+    assert ours == theirs
