@@ -341,7 +341,7 @@ class Redis:
         response = reply_response(kind, value)
         response["push"] = True
         words = [_text(v) for v in value]
-        if words[0].lower() in _MESSAGES:
+        if words and words[0].lower() in _MESSAGES:
             response["kind"] = words[0].lower()
             if words[0].lower() == "pmessage" and len(words) > 3:
                 response["pattern"], words = words[1], words[1:]

@@ -524,7 +524,7 @@ class Tls:
                 err = error("dissection", "no ClientHello")
         body: dict[str, Any] = {"request": request}
         response = self.response
-        version = request.get("maxVersion", "TLS")
+        version = request.get("maxVersion", "")
         response_size = 0
         elapsed = 0
         start = client.ts if client.ts >= 0 else ts

@@ -21,7 +21,7 @@ PIECES = [b"GET / HTTP/1.1\r\n", b"HTTP/1.1 200 OK\r\n", b"Content-Length: 5\r\n
           b"\x16\x03\x01\x00\x30\x01\x00\x00\x2c\x03\x03", b"\x16\x03\x03\x00\x04\x0e\x00\x00\x00",
           b"\x15\x03\x03\x00\x02\x02\x28", b"\x14\x03\x03\x00\x01\x01", b"\x17\x03\x03\x00\x05hello",
           b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", b"+OK\r\n", b"-ERR x\r\n", b"$-1\r\n",
-          b"*3\r\n$7\r\nmessage\r\n", b">3\r\n", b"%1\r\n+a\r\n:1\r\n", b"$5\r\nhel",
+          b"*3\r\n$7\r\nmessage\r\n", b">3\r\n", b">0\r\n", b"%1\r\n+a\r\n:1\r\n", b"$5\r\nhel",
           b"!3\r\nERR\r\n", b"_\r\n"]
 EVENT = st.one_of(
     st.tuples(st.just("data"), st.integers(0, 1), st.lists(st.sampled_from(PIECES) | st.binary(max_size=20),
