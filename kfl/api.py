@@ -23,6 +23,7 @@ DEFAULT_MACROS = {
     "tcp": 'protocol.name == "tcp"',
     "udp": 'protocol.name == "udp"',
     "tls": 'protocol.name == "tls"',
+    "tlsx": 'protocol.name == "tls"',
 }
 
 

@@ -24,6 +24,8 @@ REGISTERED = (
     "capture.dissect.http1.Http1",
     "capture.dissect.dns.Dns",
     "capture.dissect.http2.Http2",
+    "capture.dissect.tls.Tls",
+    "capture.dissect.redis.Redis",
 )
 
 

@@ -28,6 +28,8 @@ PROTOCOLS = {  # name -> the (abbr, macro) pairs it comes with
     "dns": {("DNS", "dns")},
     "tcp": {("TCP", "tcp")},
     "udp": {("UDP", "udp")},
+    "tls": {("TLS", "tls")},
+    "redis": {("REDIS", "redis")},
 }
 
 class _Check:
@@ -129,6 +131,10 @@ def problems(item: Any) -> list[str]:
         _dns(c, item)
     elif name in ("tcp", "udp"):
         _generic(c, item)
+    elif name == "tls":
+        _tls(c, item)
+    elif name == "redis":
+        _redis(c, item)
     return c.out
 
 def _base64(c: _Check, text: Any, path: str) -> None:
@@ -223,6 +229,57 @@ def _generic(c: _Check, item: dict) -> None:
     for key in ("bytes", "packets"):
         if (c.typed(data, key, int, "data") or 0) < 0:
             c.fail(f"data.{key}", "negative")
+
+def _tls(c: _Check, item: dict) -> None:
+    req = c.typed(item, "request", dict, "item")
+    if c.typed(req, "type", str, "request") not in (None, "ClientHello"):
+        c.fail("request.type", f"{req['type']!r}")
+    complete = "sni" in (req or {})
+    if complete:
+        c.typed(req, "sni", str, "request")
+        for key in ("alpn", "supportedVersions", "cipherSuites", "extensions"):
+            c.typed(req, key, list, "request")
+        for key in ("ja3", "ja3Full", "ja4", "ja4Raw", "maxVersion"):
+            c.typed(req, key, str, "request")
+    elif "error" not in item:
+        c.fail("item.request", "no ClientHello fields without an error")
+    resp = item.get("response")
+    if resp is None:
+        if "error" not in item:
+            c.fail("item.response", "missing without an error")
+        return
+    kind = c.typed(resp, "type", str, "response")
+    if kind == "ServerHello":
+        for key in ("version", "cipherSuite", "cipherSuiteCode", "alpn", "ja3s"):
+            c.typed(resp, key, str, "response")
+    elif kind == "Alert":
+        alert = c.typed(resp, "alert", dict, "response")
+        c.typed(alert, "code", int, "alert")
+        c.typed(alert, "description", str, "alert")
+    else:
+        c.fail("response.type", f"{kind!r}")
+
+def _redis(c: _Check, item: dict) -> None:
+    req, resp = item.get("request"), item.get("response")
+    if req is None and resp is None:
+        c.fail("item", "neither request nor response")
+    if req is not None:
+        for key in ("type", "command", "key", "value", "keyword"):
+            c.typed(req, key, str, "request")
+        args = c.typed(req, "args", list, "request")
+        if args is not None and not all(isinstance(a, str) for a in args):
+            c.fail("request.args", "expected strings")
+    elif not (resp or {}).get("push") and "error" not in item:
+        c.fail("item.request", "missing in an item that is neither a push nor an error")
+    if resp is not None:
+        c.typed(resp, "type", str, "response")
+        c.typed(resp, "keyword", str, "response")
+        if "value" not in resp:
+            c.fail("response.value", "missing")
+        if resp.get("type") == "Error":
+            c.typed(resp, "error", str, "response")
+    elif "error" not in item:
+        c.fail("item.response", "missing without an error")
 
 def check_item(item: Any) -> None:
     """Raise AssertionError listing every problem of `item` (None when it is well formed)."""

@@ -144,12 +144,13 @@ def test_macro_expansion_is_parenthesised(http_item):
 def test_every_default_macro(items):
     http_item, _, dns_item, tcp_item = items
     assert set(kfl.MACROS) == {"http", "http2", "grpc", "gql", "dns", "amqp", "kafka", "redis", "tcp", "udp",
-                               "tls"}
+                               "tls", "tlsx"}
     abbrs = [("http", "HTTP"), ("http2", "HTTP/2"), ("grpc", "gRPC"), ("gql", "GQL"), ("dns", "DNS")]
     for name, abbr in abbrs:
         assert m(name, {"protocol": {"abbr": abbr}}) and not m(name, {"protocol": {"abbr": abbr.lower()}})
     for name in ["amqp", "kafka", "redis", "tcp", "udp", "tls"]:
         assert m(name, {"protocol": {"name": name}}) and not m(name, {"protocol": {"abbr": name}})
+    assert m("tlsx", {"protocol": {"name": "tls"}}) and not m("tlsx", {"protocol": {"name": "tcp"}})
     assert m("tcp", tcp_item) and m("dns", dns_item) and not m("tcp", http_item)
 
 
