@@ -8,7 +8,9 @@ thread, a snapshot file) and readers (the capture thread) may run on different t
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +35,19 @@ def key_of(ip: str, port: int | None) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+_ALL: weakref.WeakSet[History] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """A forked child (`kflpcap items --jobs`) has no writer threads: a lock one of them held at the
+    fork would never be released there."""
+    for history in list(_ALL):
+        history._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 class History:
     """The intervals of every key. `version` changes whenever they do."""
 
@@ -41,6 +56,7 @@ class History:
         self._lock = threading.Lock()
         self._max = max_intervals
         self.version = 0
+        _ALL.add(self)
 
     def __len__(self) -> int:
         return len(self._keys)

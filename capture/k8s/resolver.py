@@ -39,7 +39,7 @@ WATCH_S = 300  # the server ends each watch after this (timeoutSeconds); we resu
 RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
-class ConfigError(Exception):
+class ConfigError(ValueError):
     """No usable Kubernetes configuration (message says why)."""
 
 
@@ -81,7 +81,8 @@ class Resolver:
         self.history = self.cluster.history
         self.log = log
         self.kinds = kinds
-        self.counters = {"events": 0, "lists": 0, "relists_gone": 0, "watch_resumes": 0, "errors": 0}
+        self.counters = {"stale": 1, "events": 0, "lists": 0, "relists_gone": 0, "watch_resumes": 0,
+                         "errors": 0}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._synced: set[str] = set()
@@ -223,6 +224,7 @@ class Resolver:
             was_stale = self.stale
             self._failing.discard(kind)
             self.stale = bool(self._failing) or len(self._synced) < len(self.kinds)
+            self.counters["stale"] = int(self.stale)
             back = was_stale and not self.stale and self._reported
             if back:
                 self._reported = False
@@ -238,6 +240,7 @@ class Resolver:
             self._reported = True
             self._failing.add(kind)
             self.stale = True
+            self.counters["stale"] = 1
         if first:
             self.log(f"Kubernetes API server {self.config.cluster.server} unreachable ({_reason(exc)}): "
                      "names are as last known (stale) until it is back")
