@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from capture.k8s.history import FOREVER, History, key_of
+from capture.k8s.objects import brief as brief_identity
 from capture.k8s.objects import timestamp_ns
 
 Resolution = tuple[str, str]
@@ -168,15 +169,17 @@ class NameTable:
         fields = self.endpoint(ip, port, time.time_ns())[0]
         return fields["name"], fields["namespace"]
 
-    def snapshot(self) -> dict[str, dict[str, Any]]:
+    def snapshot(self, brief: bool = False) -> dict[str, dict[str, Any]]:
         """The table as of now: `IP` or `IP:port` -> {ip, port, name, namespace, source} (Kubernetes
-        identities add pod, service, endpointSlice and resolutionMechanism)."""
+        identities add pod, service, endpointSlice and resolutionMechanism, or with `brief` the
+        few fields of `capture.k8s.objects.brief`)."""
         out: dict[str, dict[str, Any]] = {}
         for ip, (name, ns) in self._learned.items():
             out[ip] = {"ip": ip, "port": "", "name": name, "namespace": ns, "source": "dns"}
         for key, ident in self.k8s.open_keys() if self.k8s is not None else ():
             ip, port = _parse_key(key)
-            out[key] = {"ip": ip, "port": "" if port is None else str(port), **ident, "source": "k8s"}
+            fields = brief_identity(ident) if brief else ident
+            out[key] = {"ip": ip, "port": "" if port is None else str(port), **fields, "source": "k8s"}
         for ip, (name, ns) in self._by_ip.items():
             out[ip] = {"ip": ip, "port": "", "name": name, "namespace": ns, "source": "static"}
         for (ip, port), (name, ns) in self._by_ipport.items():

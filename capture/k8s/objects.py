@@ -172,3 +172,21 @@ def node_ips(node: dict[str, Any]) -> list[str]:
 def slice_service(es: dict[str, Any]) -> tuple[str, str]:
     md = es.get("metadata") or {}
     return md.get("namespace", ""), (md.get("labels") or {}).get("kubernetes.io/service-name", "")
+
+
+def brief(end: dict[str, Any]) -> dict[str, Any]:
+    """An item's src/dst in a few fields (for manifests and tables): name, namespace, and when
+    known the workload kind, pod labels and node, service name and resolution mechanism."""
+    out: dict[str, Any] = {"name": end.get("name") or "", "namespace": end.get("namespace") or ""}
+    pod, svc, node = end.get("pod"), end.get("service"), end.get("node")
+    if isinstance(pod, dict):
+        out.update(workload="pod", labels=pod.get("labels") or {}, node=pod.get("node") or "")
+    elif isinstance(svc, dict):
+        out["workload"] = "service"
+    elif isinstance(node, dict):
+        out["workload"] = "node"
+    if isinstance(svc, dict):
+        out["service"] = svc.get("name") or ""
+    if end.get("resolutionMechanism"):
+        out["resolutionMechanism"] = end["resolutionMechanism"]
+    return out

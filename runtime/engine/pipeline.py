@@ -118,7 +118,7 @@ class Pipeline:
         self.names = (
             capture.NameTable.load(self.config.names_file) if self.config.names_file else capture.NameTable()
         )
-        s.names = self.names.snapshot
+        s.names = lambda: self.names.snapshot(brief=True)  # for repository manifests
         s.name_history = self._names_history
         self.source = capture.open_sources(self.config.sources, bpf=self.config.bpf)
         self._live = bool(getattr(self.source, "live", False))
