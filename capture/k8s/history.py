@@ -17,7 +17,8 @@ from typing import Any
 
 Identity = Mapping[str, Any]
 FOREVER = 1 << 63
-MAX_INTERVALS = 16  # per key: the oldest closed interval is dropped beyond this
+MAX_INTERVALS = 16  # per key: the oldest closed interval is dropped beyond this (the resolver also
+# forgets intervals that ended a day ago, see capture.k8s.resolver.KEEP_NS)
 LINGER_NS = 30 * 1_000_000_000  # a closed interval still answers this long after its end if nothing follows
 
 

@@ -37,6 +37,8 @@ SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 PAGE = 500
 WATCH_S = 300  # the server ends each watch after this (timeoutSeconds); we resume it
 RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+KEEP_NS = 24 * 3600 * 1_000_000_000  # intervals that ended longer ago are forgotten
+PRUNE_EVERY_NS = 600 * 1_000_000_000
 
 
 class ConfigError(ValueError):
@@ -93,6 +95,7 @@ class Resolver:
         self._threads: list[threading.Thread] = []
         self._http: Any = None
         self._streams: set[Any] = set()  # the watches being read
+        self._pruned = time.time_ns()
         self.stale = True  # until every kind has been listed
         self.on_change: list[Callable[[], None]] = []
 
@@ -214,6 +217,10 @@ class Resolver:
     # ---- state -------------------------------------------------------------------------------
 
     def _changed(self) -> None:
+        now = time.time_ns()
+        if now - self._pruned > PRUNE_EVERY_NS:
+            self._pruned = now
+            self.history.prune(now - KEEP_NS)
         for fn in self.on_change:
             fn()
 
