@@ -123,6 +123,23 @@ def error(kind: str, msg: str) -> dict[str, str]:
     return {"type": kind, "msg": msg}
 
 
+def _named_by_host(dst: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """Reference §5.4: an HTTP item's unresolved `dst.name` is the request's `:authority`, else
+    `Host` (without a port)."""
+    headers = (body.get("request") or {}).get("headers") or {}
+    host = headers.get(":authority") or headers.get("Host") or ""
+    if not isinstance(host, str) or not host:
+        return dst
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    named = dict(dst, name=host)
+    if "resolutionMechanism" in named:
+        named["resolutionMechanism"] = "http-header"
+    return named
+
+
 class ItemFactory:
     """Builds and emits the items of one stream; `index` counts them from 0."""
 
@@ -181,6 +198,8 @@ class ItemFactory:
             dst, src = self._ends
         else:
             src, dst = self._ends
+        if not dst["name"] and proto["name"] == "http":
+            dst = _named_by_host(dst, body)
         sec, frac = divmod(ts_ns, NS)
         if sec != _sec_cache[0]:
             _sec_cache[0] = sec

@@ -57,13 +57,16 @@ def test_ip_reuse_items_before_name_the_old_pod_items_after_the_new_one(api, con
     assert not any(kfl.compile('dst.namespace == "shop"').match(i) for i in items)
 
 
-def test_unresolved_endpoints_have_the_full_shape_once_kubernetes_names_are_on(api, connect):
+def test_unresolved_endpoints_have_the_full_shape_and_http_falls_back_to_host(api, connect):
     _setup(api)
     resolver, _lines = connect()
     assert resolver.wait_synced(10)
     frames = _get("2026-12-06T11:50:00Z", ("203.0.113.9", 80))
     items = run_frames(frames, names=NameTable(k8s=resolver.history))
     dst = items[0]["dst"]
-    assert dst == {"ip": "203.0.113.9", "port": "80", "name": "", "namespace": "", "pod": None,
-                   "service": None, "endpointSlice": None, "resolutionMechanism": "none"}
+    assert dst == {"ip": "203.0.113.9", "port": "80", "name": "web.payments", "namespace": "", "pod": None,
+                   "service": None, "endpointSlice": None, "resolutionMechanism": "http-header"}
+    assert items[0]["src"]["resolutionMechanism"] == "ip"
     assert kfl.compile('dst.namespace == ""').match(items[0])
+    plain = run_frames(frames)[0]["dst"]  # without Kubernetes names: the old shape, Host as the name
+    assert plain == {"ip": "203.0.113.9", "port": "80", "name": "web.payments", "namespace": ""}
