@@ -63,8 +63,8 @@ def test_an_api_server_down_at_start_does_not_stop_capture_and_is_visible(api, t
     api.stop()
     lines, pipeline = _run(tmp_path, kubeconfig)
     assert pipeline.counters["items"] == 3
-    dsts = [json.loads(line.split("] ", 1)[1])["dst"] for line in lines if '"port"' in line]
-    assert dsts == ["", "", ""]
+    seen = [json.loads(line.split("] ", 1)[1]) for line in lines if '"port"' in line]
+    assert [(r["dst"], r["ns"], r["src"]) for r in seen] == [("web.payments", "", "")] * 3  # Host only
     unreachable = [line for line in lines if "unreachable" in line]
     assert len(unreachable) == 1 and unreachable[0].startswith("kflpcap] kubernetes:")
     assert pipeline.stats["k8s"]["stale"] == 1 and pipeline.stats["k8s"]["errors"] >= 1
