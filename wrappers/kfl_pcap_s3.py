@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kfl
+from capture.k8s.objects import brief
 from wrappers.chain import ChainState
 from wrappers.context import ScriptContext
 from wrappers.http_client import post_json_in_background
@@ -43,6 +44,7 @@ class _Stream:
     items: list[str] = field(default_factory=list)
     protocols: dict[str, None] = field(default_factory=dict)
     added: bool = False  # matched in this repository's window (not only carried over)
+    ends: tuple[dict[str, Any], dict[str, Any]] = ({}, {})  # client, server identity at capture time
 
 
 @dataclass
@@ -174,6 +176,8 @@ class KflPcapS3:
             repo.added += 1
         if isinstance(item.get("id"), str):
             entry.items.append(item["id"])
+        if not entry.ends[0]:
+            entry.ends = _ends(item)
         proto = item.get("protocol")
         if isinstance(proto, dict) and proto.get("name"):
             entry.protocols[str(proto["name"])] = None
@@ -250,7 +254,7 @@ class KflPcapS3:
         for s in repo.streams.values():
             info = store.info(s.sid)
             parts.append((s, info, store.packets(s.sid, s.start) if info else []))
-        written = [JobStream(s.sid, s.start, s.items, list(s.protocols), info, pkts)
+        written = [JobStream(s.sid, s.start, s.items, list(s.protocols), info, pkts, s.ends)
                    for s, info, pkts in parts if pkts]
         if written:
             names = self.ctx.names()
@@ -268,7 +272,7 @@ class KflPcapS3:
                 if info is not None:
                     self.released[i][s.sid] = (start, info.bytes)
             else:
-                nxt.streams[s.sid] = _Stream(s.sid, start, info.bytes, protocols=s.protocols)
+                nxt.streams[s.sid] = _Stream(s.sid, start, info.bytes, protocols=s.protocols, ends=s.ends)
         self.repos[i] = nxt
         released = self.released[i]
         for sid in [sid for sid in released if store.info(sid) is None]:
@@ -330,3 +334,10 @@ class KflPcapS3:
         if tag not in self._warned:
             self._warned.add(tag)
             self.ctx.error(text)
+
+
+def _ends(item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(client, server) identity of an item's stream, brief (names, namespace, pod labels, node,
+    service), from its src/dst as resolved at capture time."""
+    src, dst = item.get("src"), item.get("dst")
+    return (brief(src) if isinstance(src, dict) else {}, brief(dst) if isinstance(dst, dict) else {})

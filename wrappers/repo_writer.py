@@ -43,6 +43,7 @@ class JobStream:
     protocols: list[str]
     info: Any  # capture.StreamInfo at flush time
     packets: list  # Packet tuples from `start` on
+    ends: tuple[dict[str, Any], dict[str, Any]] = ({}, {})  # client, server identity (capture.k8s brief)
 
 
 @dataclass
@@ -210,8 +211,8 @@ class RepoWriter:
                 {
                     "id": s.sid,
                     "l4": info.l4,
-                    "client": {"ip": info.client_ip, "port": info.client_port},
-                    "server": {"ip": info.server_ip, "port": info.server_port},
+                    "client": {"ip": info.client_ip, "port": info.client_port, **s.ends[0]},
+                    "server": {"ip": info.server_ip, "port": info.server_port, **s.ends[1]},
                     "protocols": s.protocols,
                     "first": rfc3339(pkts[0][0]),
                     "last": rfc3339(pkts[-1][0]),

@@ -3,8 +3,8 @@
 An item is a plain dict shaped like Kubeshark's (SPEC §4). `ItemFactory` builds the fields every
 item has (id, stream, node, protocol, src/dst, times) so that a dissector only supplies its
 `request`/`response` (or `data`) and sizes. Sub-objects that are the same for many items
-(`node`, `protocol`, and `src`/`dst` while the name table does not change) are shared between
-items: treat items as read-only, copy before changing one.
+(`node`, `protocol`, and `src`/`dst` while the names of the stream's endpoints do not change) are
+shared between items: treat items as read-only, copy before changing one.
 """
 
 from __future__ import annotations
@@ -154,12 +154,29 @@ def error(kind: str, msg: str) -> dict[str, str]:
     return {"type": kind, "msg": msg}
 
 
+def _named_by_host(dst: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """Reference §5.4: an HTTP item's unresolved `dst.name` is the request's `:authority`, else
+    `Host` (without a port)."""
+    headers = (body.get("request") or {}).get("headers") or {}
+    host = headers.get(":authority") or headers.get("Host") or ""
+    if not isinstance(host, str) or not host:
+        return dst
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    named = dict(dst, name=host)
+    if "resolutionMechanism" in named:
+        named["resolutionMechanism"] = "http-header"
+    return named
+
+
 class ItemFactory:
     """Builds and emits the items of one stream; `index` counts them from 0, across dissectors when
     one hands the stream to another. `tls` is the dissector's flag (set by the registry)."""
 
-    __slots__ = ("_ends", "_prefix", "_res", "_version", "_worker", "index", "meta", "names", "node",
-                 "on_item", "stream", "tls")
+    __slots__ = ("_ends", "_hi", "_lo", "_prefix", "_res", "_version", "_worker", "index", "meta", "names",
+                 "node", "on_item", "stream", "tls")
 
     def __init__(self, meta: StreamMeta, node: NodeInfo, names: NameTable, on_item: OnItem) -> None:
         self.meta = meta
@@ -168,8 +185,9 @@ class ItemFactory:
         self._prefix = f"{node.name}/{meta.stream_id}-"
         self.names = names
         self._version = -1
-        self._ends: tuple[dict[str, str], dict[str, str]] = ({}, {})
-        self._res: tuple[tuple[str, str], tuple[str, str]] | None = None
+        self._lo = self._hi = 0  # the capture times [lo, hi) for which the names in _ends hold
+        self._ends: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+        self._res: tuple[dict[str, Any], dict[str, Any]] | None = None
         self.on_item = on_item
         self.index = 0
         self.tls = False
@@ -188,19 +206,21 @@ class ItemFactory:
         stream = self.stream() if self.stream is not None else None
         return stream is not None and stream.hand_off(token, pending, ts_ns, request, client_dir)
 
-    def ends(self, swapped: bool) -> tuple[dict[str, str], dict[str, str]]:
-        """(`src`, `dst`): the client and the server, resolved with the name table as of now.
-        `swapped` when the stream's direction 1 turned out to be the client."""
+    def ends(self, swapped: bool, ts_ns: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(`src`, `dst`): the client and the server, resolved with the name table as of capture time
+        `ts_ns`. `swapped` when the stream's direction 1 turned out to be the client."""
         names = self.names
-        if names.version != self._version:
+        if names.version != self._version or not self._lo <= ts_ns < self._hi:
             self._version = names.version
             m = self.meta
-            res = (names.resolve(m.client_ip, m.client_port), names.resolve(m.server_ip, m.server_port))
+            cres, clo, chi = names.endpoint(m.client_ip, m.client_port, ts_ns)
+            sres, slo, shi = names.endpoint(m.server_ip, m.server_port, ts_ns)
+            self._lo, self._hi = max(clo, slo), min(chi, shi)
+            res = (cres, sres)
             if res != self._res:  # the table changed for these endpoints: new shared sub-objects
                 self._res = res
-                (cname, cns), (sname, sns) = res
-                client = {"ip": m.client_ip, "port": str(m.client_port), "name": cname, "namespace": cns}
-                server = {"ip": m.server_ip, "port": str(m.server_port), "name": sname, "namespace": sns}
+                client = {"ip": m.client_ip, "port": str(m.client_port), **cres}
+                server = {"ip": m.server_ip, "port": str(m.server_port), **sres}
                 self._ends = (client, server)
         client, server = self._ends
         return (server, client) if swapped else (client, server)
@@ -219,12 +239,14 @@ class ItemFactory:
         """Build the item (common fields + `body`: request/response or data) and hand it on."""
         index = self.index
         self.index = index + 1
-        if self.names.version != self._version:
-            self.ends(False)
+        if self.names.version != self._version or not self._lo <= ts_ns < self._hi:
+            self.ends(False, ts_ns)
         if swapped:
             dst, src = self._ends
         else:
             src, dst = self._ends
+        if not dst["name"] and proto["name"] == "http":
+            dst = _named_by_host(dst, body)
         sec, frac = divmod(ts_ns, NS)
         if sec != _sec_cache[0]:
             _sec_cache[0] = sec

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from runtime.cli import k8s
 from runtime.cli.items_jsonl import default_jobs, write_items
 from runtime.cli.options import add_input_options, capture_config, name_table
 
@@ -26,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default: the CPUs available, at most 4: %(default)s); each reads every packet and "
                    "keeps its own stream store, so memory grows with N; 1: a single process; stdin is read "
                    "by one")
+    k8s.add_options(p)  # Kubernetes identity: its own block, apart from the shared input options
     p.set_defaults(func=run)
 
 
@@ -48,8 +50,19 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"kflpcap items: {exc}", file=sys.stderr)
         return 2
+    try:
+        resolver = k8s.start(args, lambda text: print(f"kflpcap items: {text}", file=sys.stderr))
+    except k8s.ConfigError as exc:
+        print(f"kflpcap items: kubernetes: {exc}", file=sys.stderr)
+        return 2
+    if resolver is not None:
+        names.attach(resolver.history)
     config = capture_config(args)
     limit = query.limit if query is not None else None
-    return write_items(list(args.pcap), sys.stdout.buffer, query.match if query is not None else None,
-                       config=config, node=args.node, names=names, jobs=args.jobs if limit is None else 1,
-                       limit=limit)
+    try:
+        return write_items(list(args.pcap), sys.stdout.buffer, query.match if query is not None else None,
+                           config=config, node=args.node, names=names, jobs=args.jobs if limit is None else 1,
+                           limit=limit)
+    finally:
+        if resolver is not None:
+            resolver.stop()

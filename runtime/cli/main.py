@@ -14,6 +14,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("kfl", "runtime.cli.kfl_query"),
     ("scripts", "runtime.cli.scripts"),
     ("repo", "runtime.cli.repo"),
+    ("k8s", "runtime.cli.k8s"),
 ]
 
 

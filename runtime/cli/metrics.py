@@ -71,6 +71,7 @@ class StatsCollector(Collector):
         yield from self._scripts(s)
         yield from self._repositories(s)
         yield from self._uploads(s)
+        yield from self._k8s(s)
 
     @staticmethod
     def _traffic(s: dict) -> Iterator[Metric]:
@@ -146,6 +147,19 @@ class StatsCollector(Collector):
         yield _total("kflpcap_uploads", "Artifacts the store confirmed.", uploads.get("done", 0))
         yield _total("kflpcap_upload_retries", "Upload attempts that failed and will be retried.",
                      uploads.get("retries", 0))
+
+    @staticmethod
+    def _k8s(s: dict) -> Iterator[Metric]:
+        k8s = dict(s.get("k8s") or {})
+        if not k8s:
+            return
+        yield _gauge("kflpcap_k8s_stale", "1 while the Kubernetes names are as last known (API server "
+                     "unreachable or not listed yet), else 0.", k8s.get("stale", 1))
+        yield _total("kflpcap_k8s_errors", "Failed requests to the Kubernetes API server.",
+                     k8s.get("errors", 0))
+        yield _total("kflpcap_k8s_events", "Watch events applied to the Kubernetes names.",
+                     k8s.get("events", 0))
+        yield _total("kflpcap_k8s_relists", "Fresh lists after 410 Gone.", k8s.get("relists_gone", 0))
 
 
 class MetricsServer:

@@ -52,7 +52,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"kflpcap repo list: {exc}", file=sys.stderr)
         return 2
     table = Table(title=f"{len(repos)} repositories in {args.store}")
-    for col in ("time", "query", "streams", "packets", "bytes", "key"):
+    for col in ("time", "query", "streams", "endpoints", "packets", "bytes", "key"):
         table.add_column(col, justify="right" if col in ("streams", "packets", "bytes") else "left")
     for r in repos:
         m = r.manifest
@@ -61,12 +61,29 @@ def cmd_list(args: argparse.Namespace) -> int:
             m.get("window", {}).get("start", "")[:19] + "Z",
             f"{q.get('index')}: {q.get('kfl')}",
             str(len(m.get("streams", []))),
+            _endpoints(m.get("streams", [])),
             str(m.get("pcap", {}).get("packets")),
             str(m.get("pcap", {}).get("size")),
             r.data_key,
         )
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
     return 0
+
+
+def _endpoint(end: dict) -> str:
+    name, ns = end.get("name") or "", end.get("namespace") or ""
+    if not name:
+        return f"{end.get('ip', '')}:{end.get('port', '')}"
+    return f"{ns}/{name}" if ns else name
+
+
+def _endpoints(streams: list[dict]) -> str:
+    """Who talked, as the manifest recorded it at capture time: `ns/client -> ns/server`, one line
+    per distinct pair (at most 3, then `+N more`)."""
+    pairs = list(dict.fromkeys(f"{_endpoint(s.get('client', {}))} -> {_endpoint(s.get('server', {}))}"
+                               for s in streams))
+    more = f"\n+{len(pairs) - 3} more" if len(pairs) > 3 else ""
+    return "\n".join(pairs[:3]) + more
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

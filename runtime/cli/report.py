@@ -110,6 +110,11 @@ def _overview(stats: Stats) -> Table:
     items = dict(stats.get("items") or {})
     table.add_row("items", ", ".join(f"{k} {v:,}" for k, v in sorted(items.items(), key=lambda kv: -kv[1]))
                   or "0")
+    k8s = dict(stats.get("k8s") or {})
+    if k8s:
+        state = "stale (names as last known)" if k8s.get("stale") else "current"
+        table.add_row("kubernetes", f"names {state}; {k8s.get('events', 0):,} watch events, "
+                                    f"{k8s.get('errors', 0):,} API errors")
     return table
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runtime.cli import k8s
 from runtime.cli.options import add_input_options, source_specs
 from runtime.helpers.env import EnvError, build_env
 from runtime.helpers.services import MIB, Limits
@@ -91,6 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "e.g. --log-level info)")
     out.add_argument("--no-progress", action="store_true",
                      help="no progress bar (it is off when stderr is not a TTY)")
+    k8s.add_options(p)  # Kubernetes identity: its own block, apart from the shared input options
     p.set_defaults(func=run)
 
 
@@ -181,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         clock=args.clock,
         node=args.node,
         names_file=args.names,
+        k8s=(args.kubeconfig, args.context, args.k8s_wait) if k8s.wanted(args) else None,
         bpf=args.bpf,
         limits=Limits(call_timeout_s=args.call_timeout, heap_bytes=args.heap_mib * MIB),
         batch_items=max(1, args.batch),
@@ -194,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             pipeline.start()
-        except ValueError as exc:  # a BPF filter that does not compile
+        except ValueError as exc:  # a BPF filter that does not compile, an unusable kubeconfig
             return _usage(str(exc))
         return _drive(pipeline, specs, args, err, report)
     finally:

@@ -10,11 +10,13 @@ import threading
 import time
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 import orjson
 
-from capture import Capture, CaptureConfig, StreamInfo, open_sources, print_error, print_warning
+from capture import Capture, CaptureConfig, NameTable, StreamInfo, open_sources, print_error, print_warning
 from capture.model import NS
+from runtime.cli import k8s
 from runtime.cli.options import add_input_options, capture_config, source_specs
 
 
@@ -32,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_input_options(p, "tcp_idle", "udp_idle")
     p.add_argument("--budget-mb", type=float, default=defaults.budget_bytes / (1 << 20), metavar="MB",
                    help="stream store memory budget (default %(default)s)")
+    k8s.add_options(p)  # Kubernetes identity: its own block, apart from the shared input options
     p.set_defaults(func=run)
 
 
@@ -66,13 +69,27 @@ def _row(info: StreamInfo) -> dict:
     }
 
 
+def _named(row: dict, info: StreamInfo, names: NameTable) -> str:
+    """Adds the endpoints' names as of the stream's first packet; the text for a line."""
+    text = []
+    ends = (("src", info.client_ip, info.client_port), ("dst", info.server_ip, info.server_port))
+    for end, ip, port in ends:
+        fields = names.endpoint(ip, port, info.first_ts_ns)[0]
+        name, ns = fields["name"], fields["namespace"]
+        row[f"{end}_name"], row[f"{end}_namespace"] = name, ns
+        text.append(f"{ns}/{name}" if ns else name or "-")
+    return f" names={text[0]}->{text[1]}"
+
+
 class _Printer:
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, names: NameTable | None = None) -> None:
         self.as_json = as_json
         self.out = sys.stdout.buffer
+        self.names = names
 
     def stream(self, info: StreamInfo) -> None:
         row = _row(info)
+        named = _named(row, info, self.names) if self.names is not None else ""
         if self.as_json:
             self.out.write(orjson.dumps(row) + b"\n")
         else:
@@ -81,7 +98,7 @@ class _Printer:
                  f"{row['dst_ip']}:{row['dst_port']} packets={row['packets']} bytes={row['bytes']} "
                  f"first={row['first_ts']} last={row['last_ts']}"
                  + (f" truncated={row['truncated_packets']}" if row["truncated_packets"] else "")
-                 + (" evicted" if row["evicted"] else "") + "\n").encode()
+                 + (" evicted" if row["evicted"] else "") + named + "\n").encode()
             )
 
     def summary(self, counters: dict) -> None:
@@ -105,7 +122,20 @@ def run(args: argparse.Namespace) -> int:
     config = capture_config(args, budget_bytes=int(args.budget_mb * (1 << 20)))
     cap = Capture(config)
     cap.warn = print_warning
-    printer = _Printer(args.json)
+    try:
+        resolver = k8s.start(args, lambda text: print(f"kflpcap streams: {text}", file=sys.stderr))
+    except k8s.ConfigError as exc:
+        print(f"kflpcap streams: kubernetes: {exc}", file=sys.stderr)
+        return 2
+    printer = _Printer(args.json, NameTable(k8s=resolver.history) if resolver is not None else None)
+    try:
+        return _stream(cap, source, printer, args)
+    finally:
+        if resolver is not None:
+            resolver.stop()
+
+
+def _stream(cap: Capture, source: Any, printer: _Printer, args: argparse.Namespace) -> int:
     cap.store.on_release = printer.stream
     if source.live:
         source.heartbeat = lambda: cap.tick(time.time_ns())

@@ -45,6 +45,7 @@ class PipelineConfig:
     clock: str | None = None  # "wall" | "capture"; default: capture for files, wall for live input
     node: str | None = None
     names_file: str | None = None
+    k8s: tuple[str | None, str | None, float] | None = None  # (kubeconfig, context, first-list wait s)
     bpf: str | None = None
     limits: Limits = field(default_factory=Limits)
     batch_items: int = 1000
@@ -69,6 +70,7 @@ class Pipeline:
         self.source: Any = None
         self.capture: Any = None
         self.names: Any = None
+        self.resolver: Any = None  # capture.k8s.Resolver with PipelineConfig.k8s
         self._batch = Batch()
         self._inflight: tuple[Batch, list[Any], float] | None = None
         self._batch_started = 0.0
@@ -111,10 +113,12 @@ class Pipeline:
         self.names = (
             capture.NameTable.load(self.config.names_file) if self.config.names_file else capture.NameTable()
         )
-        s.names = self.names.snapshot
+        s.names = lambda: self.names.snapshot(brief=True)  # for repository manifests
         s.name_history = self._names_history
         self.source = capture.open_sources(self.config.sources, bpf=self.config.bpf)
         self._live = bool(getattr(self.source, "live", False))
+        if self.config.k8s is not None:
+            self._start_resolver(*self.config.k8s)
         if self.config.clock is None:
             s.clock = Clock("wall" if self._live else "capture")
         self.source.heartbeat = self._heartbeat
@@ -126,6 +130,20 @@ class Pipeline:
         s.outbox_factory = self._outbox
         self.stats.source = " ".join(self.config.sources)
         self.stats.live = self._live
+
+    def _start_resolver(self, kubeconfig: str | None, context: str | None, wait_s: float) -> None:
+        """Kubernetes identities for src/dst; files wait (bounded) for the first lists, live capture
+        never does (its names catch up)."""
+        from capture.k8s import Resolver, load_config
+
+        def log(text: str) -> None:
+            self.console.log("kflpcap", f"kubernetes: {text}")
+
+        self.resolver = Resolver(load_config(kubeconfig, context), log=log).start()
+        self.names.attach(self.resolver.history)
+        self.stats.k8s = self.resolver.counters
+        if not self._live and not self.resolver.wait_synced(wait_s):
+            log(f"no answer within {wait_s:g} s: going on, names catch up")
 
     def _outbox(self) -> Any:
         from wrappers import Outbox
@@ -458,3 +476,5 @@ class Pipeline:
             self._closed = True
             self.scripts.close("shutdown")
             self.services.close_outbox(30.0)
+            if self.resolver is not None:
+                self.resolver.stop()

@@ -82,6 +82,8 @@ class RunStats:
     uploads: dict[str, Any] = field(
         default_factory=lambda: {"pending": 0, "spool_bytes": 0, "done": 0, "retries": 0, "failed": []}
     )
+    # the Kubernetes resolver's counters (stale, events, errors, relists), kept current by its thread
+    k8s: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     # ---- pushed ------------------------------------------------------------------------------------
@@ -151,4 +153,5 @@ class RunStats:
             "repositories": repositories,
             "errors": dict(self.errors),
             "uploads": dict(self.uploads),
+            "k8s": dict(self.k8s),
         }

@@ -91,10 +91,13 @@ def test_data_folder_is_on_the_node(pod: dict) -> None:
     assert not _mounts(pod)[data].get("readOnly")
 
 
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+
+
 def test_every_namespaced_object_is_in_one_namespace(docs: dict) -> None:
     (namespace,) = docs["Namespace"]
     name = namespace["metadata"]["name"]
     for kind, objects in docs.items():
         for obj in objects:
-            if kind != "Namespace":
+            if kind not in CLUSTER_SCOPED:
                 assert obj["metadata"]["namespace"] == name, kind
