@@ -54,7 +54,7 @@ def test_scripts_see_pods_services_and_the_name_history(api, tmp_path):
         "40003": ("web", "payments", None, "frontend-7d9f")}
     assert any(line.endswith('history "web-a"') for line in lines)
     assert pipeline.stats.k8s["stale"] == 0
-    assert b"kflpcap_k8s_stale 0.0" in Metrics(lambda: pipeline.stats).render()
+    assert b"kflpcap_k8s_stale 0.0" in Metrics(pipeline.stats.snapshot).render()
 
 
 def test_an_api_server_down_at_start_does_not_stop_capture_and_is_visible(api, tmp_path):
@@ -68,7 +68,7 @@ def test_an_api_server_down_at_start_does_not_stop_capture_and_is_visible(api, t
     unreachable = [line for line in lines if "unreachable" in line]
     assert len(unreachable) == 1 and unreachable[0].startswith("kflpcap] kubernetes:")
     assert pipeline.stats.k8s["stale"] == 1 and pipeline.stats.k8s["errors"] >= 1
-    assert b"kflpcap_k8s_stale 1.0" in Metrics(lambda: pipeline.stats).render()
+    assert b"kflpcap_k8s_stale 1.0" in Metrics(pipeline.stats.snapshot).render()
     text = io.StringIO()
     from rich.console import Console as RichConsole
 
