@@ -72,5 +72,5 @@ def test_an_api_server_down_at_start_does_not_stop_capture_and_is_visible(api, t
     text = io.StringIO()
     from rich.console import Console as RichConsole
 
-    RichConsole(file=text, width=200).print(summary(pipeline.stats))
+    RichConsole(file=text, width=200).print(summary(pipeline.stats.snapshot()))
     assert "names stale (names as last known)" in text.getvalue()
