@@ -1,4 +1,4 @@
-"""KFL speed: evaluations per second and compile time, on a realistic HTTP item (SPEC §4 shape).
+"""KFL speed: evaluations per second and compile time, on a realistic HTTP item (docs/items.md shape).
 
     python3 bench/bench_kfl.py [--seconds 1.0]
 

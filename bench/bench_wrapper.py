@@ -1,4 +1,4 @@
-"""kflPcapS3 end to end vs the two-pass tshark export of the same two queries (SPEC §10), one run.
+"""kflPcapS3 end to end vs the two-pass tshark export of the same two queries (bench/README.md), one run.
 
     python -m bench.bench_wrapper [--packets 250000] [--repeat 3]
 

@@ -29,7 +29,7 @@ API:
     tshark baselines (argv builders and Steps):
         tshark_streams_cmd(pcap)         tshark -n -q -z conv,tcp -z conv,udp -r F
         tshark_items_cmd(pcap)           tshark -n -r F -Y http -T ek
-        tshark_two_pass(pcap, filter, out) -> Steps   SPEC §10 whole-stream export of one filter
+        tshark_two_pass(pcap, filter, out) -> Steps   bench/README.md whole-stream export of one filter
         tshark_export_seed(pcap, outdir) -> Steps      both seed queries (HTTP 500, dns), one file each
     report: row(...), print_table(...), json_line(...) (one JSON object per result, "bench" key first).
     captures: cached_capture(**generator kwargs) -> Path (bench/out/, keyed by parameters and the
@@ -59,7 +59,7 @@ from bench import trafficgen
 
 TSHARK = shutil.which("tshark") or "/usr/bin/tshark"
 OUT_DIR = Path(__file__).resolve().parent / "out"
-# SPEC §10: the seed script's two queries, as tshark display filters
+# bench/README.md: the seed script's two queries, as tshark display filters
 SEED_FILTERS = {"http500": "http.response.code == 500", "dns": "dns"}
 
 
@@ -198,7 +198,8 @@ def export_filter(tcp: Sequence[int], udp: Sequence[int]) -> str:
 
 
 def tshark_two_pass(pcap: str | Path, display_filter: str, out: str | Path) -> StepsBench:
-    """SPEC §10 whole-stream export: pass 1 finds the streams, pass 2 writes all their packets to `out`."""
+    """tshark's whole-stream export (bench/README.md): pass 1 finds the streams, pass 2 writes all
+    their packets to `out`."""
 
     def steps(run: RunOnce) -> list[Sample]:
         with tempfile.NamedTemporaryFile(prefix="tshark-pass1-", suffix=".txt") as ids:

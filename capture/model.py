@@ -36,13 +36,13 @@ class StreamHandler(Protocol):
 
 @dataclass(slots=True)
 class CaptureConfig:
-    """Limits of the flow table, the reassembler and the stream store (SPEC §3 defaults)."""
+    """Limits of the flow table, the reassembler and the stream store (docs/architecture.md defaults)."""
 
     tcp_idle_s: float = 300.0
     udp_idle_s: float = 60.0
     retention_s: float = 30.0
     stream_cap_bytes: int = 16 << 20
-    # SPEC §3 says 512 MiB, but issue 2 asks a 1 GB capture to stay under 400 MB RSS with the default:
+    # not 512 MiB: a 1 GB capture must stay under 400 MB RSS with the default;
     # measured (bench_streams --memory, 1.05 GB at 67 Mbit/s) 200 MiB gives a 356 MB peak, 256 MiB 405 MB.
     budget_bytes: int = 200 << 20
     ooo_max_bytes: int = 1 << 20

@@ -12,7 +12,7 @@ ORACLE = PCAPS / "oracle"
 
 
 def sample_pcaps() -> list[Path]:
-    """Every capture in tests/pcaps (a copy of ../shared/pcaps), sorted by name."""
+    """Every capture in tests/pcaps (public test-suite captures, tests/pcaps/README.md), sorted by name."""
     return sorted(p for p in PCAPS.iterdir() if p.suffix in (".pcap", ".pcapng"))
 
 

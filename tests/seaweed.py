@@ -171,7 +171,7 @@ class SeaweedS3:
         return name
 
     def env(self, bucket: str = "") -> dict[str, str]:
-        """The variables `kflpcap run` and kflPcapS3 read (SPEC §7)."""
+        """The variables `kflpcap run` and kflPcapS3 read (docs/wrapper.md)."""
         env = {
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,

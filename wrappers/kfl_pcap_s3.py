@@ -6,7 +6,7 @@ streams, reaches `maxBytes` of packets, is `maxMinutes` old on the runtime clock
 `close` (shutdown, unload, reload). Writing takes every packet of its streams captured since the
 previous repository (a per-stream packet cursor), in parts of at most `maxL4Streams` streams; the
 writer thread (wrappers.repo_writer) merges them by timestamp into one PCAP, gzips it, adds the
-manifest (SPEC §7) chained by SHA-256 to the previous manifest of the same node and query, and
+manifest (docs/wrapper.md) chained by SHA-256 to the previous manifest of the same node and query, and
 commits both to the outbox in one atomic bundle. Streams still open continue into the next
 repository; closed ones are unpinned once their packets are in a job.
 """

@@ -1,4 +1,4 @@
-"""Options of `wrapper.kflPcapS3(data, options)` (SPEC §7): Kubeshark's names, env fallbacks, checks.
+"""Options of `wrapper.kflPcapS3(data, options)` (docs/wrapper.md): Kubeshark's names, env fallbacks, checks.
 
 Every problem becomes one line naming the option; a bad value falls back to the default so the
 wrapper keeps working, and only a missing or empty `kflArr` leaves it inactive.

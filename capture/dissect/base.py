@@ -1,6 +1,6 @@
 """What every dissector shares: node identity, limits, the dissector protocol and the item factory.
 
-An item is a plain dict shaped like Kubeshark's (SPEC §4). `ItemFactory` builds the fields every
+An item is a plain dict shaped like Kubeshark's (docs/items.md). `ItemFactory` builds the fields every
 item has (id, stream, node, protocol, src/dst, times) so that a dissector only supplies its
 `request`/`response` (or `data`) and sizes. Sub-objects that are the same for many items
 (`node`, `protocol`, and `src`/`dst` while the names of the stream's endpoints do not change) are
@@ -51,7 +51,7 @@ class NodeInfo:
 
 @dataclass(frozen=True, slots=True)
 class DissectConfig:
-    """Limits of the dissectors (SPEC §4 defaults) and port hints by dissector name."""
+    """Limits of the dissectors (docs/items.md defaults) and port hints by dissector name."""
 
     body_cap: int = 64 * 1024  # bytes of a body kept in an item (after content decoding)
     generic_payload: int = 1024  # bytes of payload in a generic tcp/udp item, and per direction

@@ -1,4 +1,4 @@
-"""The `tcp`/`udp` item of a stream no dissector claims (SPEC §4).
+"""The `tcp`/`udp` item of a stream no dissector claims (docs/items.md).
 
 One item per stream: `data = {payload, bytes, packets}` where `payload` is the first
 `generic_payload` bytes of the conversation in arrival order (latin-1 text). It is emitted when

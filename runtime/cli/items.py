@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "items",
         help="dissect captures into items (HTTP/1.x, DNS, generic tcp/udp) as JSON lines",
-        description="Prints one JSON line per item (SPEC §4 shape: HTTP request/response pairs, DNS "
+        description="Prints one JSON line per item (docs/items.md shape: HTTP request/response pairs, DNS "
         "query/answer pairs, one tcp/udp item per stream no dissector claims) in the order the items "
         "complete. Exit status 2 when an input is not a capture or the filter is invalid, else 0.",
     )

@@ -1,4 +1,4 @@
-"""Script env: `--env KEY=VALUE` and `--env-file FILE` (.env, JSON or YAML), as SPEC §6 says."""
+"""Script env: `--env KEY=VALUE` and `--env-file FILE` (.env, JSON or YAML), as docs/scripts.md says."""
 
 from __future__ import annotations
 

@@ -7,11 +7,12 @@ multiset of packet counts. Differences are allowed only where a rule below expla
 * IP fragments: we keep every fragment of a reassembled datagram in its stream; tshark gives a
   udp/tcp stream only to the frame that completes the reassembly. So tshark's count is ours minus
   `ip_fragments` plus `reassembled_datagrams` (checked on every file, not allow-listed).
-* Idle timeouts (SPEC §3: UDP 60 s, TCP 300 s without FIN/RST) split a flow that tshark keeps
+* Idle timeouts (docs/architecture.md: UDP 60 s, TCP 300 s without FIN/RST) split a flow that tshark keeps
   whole: allowed when the pieces add up to tshark's count and each piece starts more than the
   timeout after the previous one ended.
 * SYN retried with the same ISN after a RST (`RETRIED_AFTER_RST`): tshark 4.0 keeps it in the
-  old stream; we start a new stream (SPEC: a tuple reused after RST is a new stream). The pieces
+  old stream; we start a new stream (docs/architecture.md: a tuple reused after RST is a new
+  stream). The pieces
   must add up to tshark's count.
 * Fuzzed/corrupt files (`FUZZED`): the explicitly listed tuples only.
 """

@@ -1,4 +1,4 @@
-"""The item schema (SPEC §4), as a checker other test packages import.
+"""The item schema (docs/items.md), as a checker other test packages import.
 
     from tests.items.schema import check_item, problems
     check_item(item)        # AssertionError listing every problem
@@ -57,7 +57,7 @@ class _Check:
                 self.fail(f"{path}.{key}[{k!r}]", f"expected string{' or list of strings' if lists else ''}")
 
 def problems(item: Any) -> list[str]:
-    """Every way `item` departs from the SPEC §4 shape."""
+    """Every way `item` departs from the docs/items.md shape."""
     c = _Check()
     if not isinstance(item, dict):
         return [f"item: expected dict, got {type(item).__name__}"]

@@ -1,5 +1,5 @@
 """Acceptance 3: every item of every bundled capture passes the schema check; the check itself
-rejects what SPEC §4 forbids."""
+rejects what docs/items.md forbids."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Items shaped as SPEC §4 (HTTP 500 with a JSON body, HTTP 404 with XML, DNS, generic TCP)."""
+"""Items shaped as docs/items.md (HTTP 500 with a JSON body, HTTP 404 with XML, DNS, generic TCP)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every query example in KFL.md and Kubeshark's documented examples, on SPEC §4 items."""
+"""Every query example in docs/kfl.md and Kubeshark's documented examples, on docs/items.md items."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_examples_select_the_right_items(items, query, matching):
 
 
 def test_kfl_md_examples(http_item):
-    """The examples in KFL.md's text, one by one."""
+    """The examples in docs/kfl.md's text, one by one."""
     item = {
         "request": {"headers": {"User-Agent": "curl", "user-agent": "kube-probe"}, "path": "/x",
                     "pathSegments": ["api", "v1"]},

@@ -1,4 +1,4 @@
-"""Grammar rules of KFL.md: precedence, operators, literals, selectors, calls, macros."""
+"""Grammar rules of docs/kfl.md: precedence, operators, literals, selectors, calls, macros."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every helper of KFL.md."""
+"""Every helper of docs/kfl.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Values and operators of KFL.md: selectors, multis, missing operands, equality, ordering, truthiness."""
+"""Values and operators of docs/kfl.md: selectors, multis, missing operands, equality, ordering, truth."""
 
 from __future__ import annotations
 

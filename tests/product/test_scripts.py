@@ -1,4 +1,4 @@
-"""The bundled scripts: the seed verbatim, titles, valid JavaScript, ES5 style, SPEC helpers, valid KFL."""
+"""The bundled scripts: the seed verbatim, titles, valid JavaScript, ES5 style, known helpers, valid KFL."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ SEED = REPO / "scripts" / "kfl_pcap_s3.js"
 # the product specification's seed script, copied verbatim (the specification is not part of the repository)
 SPEC_SEED = Path(__file__).parent / "seed_script.js"
 
-# SPEC §6 (helpers) and §7 (wrapper): the only namespaced calls a bundled script may make.
+# docs/scripts.md (helpers) and §7 (wrapper): the only namespaced calls a bundled script may make.
 HELPERS = {
     "console": {"log", "error"},
     "test": {"pass", "fail"},
@@ -72,7 +72,7 @@ def test_es5_style_and_spec_helpers_only(script: Path) -> None:
     code = code_of(script)
     assert not NOT_ES5.findall(code), "Kubeshark scripts are ES5: var, function, no arrows or templates"
     for namespace, member in CALL.findall(code):
-        assert member in HELPERS[namespace], f"{namespace}.{member} is not a SPEC helper"
+        assert member in HELPERS[namespace], f"{namespace}.{member} is not a documented helper"
 
 
 def test_examples_show_hooks_jobs_and_helpers() -> None:

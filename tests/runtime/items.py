@@ -1,4 +1,4 @@
-"""Items built by hand in the SPEC §4 shape (HTTP/1.1 and DNS), for runtime tests and the bench."""
+"""Items built by hand in the docs/items.md shape (HTTP/1.1 and DNS), for runtime tests and the bench."""
 
 from __future__ import annotations
 

@@ -54,8 +54,9 @@ def seed_scripts(tmp_path_factory) -> Path:
 
 
 def udp_once(flows: Counter) -> Counter:
-    """UDP 5-tuples counted once: our flow table splits a UDP flow after 60 s idle (SPEC §3), tshark's
-    udp.stream never does; TCP tuples stay a multiset (a reused tuple is a new connection for both)."""
+    """UDP 5-tuples counted once: our flow table splits a UDP flow after 60 s idle (docs/architecture.md),
+    tshark's udp.stream never does; TCP tuples stay a multiset (a reused tuple is a new connection for
+    both)."""
     return Counter({k: (1 if k[0] == "udp" else n) for k, n in flows.items()})
 
 
