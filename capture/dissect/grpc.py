@@ -16,6 +16,7 @@ from urllib.parse import unquote
 from pybase64 import b64encode_as_string
 
 from capture.dissect.base import protocol
+from capture.dissect.httpitem import add_value
 
 GRPC = protocol("http", "2.0", "gRPC", "Hypertext Transfer Protocol Version 2 (HTTP/2) [ gRPC over HTTP/2 ]",
                 "grpc", "tcp", ["80", "443", "8080", "50051"], 0,
@@ -108,14 +109,7 @@ def fields(data: bytes, depth: int = 0) -> dict[str, Any]:
             pos += length
         else:  # groups (3, 4) are deprecated; 6 and 7 do not exist
             raise _NotMessage
-        name = str(number)
-        prev = out.get(name)
-        if prev is None:
-            out[name] = value
-        elif isinstance(prev, list):
-            prev.append(value)
-        else:
-            out[name] = [prev, value]
+        add_value(out, str(number), value)
     return out
 
 

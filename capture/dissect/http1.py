@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import httptools
 
 from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, Dissector, ItemFactory, error, protocol
-from capture.dissect.httpitem import Message, cached_key, canonical, request_obj, response_obj
+from capture.dissect.httpitem import Message, append_body, cached_key, canonical, request_obj, response_obj
 
 HTTP11 = protocol("http", "1.1", "HTTP", "Hypertext Transfer Protocol -- HTTP/1.1", "http", "tcp",
                   ["80", "443", "8080"], 0, "https://datatracker.ietf.org/doc/html/rfc2616", "#326de6")
@@ -160,13 +160,7 @@ class _Side:
         msg.body_len += len(data)
         if self.filling:
             return
-        room = self.conn.cap - len(msg.body)
-        if room >= len(data):
-            msg.body += data
-        else:
-            if room > 0:
-                msg.body += data[:room]
-            msg.truncated = True
+        append_body(msg, data, self.conn.cap)
 
     def on_chunk_header(self) -> None:
         self.msg.chunk_mark = self.msg.body_len

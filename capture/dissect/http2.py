@@ -38,7 +38,7 @@ from hyperframe.frame import (
 
 from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, Dissector, ItemFactory, error, protocol
 from capture.dissect.grpc import GRPC, MessageCounter, call_names, is_grpc, messages, status
-from capture.dissect.httpitem import Message, canonical, request_obj, response_obj
+from capture.dissect.httpitem import Message, append_body, canonical, request_obj, response_obj
 
 HTTP2 = protocol("http", "2.0", "HTTP/2", "Hypertext Transfer Protocol Version 2 (HTTP/2)", "http2", "tcp",
                  ["80", "443", "8080"], 0, "https://datatracker.ietf.org/doc/html/rfc7540", "#244c5a")
@@ -402,13 +402,7 @@ class Http2(Dissector):
         counter = st.counters[direction]
         if counter is not None:
             counter.feed(data)
-        room = self.cap - len(msg.body)
-        if room >= len(data):
-            msg.body += data
-        else:
-            if room > 0:
-                msg.body += data[:room]
-            msg.truncated = True
+        append_body(msg, data, self.cap)
 
     def _ended(self, sid: int, st: _Stream, direction: int) -> None:
         st.ended[direction] = True

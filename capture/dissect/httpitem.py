@@ -142,18 +142,34 @@ def query_pairs(query: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def add_value(out: dict[str, Any], key: str, value: Any) -> None:
+    """`out[key] = value`; a key seen again maps to the list of its values."""
+    prev = out.get(key)
+    if prev is None:
+        out[key] = value
+    elif isinstance(prev, list):
+        prev.append(value)
+    else:
+        out[key] = [prev, value]
+
+
 def query_map(query: str) -> dict[str, Any]:
     """Query parameters; a repeated name maps to the list of its values."""
     out: dict[str, Any] = {}
     for key, value in query_pairs(query):
-        prev = out.get(key)
-        if prev is None:
-            out[key] = value
-        elif isinstance(prev, list):
-            prev.append(value)
-        else:
-            out[key] = [prev, value]
+        add_value(out, key, value)
     return out
+
+
+def append_body(msg: Message, data: bytes, cap: int) -> None:
+    """Add body bytes to `msg` up to `cap` bytes; what is cut marks it truncated."""
+    room = cap - len(msg.body)
+    if room >= len(data):
+        msg.body += data
+    else:
+        if room > 0:
+            msg.body += data[:room]
+        msg.truncated = True
 
 
 def decoded_body(msg: Message, coding: str, cap: int) -> tuple[bytes | bytearray, bool, bool]:

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from runtime.demo.clients import ClientPlan
@@ -177,32 +177,42 @@ class LiveNet:
     def capture(self, path: Path, bpf: str | None = None, settle_s: float = 0.5) -> Iterator[Path]:
         """dumpcap on `capture_iface` into classic pcap at `path` while the block runs. On exit waits
         `settle_s` for the last segments (FIN/ACK), then stops dumpcap so it flushes."""
-        argv = ["dumpcap", "-q", "-P", "-i", self.capture_iface, "-w", str(path)]
-        if bpf:
-            argv += ["-f", bpf]
-        proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
-        said = []
-        for line in proc.stderr or []:
-            said.append(line)
-            if line.startswith("Capturing on"):
-                break
-        else:
-            proc.wait()
-            raise RuntimeError(f"dumpcap did not start: {''.join(said).strip()}")
-        # "Capturing on" is printed before dumpcap's capture loop reads its socket: packets sent at
-        # once can be missed (seen: 1 run in 3 lost the first probes)
-        time.sleep(START_S)
-        try:
+        with dumpcap(self.capture_iface, path, bpf, settle_s=settle_s):
             yield path
-            time.sleep(settle_s)
-            _wait_until_stable(path)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+
+
+@contextlib.contextmanager
+def dumpcap(iface: str, path: Path, bpf: str | None = None, prefix: Sequence[str] = (),
+            settle_s: float = 0.0) -> Iterator[Path]:
+    """dumpcap on `iface` (run behind `prefix`, e.g. `ip netns exec NS`) into classic pcap at `path`
+    while the block runs; on exit, after `settle_s`, waits until the file is complete, then stops
+    dumpcap so it flushes."""
+    argv = [*prefix, "dumpcap", "-q", "-P", "-i", iface, "-w", str(path)]
+    if bpf:
+        argv += ["-f", bpf]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    said = []
+    for line in proc.stderr or []:
+        said.append(line)
+        if line.startswith("Capturing on"):
+            break
+    else:
+        proc.wait()
+        raise RuntimeError(f"dumpcap did not start: {''.join(said).strip()}")
+    # "Capturing on" is printed before dumpcap's capture loop reads its socket: packets sent at
+    # once can be missed (seen: 1 run in 3 lost the first probes)
+    time.sleep(START_S)
+    try:
+        yield path
+        time.sleep(settle_s)
+        _wait_until_stable(path)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
 
 
 def _wait_until_stable(path: Path, quiet_s: float = 0.6, limit_s: float = 10.0) -> None:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.demo.livenet import dumpcap
 from tests.netns import Link, linked_pair
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,40 +43,9 @@ def record(pcap: Path, roles: tuple[str, ...] = ("h2-client", "grpc-client", "up
                      cwd=ROOT, env=ENV)
         link.b.wait_tcp(link.b_ip, H2_PORT, timeout=30)
         link.b.wait_tcp(link.b_ip, GRPC_PORT, timeout=30)
-        dumpcap = link.a.popen(["dumpcap", "-q", "-P", "-i", link.a_if, "-w", str(pcap),
-                                "-f", f"tcp port {H2_PORT} or tcp port {GRPC_PORT}"],
-                               stderr=subprocess.PIPE, text=True)
-        for line in dumpcap.stderr:
-            if line.startswith("Capturing on"):
-                break
-        else:
-            raise RuntimeError("dumpcap did not start")
-        time.sleep(0.5)  # "Capturing on" comes before dumpcap reads its socket
         rec = Recording(pcap, link.b_ip)
-        try:
+        with dumpcap(link.a_if, pcap, f"tcp port {H2_PORT} or tcp port {GRPC_PORT}", prefix=link.a.cmd([]),
+                     settle_s=0.5):  # the last FINs reach the capture
             for role in roles:
                 rec.done[role] = _client(link, role, GRPC_PORT if role.startswith("grpc") else H2_PORT)
-            time.sleep(0.5)  # the last FINs reach the capture
-            _wait_until_stable(pcap)
-        finally:
-            os.killpg(dumpcap.pid, signal.SIGINT)
-            try:
-                dumpcap.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(dumpcap.pid, signal.SIGKILL)
-                dumpcap.communicate(timeout=10)
     return rec
-
-
-def _wait_until_stable(path: Path, quiet_s: float = 0.6, limit_s: float = 10.0) -> None:
-    """Until dumpcap stopped adding to `path` for `quiet_s` (packets wait in a kernel ring block and
-    dumpcap's buffer before they reach the file; a SIGINT before that loses them)."""
-    deadline = time.monotonic() + limit_s
-    size, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        now_size = path.stat().st_size if path.exists() else 0
-        if now_size != size:
-            size, since = now_size, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
-            return
-        time.sleep(0.05)

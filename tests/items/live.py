@@ -9,19 +9,15 @@
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from runtime.demo.livenet import dumpcap
 from tests.netns import Link, linked_pair, netns_available
-
-START_S = 0.5  # dumpcap prints "Capturing on" before its loop reads the socket
-QUIET_S = 0.6  # the file has not grown for this long: the last packets are written
 
 
 def need_live() -> None:
@@ -36,40 +32,9 @@ def captured(pcap: Path) -> Iterator[Link]:
     runs. (Segments are captured as the sender's stack hands them over: with GSO one send is one
     captured segment whatever the MTU, so tests that want a message in pieces send it in pieces.)"""
     need_live()
-    with linked_pair("tlsr", subnet="10.232.7") as link:
-        argv = link.a.cmd(["dumpcap", "-q", "-P", "-i", link.a_if, "-w", str(pcap)])
-        proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        try:
-            said = []
-            for line in proc.stderr or []:
-                said.append(line)
-                if line.startswith("Capturing on"):
-                    break
-            else:
-                raise RuntimeError(f"dumpcap did not start: {''.join(said).strip()}")
-            time.sleep(START_S)
-            yield link
-            link.b.stop_processes()
-            _wait_until_stable(pcap)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate(timeout=10)
-
-
-def _wait_until_stable(path: Path, limit_s: float = 10.0) -> None:
-    deadline = time.monotonic() + limit_s
-    size, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        now_size = path.stat().st_size if path.exists() else 0
-        if now_size != size:
-            size, since = now_size, time.monotonic()
-        elif time.monotonic() - since >= QUIET_S:
-            return
-        time.sleep(0.05)
+    with linked_pair("tlsr", subnet="10.232.7") as link, dumpcap(link.a_if, pcap, prefix=link.a.cmd([])):
+        yield link
+        link.b.stop_processes()
 
 
 def tshark_rows(pcap: Path, display_filter: str, fields: list[str], joiner: str = ",", check: bool = True
