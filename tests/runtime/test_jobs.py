@@ -102,7 +102,8 @@ def test_invalid_cron_throws_at_schedule_naming_the_field_in_the_users_order(rec
         "jobs.schedule: invalid cron '* * * * *': 5 fields, expected 6 "
         "(second minute hour day-of-month month day-of-week)",
         "jobs.schedule: invalid cron '5-2 * * * * *': field 1 (second) '5-2': the range starts after it ends",
-        "jobs.schedule: invalid cron '0 0 0 31 4,6 *': never fires (no month of field 5 has a day of field 4)",
+        "jobs.schedule: invalid cron '0 0 0 31 4,6 *': never fires "
+        "(no month of field 5 has a day of field 4)",
         "jobs.schedule: invalid cron '0 0 0 * * 8': field 6 (day of week) '8': 8 is out of range 0-7",
         "jobs.schedule: invalid cron '0 60 * * * *': field 2 (minute) '60': 60 is out of range 0-59",
     ]
