@@ -76,10 +76,12 @@ def test_numbers_over_the_int_limit_are_syntax_errors(query):
     assert info.value.line == 1 and 1 <= info.value.column <= len(query)
 
 
-REGEX_PIECES = ["a", "b", ".", "*", "+", "?", "{2}", "{1,3}", "{1000}", "{1001}", "(", ")", "[", "]", "^", "$",
-                "|", "\\", "\\d", "\\w", "\\s", "\\b", "\\1", "\\pL", "\\p{Greek}", "\\z", "\\Z", "(?i)", "(?s)",
-                "(?=", "(?!", "(?<=", "(?P<n>", "(?P=n)", "(?:", "[[:alpha:]]", "[[", "&&", "--", "é", "\ud800",
-                "\x00", "'", '"', "\\\"", "\n"]
+REGEX_PIECES = [
+    "a", "b", ".", "*", "+", "?", "{2}", "{1,3}", "{1000}", "{1001}", "(", ")", "[", "]", "^", "$", "|",
+    "\\", "\\d", "\\w", "\\s", "\\b", "\\1", "\\pL", "\\p{Greek}", "\\z", "\\Z", "(?i)", "(?s)",
+    "(?=", "(?!", "(?<=", "(?P<n>", "(?P=n)", "(?:", "[[:alpha:]]", "[[", "&&", "--", "é", "\ud800",
+    "\x00", "'", '"', '\\"', "\n",
+]
 REGEX_TEXT = st.lists(st.sampled_from(REGEX_PIECES), max_size=16).map("".join)
 NUMBERS = st.one_of(
     st.integers(1, 6000).map(lambda n: "7" * n),
@@ -92,7 +94,7 @@ def check(query: str) -> None:
     try:
         compiled = kfl.compile(query)
     except kfl.KFLSyntaxError as exc:
-        assert exc.query == query and 1 <= exc.line
+        assert exc.query == query and exc.line >= 1
         return
     for item in ITEMS_TO_MATCH:
         assert type(compiled.match(item, now_ms=1_700_000_000_000)) is bool
