@@ -62,6 +62,7 @@ class Capture:
         self.warn: Callable[[str], None] = log.warning
         self.store = StreamStore(cfg)
         self.store.on_drop = self._on_drop
+        self.store.warn = lambda text: self.warn(text)
         self._decode = Decoder(cfg, self._skip).decode
         self._decoder = self._decode.__self__
         self._tcp_idle = int(cfg.tcp_idle_s * NS)
@@ -179,6 +180,8 @@ class Capture:
                             if ts > now:
                                 now = ts
                             fast += 1
+                            if not flow.payload and wlen > (8 if proto != 6 else (data[off + 12] >> 4) << 2):
+                                flow.payload = True
                             flow.last_ts = ts
                             flow.datas.append(data)
                             flow.tss.append(ts)
@@ -301,6 +304,9 @@ class Capture:
             if flow is None or flow.closed or ts - flow.last_ts > self._udp_idle:
                 flow = self._udp_lookup(flow, key, buf, off, ts, lt)
             d = 0 if key == flow.ckey else 1
+        if not flow.payload and (frags is not None
+                                 or wlen > (8 if proto != 6 else (buf[off + 12] >> 4) << 2)):
+            flow.payload = True
         if frags is None:
             self._streamed += 1
             flow.last_ts = ts
@@ -491,10 +497,11 @@ class Capture:
 
     def _on_drop(self, flow: Record, what: str) -> None:
         assert isinstance(flow, Flow)
+        self._close_handler(flow, "evicted")  # a live stream's packets were evicted, or it was dropped
         if what == "evicted":
-            self._close_handler(flow, "evicted")
             return
         self._live.pop(flow.sid, None)
+        self._rst_pending.pop(flow.sid, None)
         table = self._tcp if flow.tcp else self._udp
         for key in (flow.ckey, flow.skey):
             if table.get(key) is flow:
