@@ -12,9 +12,10 @@ with tracemalloc on CPython 3.11: tests/capture/test_store.py checks it), each s
 
 Over the budget, unpinned streams go in this order, each from a queue (O(1) amortised per packet
 whatever the mix of streams, never a scan of the store):
-  1. streams that never carried payload (a SYN, a SYN answered by a RST, an empty datagram), oldest
-     first: the whole stream leaves the store (a SYN or UDP flood is thousands of those; they hold
-     nothing a query can match). The first time, a warning;
+  1. streams that never carried payload nor completed a TCP handshake (a SYN, a SYN answered by a
+     SYN-ACK or a RST, an empty datagram), oldest first: the whole stream leaves the store (a SYN
+     flood is thousands of those; they hold nothing a query can match, and a real client's
+     connection leaves this class with its handshake's ACK). The first time, a warning;
   2. closed streams holding packets, by close time: their packets are dropped (the stream is
      `evicted`; its record stays until its retention ends, so late packets still find it);
   3. live streams holding packets, by first packet: the same;
@@ -36,6 +37,9 @@ from capture.model import NS, CaptureConfig, Packet, StreamMeta
 
 PACKET_OVERHEAD = 56
 RECORD_OVERHEAD = 960  # flow object, arrays, list, keys, flow-table entries (tracemalloc)
+# a stream's dissector while it has one (reassembly state of both directions, parser, its StreamMeta);
+# measured with tracemalloc over floods of streams that just opened (tests/capture/test_store.py)
+HANDLER_OVERHEAD = {"tcp": 1650, "udp": 1050}
 # the eviction queues a record is in (bits of `Record.queued`)
 BARE, CLOSED, LIVE, DROP = 1, 2, 4, 8
 COMPACT_SLACK = 1024  # a queue is compacted when it holds this many entries more than twice the streams
@@ -80,16 +84,17 @@ class Record:
         "data_bytes",
         "datagrams",
         "datas",
+        "established",
         "evicted",
         "first_ts",
         "fragments",
+        "handler_cost",
         "inline",
         "l4",
         "last_ts",
         "lens",
         "linktype",
         "lts",
-        "payload",
         "pins",
         "queued",
         "released",
@@ -121,9 +126,12 @@ class Record:
         self.count = self.wire = 0
         self.data_bytes = self.close_ts = self.pins = self.truncated = 0
         self.fragments = self.datagrams = 0
+        self.handler_cost = 0  # held bytes the capture accounts for the stream's dissector
         self.closed = ""  # the close reason once closed
         self.evicted = self.released = False
-        self.payload = False  # set by the capture once a packet of the stream carried L4 payload
+        # set by the capture once a packet carried L4 payload or was a TCP ACK without SYN or RST (a
+        # completed handshake): until then the stream is the first to go over the budget
+        self.established = False
         self.queued = 0  # the store's eviction queues this record is in
         # the capture may append to this stream on its inline path (one link type, not evicted, ...)
         self.inline = self.can_inline()
@@ -324,7 +332,7 @@ class StreamStore:
                 if rec.released or rec.pins:
                     continue
                 if tier == 0:
-                    if not rec.payload:
+                    if not rec.established:
                         self._drop_record(rec, "bare_streams_dropped")
                 elif tier == 3:
                     self._drop_record(rec, "evicted_streams_dropped")
@@ -358,7 +366,7 @@ class StreamStore:
     def _requeue(self, rec: Record) -> None:
         """An unpinned stream goes back in the queues of its state (entries skipped while it was pinned
         were dropped)."""
-        if not rec.payload:
+        if not rec.established:
             self._push(rec, 0)
         if rec.evicted:
             self._push(rec, 3)
@@ -371,7 +379,8 @@ class StreamStore:
         self._c[counter] = n + 1
         if n == 0 and self.warn is not None:
             if counter == "bare_streams_dropped":
-                self.warn("stream store over its budget with many streams that never carried payload "
+                self.warn("stream store over its budget with many streams that never carried payload nor "
+                          "completed a handshake "
                           "(a SYN or UDP flood?): dropping those first, oldest first "
                           f"(counted as {counter})")
             else:

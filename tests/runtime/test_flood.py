@@ -41,7 +41,9 @@ def small_store(monkeypatch):
 @pytest.mark.timeout(240)
 def test_a_syn_flood_keeps_the_http_500_repository_exact(tmp_path: Path, small_store, caplog) -> None:
     clean = tmp_path / "clean.pcap"
-    truth = write_capture(clean, packets=2000, http500_ratio=0.3)
+    # 20 k SYNs in 2 s over a 6 MiB store: ~2,300 half-open streams fit, the flood sends ~150 per
+    # round trip (15 ms) of the real connections, so their handshakes complete before their turn
+    truth = write_capture(clean, packets=2000, http500_ratio=0.3, duration=2.0)
     flooded = tmp_path / "flooded.pcap"
     start = int(truth.first_ts * 1e9)
     write_mixed(flooded, clean, syn_flood(20_000, start, int((truth.last_ts - truth.first_ts) * 1e9)))
