@@ -53,11 +53,6 @@ class DataDir:
             raise HelperError(f"path {rel!r} escapes the data folder")
         return [] if norm == "." else norm.split("/")
 
-    def path(self, rel: str) -> Path:
-        """The absolute path of `rel` (for messages and for data-relative names; files are opened
-        through `open_read`, `replace` and the other methods, never through this path)."""
-        return self.root.joinpath(*self.parts(rel))
-
     @contextmanager
     def folder(self, parts: list[str], rel: str, create: bool = False) -> Iterator[int]:
         """A descriptor of the folder `parts` (made when `create`), reached without following links."""
@@ -148,10 +143,6 @@ class DataDir:
     def write(self, rel: str, content: str) -> None:
         with self.replace(rel) as f:
             f.write(content.encode("utf-8"))
-
-    def write_bytes(self, rel: str, content: bytes) -> None:
-        with self.replace(rel) as f:
-            f.write(content)
 
     def append(self, rel: str, content: str) -> None:
         with self.parent(rel, create=True) as (fd, name):
