@@ -308,7 +308,7 @@ class Capture:
             d = 0 if key == flow.ckey else 1
         if not flow.established and (frags is not None or (
                 wlen > 8 if proto != 6 else flags & 0x16 == ACK or wlen > (buf[off + 12] >> 4) << 2)):
-            flow.established = True
+            flow.established = True  # payload, or a handshake's ACK: out of the first eviction class
         if frags is None:
             self._streamed += 1
             flow.last_ts = ts

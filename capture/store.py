@@ -197,8 +197,9 @@ class StreamStore:
         self._recs: dict[str, Record] = {}
         self._closed: deque[Record] = deque()  # by close time, for retention
         # eviction queues (module docstring); an entry whose record changed state is skipped when popped
-        self._queues: tuple[tuple[deque[Record], int], ...] = tuple((deque(), bit) for bit in (BARE, CLOSED,
-                                                                                                 LIVE, DROP))
+        self._bare: deque[Record] = deque()
+        self._live: deque[Record] = deque()
+        self._queues = ((self._bare, BARE), (deque(), CLOSED), (self._live, LIVE), (deque(), DROP))
         self.snaplens: dict[int, int] = {}  # a PacketSource's, shared by Capture.consume
         # set by Capture: a stream's packets were evicted ("evicted") or it left the store ("released")
         self.on_drop: Callable[[Record, str], None] | None = None
@@ -278,8 +279,9 @@ class StreamStore:
         """A new stream (a `Record`, or the capture's subclass of it)."""
         self._recs[rec.sid] = rec
         self.held += RECORD_OVERHEAD
-        self._push(rec, 0)
-        self._push(rec, 2)
+        rec.queued = BARE | LIVE
+        self._bare.append(rec)
+        self._live.append(rec)
 
     def over_cap(self, rec: Record, wirelen: int) -> None:
         """A packet did not fit under the per-stream cap: count it."""
@@ -301,10 +303,7 @@ class StreamStore:
         if rec.released:
             return
         rec.close_ts = ts_ns
-        closed = self._closed
-        closed.append(rec)
-        if len(closed) > 2 * len(self._recs) + COMPACT_SLACK:
-            self._closed = deque(r for r in closed if not r.released)
+        self._closed.append(rec)
         if not rec.evicted:
             self._push(rec, 1)
 
@@ -320,6 +319,7 @@ class StreamStore:
             rec = closed.popleft()
             if not rec.released and not rec.pins:
                 self._release(rec)
+        self._compact()
 
     def evict(self) -> None:
         """Free the held bytes down to 15/16 of the budget (so eviction runs in batches), in the
@@ -351,17 +351,21 @@ class StreamStore:
     def _push(self, rec: Record, tier: int) -> None:
         """Queue `rec` for eviction tier `tier` (unless it is queued there already)."""
         queue, bit = self._queues[tier]
-        if rec.queued & bit:
-            return
-        rec.queued |= bit
-        queue.append(rec)
-        if len(queue) > 2 * len(self._recs) + COMPACT_SLACK:  # mostly records that left: drop them
-            live = [r for r in queue if not r.released]
-            for r in queue:
-                if r.released:
-                    r.queued &= ~bit
-            queue.clear()
-            queue.extend(live)
+        if not rec.queued & bit:
+            rec.queued |= bit
+            queue.append(rec)
+
+    def _compact(self) -> None:
+        """Drop the entries of streams that left the store from a queue that holds mostly those (each
+        stream is at most once in a queue, so a compaction at least halves it: O(1) amortised)."""
+        limit = 2 * len(self._recs) + COMPACT_SLACK
+        if len(self._closed) > limit:
+            self._closed = deque(r for r in self._closed if not r.released)
+        for queue, _bit in self._queues:
+            if len(queue) > limit:
+                kept = [r for r in queue if not r.released]
+                queue.clear()
+                queue.extend(kept)
 
     def _requeue(self, rec: Record) -> None:
         """An unpinned stream goes back in the queues of its state (entries skipped while it was pinned
