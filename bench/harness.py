@@ -104,10 +104,11 @@ class StepsBench:
 
 def run_once(argv: Sequence[str], *, stdin: str | Path | None = None, stdout: str | Path | None = None,
              cwd: str | Path | None = None, env: dict[str, str] | None = None,
-             timeout: float | None = None) -> Sample:
+             timeout: float | None = None, stderr: str | Path | None = None) -> Sample:
     """Run one child to completion and measure it with os.wait4 (its own peak RSS, not the session's).
 
-    `stdin`/`stdout` are file paths (None: /dev/null); stderr is kept for the error message only.
+    `stdin`/`stdout` are file paths (None: /dev/null); stderr is kept for the error message, and
+    written to the file `stderr` when given.
     """
     with open(stdin or os.devnull, "rb") as in_f, open(stdout or os.devnull, "wb") as out_f:
         t0 = time.perf_counter()
@@ -125,6 +126,8 @@ def run_once(argv: Sequence[str], *, stdin: str | Path | None = None, stdout: st
         proc.returncode = rc = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         reader.join()
         proc.stderr.close()
+        if stderr is not None:
+            Path(stderr).write_bytes(b"".join(err))
         if killer is not None:
             killer.cancel()
     if rc != 0:

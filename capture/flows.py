@@ -9,7 +9,7 @@ from struct import Struct
 
 from capture.decode import SKIP_REASONS, Decoder
 from capture.model import NS, CaptureConfig, Packet, StreamHandler, StreamMeta
-from capture.store import PACKET_OVERHEAD, Record, StreamStore
+from capture.store import HANDLER_OVERHEAD, PACKET_OVERHEAD, Record, StreamStore
 from capture.tcp import TcpDirection
 
 log = logging.getLogger("kflpcap.capture")
@@ -62,6 +62,7 @@ class Capture:
         self.warn: Callable[[str], None] = log.warning
         self.store = StreamStore(cfg)
         self.store.on_drop = self._on_drop
+        self.store.warn = lambda text: self.warn(text)
         self._decode = Decoder(cfg, self._skip).decode
         self._decoder = self._decode.__self__
         self._tcp_idle = int(cfg.tcp_idle_s * NS)
@@ -179,6 +180,10 @@ class Capture:
                             if ts > now:
                                 now = ts
                             fast += 1
+                            if not flow.established and (
+                                    wlen > 8 if proto != 6
+                                    else flags & 0x16 == ACK or wlen > (data[off + 12] >> 4) << 2):
+                                flow.established = True
                             flow.last_ts = ts
                             flow.datas.append(data)
                             flow.tss.append(ts)
@@ -301,6 +306,9 @@ class Capture:
             if flow is None or flow.closed or ts - flow.last_ts > self._udp_idle:
                 flow = self._udp_lookup(flow, key, buf, off, ts, lt)
             d = 0 if key == flow.ckey else 1
+        if not flow.established and (frags is not None or (
+                wlen > 8 if proto != 6 else flags & 0x16 == ACK or wlen > (buf[off + 12] >> 4) << 2)):
+            flow.established = True  # payload, or a handshake's ACK: out of the first eviction class
         if frags is None:
             self._streamed += 1
             flow.last_ts = ts
@@ -414,10 +422,13 @@ class Capture:
                 flow.handler = self.handler_factory(flow.meta)
             except Exception as exc:
                 self._handler_failed(flow, exc)
-            if flow.handler is not None and flow.tcp:
-                max_ooo = self.config.ooo_max_bytes
-                flow.asm = (TcpDirection(flow.handler, 0, max_ooo, self._stats),
-                            TcpDirection(flow.handler, 1, max_ooo, self._stats))
+            if flow.handler is not None:
+                flow.handler_cost = HANDLER_OVERHEAD[l4]
+                self.store.held += flow.handler_cost
+                if flow.tcp:
+                    max_ooo = self.config.ooo_max_bytes
+                    flow.asm = (TcpDirection(flow.handler, 0, max_ooo, self._stats),
+                                TcpDirection(flow.handler, 1, max_ooo, self._stats))
         return flow
 
     def _tcp_data(self, flow: Flow, d: int, buf: bytes, off: int, wlen: int, flags: int, ts: int) -> None:
@@ -487,14 +498,16 @@ class Capture:
             except Exception as exc:
                 self._handler_failed(flow, exc)
             flow.asm = None
+            self._handler_gone(flow)
         self.store.closed(flow, ts)
 
     def _on_drop(self, flow: Record, what: str) -> None:
         assert isinstance(flow, Flow)
+        self._close_handler(flow, "evicted")  # a live stream's packets were evicted, or it was dropped
         if what == "evicted":
-            self._close_handler(flow, "evicted")
             return
         self._live.pop(flow.sid, None)
+        self._rst_pending.pop(flow.sid, None)
         table = self._tcp if flow.tcp else self._udp
         for key in (flow.ckey, flow.skey):
             if table.get(key) is flow:
@@ -510,6 +523,12 @@ class Capture:
             handler.on_close(flow.last_ts, reason)
         except Exception as exc:
             self._handler_failed(flow, exc)
+        self._handler_gone(flow)
+
+    def _handler_gone(self, flow: Flow) -> None:
+        """The stream's dissector is gone: its memory no longer counts against the store's budget."""
+        self.store.held -= flow.handler_cost
+        flow.handler_cost = 0
 
     def _handler_failed(self, flow: Flow, exc: Exception) -> None:
         self._stats["handler_errors"] += 1
@@ -518,6 +537,7 @@ class Capture:
                       "(its stream is no longer dissected; further failures are only counted)")
         flow.handler = None
         flow.asm = None
+        self._handler_gone(flow)
 
     def _tick(self, now: int, sweep: bool) -> None:
         self._next_tick = now + TICK_NS

@@ -7,8 +7,22 @@ builds the `(ts_ns, linktype, data, orig_len)` tuples on demand.
 
 Accounting is of real memory: each held packet costs its captured bytes plus `PACKET_OVERHEAD`
 (bytes object header and allocator rounding, list slot, timestamp and length array items, measured
-with tracemalloc on CPython 3.11: tests/capture/test_store.py checks it). Eviction order: closed
-unpinned streams by close time, then live unpinned streams by first packet.
+with tracemalloc on CPython 3.11: tests/capture/test_store.py checks it), each stream
+`RECORD_OVERHEAD`.
+
+Over the budget, unpinned streams go in this order, each from a queue (O(1) amortised per packet
+whatever the mix of streams, never a scan of the store):
+  1. streams that never carried payload nor completed a TCP handshake (a SYN, a SYN answered by a
+     SYN-ACK or a RST, an empty datagram), oldest first: the whole stream leaves the store (a SYN
+     flood is thousands of those; they hold nothing a query can match, and a real client's
+     connection leaves this class with its handshake's ACK). The first time, a warning;
+  2. closed streams holding packets, by close time: their packets are dropped (the stream is
+     `evicted`; its record stays until its retention ends, so late packets still find it);
+  3. live streams holding packets, by first packet: the same;
+  4. records of evicted streams, by eviction time, when the records alone exceed the budget (a flood
+     of one-packet flows with payload): they leave the store before their retention ends.
+Pinned streams are skipped (and queued again when unpinned); `over_budget_all_pinned` counts the
+evictions that could not get under the budget because everything left is pinned.
 """
 
 from __future__ import annotations
@@ -23,6 +37,12 @@ from capture.model import NS, CaptureConfig, Packet, StreamMeta
 
 PACKET_OVERHEAD = 56
 RECORD_OVERHEAD = 960  # flow object, arrays, list, keys, flow-table entries (tracemalloc)
+# a stream's dissector while it has one (reassembly state of both directions, parser, its StreamMeta);
+# measured with tracemalloc over floods of streams that just opened (tests/capture/test_store.py)
+HANDLER_OVERHEAD = {"tcp": 1650, "udp": 1050}
+# the eviction queues a record is in (bits of `Record.queued`)
+BARE, CLOSED, LIVE, DROP = 1, 2, 4, 8
+COMPACT_SLACK = 1024  # a queue is compacted when it holds this many entries more than twice the streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +84,11 @@ class Record:
         "data_bytes",
         "datagrams",
         "datas",
+        "established",
         "evicted",
         "first_ts",
         "fragments",
+        "handler_cost",
         "inline",
         "l4",
         "last_ts",
@@ -74,6 +96,7 @@ class Record:
         "linktype",
         "lts",
         "pins",
+        "queued",
         "released",
         "sid",
         "sip",
@@ -103,8 +126,13 @@ class Record:
         self.count = self.wire = 0
         self.data_bytes = self.close_ts = self.pins = self.truncated = 0
         self.fragments = self.datagrams = 0
+        self.handler_cost = 0  # held bytes the capture accounts for the stream's dissector
         self.closed = ""  # the close reason once closed
         self.evicted = self.released = False
+        # set by the capture once a packet carried L4 payload or was a TCP ACK without SYN or RST (a
+        # completed handshake): until then the stream is the first to go over the budget
+        self.established = False
+        self.queued = 0  # the store's eviction queues this record is in
         # the capture may append to this stream on its inline path (one link type, not evicted, ...)
         self.inline = self.can_inline()
 
@@ -167,18 +195,25 @@ class StreamStore:
         self.held = 0
         self.now_ns = 0
         self._recs: dict[str, Record] = {}
-        self._closed: deque[Record] = deque()
+        self._closed: deque[Record] = deque()  # by close time, for retention
+        # eviction queues (module docstring); an entry whose record changed state is skipped when popped
+        self._bare: deque[Record] = deque()
+        self._live: deque[Record] = deque()
+        self._queues = ((self._bare, BARE), (deque(), CLOSED), (self._live, LIVE), (deque(), DROP))
         self.snaplens: dict[int, int] = {}  # a PacketSource's, shared by Capture.consume
         # set by Capture: a stream's packets were evicted ("evicted") or it left the store ("released")
         self.on_drop: Callable[[Record, str], None] | None = None
         # set by whoever wants the last word on every stream before it leaves the store
         self.on_release: Callable[[StreamInfo], None] | None = None
+        self.warn: Callable[[str], None] | None = None  # set by Capture: a one-line warning
         self._c = {
             "streams_evicted": 0,
             "packets_evicted": 0,
             "streams_truncated": 0,
             "packets_truncated": 0,
             "streams_released": 0,
+            "bare_streams_dropped": 0,
+            "evicted_streams_dropped": 0,
             "over_budget_all_pinned": 0,
         }
 
@@ -218,7 +253,9 @@ class StreamStore:
         if rec.pins == 0:
             if rec.closed and rec.close_ts + self.retention_ns <= self.now_ns:
                 self._release(rec)
-            elif self.held > self.budget:
+                return
+            self._requeue(rec)
+            if self.held > self.budget:
                 self.evict()
 
     def snaplen(self, linktype: int) -> int:
@@ -242,6 +279,9 @@ class StreamStore:
         """A new stream (a `Record`, or the capture's subclass of it)."""
         self._recs[rec.sid] = rec
         self.held += RECORD_OVERHEAD
+        rec.queued = BARE | LIVE
+        self._bare.append(rec)
+        self._live.append(rec)
 
     def over_cap(self, rec: Record, wirelen: int) -> None:
         """A packet did not fit under the per-stream cap: count it."""
@@ -260,8 +300,12 @@ class StreamStore:
 
     def closed(self, rec: Record, ts_ns: int) -> None:
         """`rec` was just closed (its `closed` reason is set): its retention starts at `ts_ns`."""
+        if rec.released:
+            return
         rec.close_ts = ts_ns
         self._closed.append(rec)
+        if not rec.evicted:
+            self._push(rec, 1)
 
     def advance(self, now_ns: int) -> None:
         """Release closed streams whose retention ran out on the capture clock.
@@ -275,31 +319,78 @@ class StreamStore:
             rec = closed.popleft()
             if not rec.released and not rec.pins:
                 self._release(rec)
+        self._compact()
 
     def evict(self) -> None:
-        """Drop the packets of the oldest unpinned streams until the held bytes fit the budget.
-
-        Closed streams go first (by close time), then live ones (by first packet); a record stays
-        (marked `evicted`) until its retention ends, so late packets still find their stream.
-        Frees down to 15/16 of the budget so eviction runs in batches.
-        """
+        """Free the held bytes down to 15/16 of the budget (so eviction runs in batches), in the
+        order of the module docstring."""
         target = self.budget - (self.budget >> 4)
-        for rec in self._closed:
+        for tier, (queue, bit) in enumerate(self._queues):
+            while queue and self.held > target:
+                rec = queue.popleft()
+                rec.queued &= ~bit
+                if rec.released or rec.pins:
+                    continue
+                if tier == 0:
+                    if not rec.established:
+                        self._drop_record(rec, "bare_streams_dropped")
+                elif tier == 3:
+                    self._drop_record(rec, "evicted_streams_dropped")
+                elif not rec.evicted:
+                    self._drop_packets(rec)
+                    self._push(rec, 3)
+                    if self.on_drop is not None and not rec.closed:
+                        self.on_drop(rec, "evicted")
             if self.held <= target:
                 return
-            if not rec.pins and not rec.evicted:
-                self._drop_packets(rec)
-        for rec in list(self._recs.values()):
-            if self.held <= target:
-                return
-            if not rec.pins and not rec.evicted:
-                self._drop_packets(rec)
-                if self.on_drop is not None and not rec.closed:
-                    self.on_drop(rec, "evicted")
         if self.held > self.budget:
             self._c["over_budget_all_pinned"] += 1
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _push(self, rec: Record, tier: int) -> None:
+        """Queue `rec` for eviction tier `tier` (unless it is queued there already)."""
+        queue, bit = self._queues[tier]
+        if not rec.queued & bit:
+            rec.queued |= bit
+            queue.append(rec)
+
+    def _compact(self) -> None:
+        """Drop the entries of streams that left the store from a queue that holds mostly those (each
+        stream is at most once in a queue, so a compaction at least halves it: O(1) amortised)."""
+        limit = 2 * len(self._recs) + COMPACT_SLACK
+        if len(self._closed) > limit:
+            self._closed = deque(r for r in self._closed if not r.released)
+        for queue, _bit in self._queues:
+            if len(queue) > limit:
+                kept = [r for r in queue if not r.released]
+                queue.clear()
+                queue.extend(kept)
+
+    def _requeue(self, rec: Record) -> None:
+        """An unpinned stream goes back in the queues of its state (entries skipped while it was pinned
+        were dropped)."""
+        if not rec.established:
+            self._push(rec, 0)
+        if rec.evicted:
+            self._push(rec, 3)
+        else:
+            self._push(rec, 1 if rec.closed else 2)
+
+    def _drop_record(self, rec: Record, counter: str) -> None:
+        """Over the budget: a whole stream leaves the store before its retention ends."""
+        n = self._c[counter]
+        self._c[counter] = n + 1
+        if n == 0 and self.warn is not None:
+            if counter == "bare_streams_dropped":
+                self.warn("stream store over its budget with many streams that never carried payload nor "
+                          "completed a handshake "
+                          "(a SYN or UDP flood?): dropping those first, oldest first "
+                          f"(counted as {counter})")
+            else:
+                self.warn("stream store over its budget on stream records alone (a flood of short flows?): "
+                          f"dropping evicted streams before their retention ends (counted as {counter})")
+        self._release(rec)
 
     def _drop_packets(self, rec: Record) -> None:
         rec.inline = False
@@ -316,6 +407,7 @@ class StreamStore:
         if self.on_release is not None:
             self.on_release(self.info(rec.sid))
         rec.released = True
+        rec.inline = False
         self.held -= rec.cost()
         rec.drop_packets()
         del self._recs[rec.sid]

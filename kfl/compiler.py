@@ -138,8 +138,7 @@ def _fused_compare(op: str, left: n.Node, literal: Any) -> Test | None:
     if kind is Pattern:
         if op != "==":
             return None
-        search = literal.search
-        return fused_test(keys, str, lambda value: search(value) is not None, literal_equal(literal))
+        return fused_test(keys, str, literal.search, literal_equal(literal))
     if op == "==":
         return fused_test(keys, kind, literal.__eq__, literal_equal(literal))
     if op == "!=":
@@ -300,7 +299,7 @@ class Compiler:
         if name == "limit":
             if self.limit is None and args and isinstance(args[0], n.Literal):
                 count = args[0].value
-                if type(count) in (int, float) and count >= 0 and count == int(count):
+                if (type(count) is int or type(count) is float and count.is_integer()) and count >= 0:
                     self.limit = int(count)
             return _constant(True)
         if name == "redact":

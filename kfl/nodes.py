@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Literal:
-    """A number, string, boolean, null (None) or regex (a compiled `re.Pattern`)."""
+    """A number, string, boolean, null (None) or regex (a compiled `kfl.regex.Regex`)."""
 
     value: Any
     pos: int = 0

@@ -12,6 +12,7 @@ from lark.exceptions import UnexpectedInput
 
 from . import nodes as n
 from .errors import KFLSyntaxError
+from .regex import Regex, RegexError
 from .syntax import translate
 
 ESCAPES = {'"': '"', "'": "'", "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
@@ -78,7 +79,10 @@ class Build(Transformer):
     def number(self, children):
         token = children[0]
         text = token.value
-        value = float(text) if any(c in text for c in ".eE") else int(text)
+        try:
+            value = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:  # over Python's int digits limit
+            raise Failure(f"a number of {len(text):,} digits is too long", token.start_pos) from None
         return n.Literal(value, token.start_pos)
 
     def string(self, children):
@@ -87,10 +91,9 @@ class Build(Transformer):
     def regex(self, children):
         token = children[0]
         try:
-            return n.Literal(re.compile(token.value[2:-1]), token.start_pos)
-        except re.error as exc:
-            offset = 2 + exc.pos if exc.pos is not None else 0
-            raise Failure(f"invalid regex: {exc.msg}", token.start_pos + offset) from None
+            return n.Literal(Regex(token.value[2:-1]), token.start_pos)
+        except RegexError as exc:
+            raise Failure(f"invalid regex: {exc}", token.start_pos + 2 + exc.pos) from None
 
     def true(self, children):
         return n.Literal(True, children[0].start_pos)
@@ -126,6 +129,8 @@ class Build(Transformer):
         token = children[0]
         if not token.value.isdigit():
             raise Failure("an array index must be a whole number ≥ 0", token.start_pos)
+        if len(token.value) > 18:
+            raise Failure("an array index must be under 10¹⁸", token.start_pos)
         return n.Index(int(token.value))
 
     def negative_index(self, children):

@@ -7,7 +7,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-Pattern = re.Pattern
+from .regex import Regex
+
+Pattern = Regex
 NUMBER_RE = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?\Z")
 BOOL_TEXT = {True: "true", False: "false"}
 ORDER_OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -100,7 +102,7 @@ def equal(a: Any, b: Any) -> bool:
 
 def _search(pattern: Pattern, value: Any) -> bool:
     text = text_form(value)
-    return text is not None and pattern.search(text) is not None
+    return text is not None and pattern.search(text)
 
 
 def _scalar_equal(a: Any, b: Any) -> bool:
@@ -203,7 +205,7 @@ def literal_equal(literal: Any) -> Callable[[Any], bool]:
 
         def eq_regex(value: Any) -> bool:
             if value.__class__ is str:
-                return search(value) is not None
+                return search(value)
             return value is not MISSING and equal(value, literal)
 
         return eq_regex

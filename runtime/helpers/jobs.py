@@ -14,12 +14,11 @@ from typing import Any
 
 from croniter import croniter
 
+from runtime.helpers.cron import CronError, check_cron
+
+__all__ = ["NS", "CronError", "Job", "Scheduler"]
+
 NS = 1_000_000_000
-
-
-class CronError(ValueError):
-    """A cron expression croniter does not accept."""
-
 
 def _next_after(it: croniter, now_ns: int) -> int:
     nxt = it.get_next(float, start_time=now_ns / NS)
@@ -57,6 +56,7 @@ class Scheduler:
 
     def schedule(self, owner: Any, tag: str, cron: str, limit: int, now_ns: int) -> tuple[Job, Job | None]:
         """Add (or replace) job `tag`; returns the job and the job it replaced, if any."""
+        check_cron(cron)
         try:
             it = croniter(cron, now_ns / NS, second_at_beginning=True)
             first = _next_after(it, now_ns)

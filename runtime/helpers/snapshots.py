@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from runtime.helpers.files import HelperError
@@ -24,12 +23,8 @@ Packet = tuple[int, int, bytes, int]
 def _write(services: Any, rel: str, packets: list[Packet], snaplen: Any) -> None:
     from wrappers.pcapfile import write_pcap
 
-    target = services.data.path(rel)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
-    with tmp.open("wb") as f:
+    with services.data.replace(rel) as f:  # a private temporary file renamed over `rel`
         write_pcap(f, packets, snaplen)
-    os.replace(tmp, target)
 
 
 def _snaplen(services: Any) -> Any:
@@ -51,10 +46,7 @@ def materialize(services: Any, rel: str) -> None:
     """Write `pcaps/<context>/<stream>` from the store, or Kubeshark's `name_resolution_history.json`
     from the name table's history, when a helper is about to read it."""
     if rel == NAME_HISTORY:
-        target = services.data.path(rel)
-        tmp = target.with_name(target.name + ".part")
-        tmp.write_text(json.dumps(services.name_history(), sort_keys=True), encoding="utf-8")
-        os.replace(tmp, target)
+        services.data.write(rel, json.dumps(services.name_history(), sort_keys=True))
         return
     if not rel.startswith(PCAPS_PREFIX) or rel.count("/") != 2:
         return
@@ -62,13 +54,12 @@ def materialize(services: Any, rel: str) -> None:
     _write(services, rel, stream_packets(services, stream), _snaplen(services))
 
 
-def _read_file(path: str) -> Iterator[Packet]:
+def _read_file(services: Any, rel: str) -> list[Packet]:
+    """The packets of data file `rel`, opened without following links (read through its descriptor)."""
     from capture import open_sources
 
-    source = open_sources([path])
-    for ts_ns, linktype, data, orig_len in source:
-        if data:
-            yield ts_ns, linktype, data, orig_len
+    with services.data.open_read(rel) as f:
+        return [p for p in open_sources([f"/proc/self/fd/{f.fileno()}"]) if p[2]]
 
 
 def snapshot(services: Any, out_rel: str, streams: list[str] | None, from_dir: str | None) -> list[str]:
@@ -78,11 +69,12 @@ def snapshot(services: Any, out_rel: str, streams: list[str] | None, from_dir: s
     missing: list[str] = []
     sources: list[Iterable[Packet]]
     if from_dir is not None:
-        folder = services.data.path(from_dir)
-        if not folder.is_dir():
-            raise HelperError(f"{from_dir!r} is not a folder")
-        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == ".pcap")
-        sources = [_read_file(str(p)) for p in files]
+        try:
+            names = services.data.entries(from_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            raise HelperError(f"{from_dir!r} is not a folder") from None
+        folder = from_dir.rstrip("/")
+        sources = [_read_file(services, f"{folder}/{name}") for name in names if name.endswith(".pcap")]
     else:
         store = services.store
         if store is None:

@@ -630,20 +630,59 @@
     return tag.toLowerCase().replace(/ /g, "-");
   }
 
-  const CRON_NAMES = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|sun|mon|tue|wed|thu|fri|sat";
-  const CRON_FIELD = new RegExp("^(\\*|\\?|((\\d+|" + CRON_NAMES + ")(-(\\d+|" + CRON_NAMES +
-    "))?))(/\\d+)?$", "i");
+  // the same checks as runtime/helpers/cron.py, here so that a bad cron throws at the call
+  const CRON_FIELDS = [  // name, lowest, highest, words
+    ["second", 0, 59, []], ["minute", 0, 59, []], ["hour", 0, 23, []], ["day of month", 1, 31, []],
+    ["month", 1, 12, ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]],
+    ["day of week", 0, 7, ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]],
+  ];
+  const CRON_DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+  const CRON_PART = /^(\*|\?|[0-9a-z]+(?:-[0-9a-z]+)?)(?:\/(\d+))?$/;
+
+  function cronFieldValues(cron, index, field) {
+    const [name, low, high, words] = CRON_FIELDS[index];
+    const bad = (why) => new Error("jobs.schedule: invalid cron '" + cron + "': field " + (index + 1) +
+      " (" + name + ") '" + field + "'" + why);
+    const number = (text) => {
+      if (words.includes(text)) return words.indexOf(text) + (low === 1 ? 1 : 0);
+      if (!/^\d+$/.test(text)) throw bad(": '" + text + "' is not a number");
+      const n = Number(text);
+      if (n < low || n > high) throw bad(": " + n + " is out of range " + low + "-" + high);
+      return n;
+    };
+    const values = new Set();
+    for (const part of field.split(",")) {
+      const m = CRON_PART.exec(part);
+      if (m === null) throw bad(" is not a value, range or step");
+      if (m[1] === "?" && index !== 3 && index !== 5) throw bad(": '?' only in day of month or day of week");
+      const step = m[2] === undefined ? 1 : Number(m[2]);
+      if (step === 0) throw bad(": a step of 0");
+      let first = low, last = high;
+      if (m[1] !== "*" && m[1] !== "?") {
+        const ends = m[1].split("-").map(number);
+        first = ends[0];
+        last = ends.length === 1 && m[2] === undefined ? first : ends[ends.length - 1];
+        if (ends.length === 1 && m[2] !== undefined) last = high;
+        if (first > last) throw bad(": the range starts after it ends");
+      }
+      for (let v = first; v <= last; v += step) values.add(v);
+    }
+    return values;
+  }
 
   function checkCron(cron) {
     typeCheck("jobs.schedule", cron, "string", "cron");
-    const fields = cron.trim().split(/\s+/);
+    const fields = cron.trim().toLowerCase().split(/\s+/);
     if (fields.length !== 6) {
-      throw new Error("jobs.schedule: cron " + JSON.stringify(cron) +
-        " must have 6 fields (second minute hour day-of-month month day-of-week)");
+      throw new Error("jobs.schedule: invalid cron '" + cron + "': " + fields.length +
+        " fields, expected 6 (second minute hour day-of-month month day-of-week)");
     }
-    for (const f of fields) {
-      for (const part of f.split(",")) {
-        if (!CRON_FIELD.test(part)) throw new Error("jobs.schedule: bad cron field " + JSON.stringify(f) + " in " + JSON.stringify(cron));
+    const values = fields.map((f, i) => cronFieldValues(cron, i, f));
+    if (fields[5] === "*" || fields[5] === "?") {
+      const fires = [...values[3]].some((d) => [...values[4]].some((m) => d <= CRON_DAYS_IN_MONTH[m - 1]));
+      if (!fires) {
+        throw new Error("jobs.schedule: invalid cron '" + cron +
+          "': never fires (no month of field 5 has a day of field 4)");
       }
     }
   }

@@ -96,7 +96,9 @@ def test_bad_characters(query, column, message):
     ("a[1.5]", 3, "index must be a whole number"),
     ("a[1e2]", 3, "index must be a whole number"),
     (r'a == "\d"', 7, "unknown escape '\\d'"),
-    ('a == r"("', 8, "invalid regex: missing ), unterminated subpattern"),
+    ('a == r"("', 8, "invalid regex: missing ): ("),
+    ('a == r"ab(?=c)"', 10, "invalid regex: invalid perl operator: (?="),
+    (r'a == r"(a)\1"', 11, r"invalid regex: invalid escape sequence: \1"),
     ('a == r"x[" or b', 9, "invalid regex"),
     ('t > datetime("yesterday")', 14, "datetime() cannot read 'yesterday'"),
 ])

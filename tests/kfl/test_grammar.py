@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 import kfl
 from kfl import nodes as n
 from kfl.parser import parse
+from kfl.regex import Regex
 
 
 def ast(query: str, macros: dict | None = None):
@@ -79,7 +78,7 @@ def test_strings_decode_json_escapes(text, value):
 ])
 def test_regex_literals_are_raw(text, pattern):
     value = ast(text).value
-    assert isinstance(value, re.Pattern) and value.pattern == pattern
+    assert isinstance(value, Regex) and value.pattern == pattern
 
 
 def test_raw_regex_backslashes_work():

@@ -1,148 +1,147 @@
-"""Every path helper stays inside the data folder: `..` into a sibling folder whose name starts with the
-data folder's (`../data-evil/x.txt` next to `data`) and symlinks out of the folder (to the sibling, to
-elsewhere) are refused, and nothing outside changes. Directly on the Python side (DataDir, snapshots)
-and from a script (where the prelude normalises `..` first, so only symlinks reach Python)."""
+"""Symlink and hard-link tricks planted in the data folder, against every file and pcap helper:
+nothing outside the data folder is read or written (a canary tree beside it keeps its hashes and
+gets no new file), and what the helpers write inside is a regular file of the data folder."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
-from collections.abc import Callable
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from runtime.helpers import snapshots
 from runtime.helpers.files import DataDir, HelperError
-from tests.runtime.conftest import Recorder
-
-PCAP = Path(__file__).resolve().parents[1] / "pcaps" / "zeek_http_pipelined.pcap"
+from tests.runtime.conftest import DEMO_PCAP, Recorder
 
 
-def _tree(folder: Path) -> dict[str, bytes | None]:
-    """Every entry below `folder` (None for folders), to show nothing there changed."""
-    return {str(p.relative_to(folder)): (None if p.is_dir() else p.read_bytes())
-            for p in sorted(folder.rglob("*"))}
+def tree_hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(root.rglob("*"))}
 
 
 @pytest.fixture
-def layout(tmp_path: Path) -> tuple[Recorder, Path, Path]:
-    """The recorder's data folder `<tmp>/data` with `a.txt` and a `pcaps/` folder holding a capture;
-    the sibling `<tmp>/data-evil` (a secret, a folder with a capture) and `<tmp>/elsewhere`."""
-    rec = Recorder(tmp_path)
+def canary(tmp_path: Path):
+    """A tree outside the data folder (a sibling whose name starts like it, too) and its hashes."""
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "secret.txt").write_text("secret")
+    (outside / "victim.txt").write_text("victim")
+    (outside / "sub" / "deep.txt").write_text("deep")
+    shutil.copy(DEMO_PCAP, outside / "outside.pcap")
+    sibling = tmp_path / "data-evil"  # `data` + "-evil": a prefix check on strings would let it in
+    sibling.mkdir()
+    (sibling / "x").write_text("sibling")
+    before = {"outside": tree_hashes(outside), "sibling": tree_hashes(sibling)}
+    yield outside
+    assert tree_hashes(outside) == before["outside"]
+    assert tree_hashes(sibling) == before["sibling"]
+
+
+@pytest.fixture
+def planted(rec: Recorder, canary: Path) -> Path:
+    """The data folder with links into the canary tree where helpers read and write."""
     data = rec.services.data.root
-    (data / "a.txt").write_text("inside")
-    (data / "pcaps").mkdir()
-    shutil.copy(PCAP, data / "pcaps" / "one.pcap")
-    evil = tmp_path / "data-evil"
-    (evil / "caps").mkdir(parents=True)
-    (evil / "secret.txt").write_text("secret")
-    shutil.copy(PCAP, evil / "caps" / "two.pcap")
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    (elsewhere / "secret.txt").write_text("secret")
-    (elsewhere / "caps").mkdir()
-    shutil.copy(PCAP, elsewhere / "caps" / "two.pcap")
-    return rec, evil, elsewhere
+    (data / "in").mkdir()
+    shutil.copy(DEMO_PCAP, data / "in" / "real.pcap")
+    (data / "in" / "evil.pcap").symlink_to(canary / "outside.pcap")  # a snapshot's directory scan
+    os.link(canary / "secret.txt", data / "hard.txt")  # a hard link to an outside file
+    (data / "out.txt").symlink_to(canary / "victim.txt")  # a final target that is a link
+    (data / "out.pcap.part").symlink_to(canary / "victim.txt")  # the old fixed temporary name
+    (data / "name_resolution_history.json.part").symlink_to(canary / "victim.txt")
+    (data / "dirlink").symlink_to(canary)  # a folder that is a link
+    (data / "filelink").symlink_to(canary / "secret.txt")
+    (data / "tree").mkdir()
+    (data / "tree" / "ok.txt").write_text("ok")
+    (data / "tree" / "link.txt").symlink_to(canary / "secret.txt")
+    (data / "tree" / "linkdir").symlink_to(canary / "sub")
+    os.link(canary / "sub" / "deep.txt", data / "tree" / "hard.txt")
+    return data
 
 
-def _calls(d: DataDir, services, out: str) -> dict[str, Callable[[], object]]:
-    """Every helper entry point that takes a data path, each aimed at `out` (a path leaving the folder,
-    whose own folder holds `secret.txt` and `caps/two.pcap`)."""
-    return {
-        "write": lambda: d.write(f"{out}/x.txt", "x"),
-        "append": lambda: d.append(f"{out}/secret.txt", "x"),
-        "copy-to": lambda: d.copy("a.txt", f"{out}/x.txt"),
-        "copy-from": lambda: d.copy(f"{out}/secret.txt", "stolen.txt"),
-        "move-to": lambda: d.move("a.txt", f"{out}/x.txt"),
-        "move-from": lambda: d.move(f"{out}/secret.txt", "stolen.txt"),
-        "delete": lambda: d.delete(f"{out}/secret.txt"),
-        "delete-folder": lambda: d.delete(f"{out}/caps"),
-        "mkdir": lambda: d.mkdir(f"{out}/new"),
-        "mkdir_new": lambda: d.mkdir_new(f"{out}/new"),
-        "create_empty": lambda: d.create_empty(f"{out}/new.txt"),
-        "tar-from": lambda: d.tar(out, "stolen.tar.gz"),
-        "tar-to": lambda: d.tar("pcaps", f"{out}/x.tar.gz"),
-        "snapshot-from": lambda: snapshots.snapshot(services, "stolen.pcap", None, f"{out}/caps"),
-        "snapshot-to": lambda: snapshots.snapshot(services, f"{out}/x.pcap", None, "pcaps"),
+def test_hostile_script_reaches_nothing_outside(rec: Recorder, planted: Path) -> None:
+    script = """// Hostile
+    var out = [];
+    function attempt(label, f) {
+      try { f(); out.push(label + ": ok"); } catch (e) { out.push(label + ": " + e.message); }
     }
-
-
-CALLS = list(_calls(DataDir.__new__(DataDir), None, "x"))
-
-
-def _refused(rec: Recorder, outside: Path, out: str, call: str, match: str | None = None) -> None:
-    data = rec.services.data.root
-    before, before_data = _tree(outside), _tree(data)
-    with pytest.raises(HelperError, match=match):
-        _calls(rec.services.data, rec.services, out)[call]()
-    assert _tree(outside) == before
-    assert _tree(data) == before_data
-
-
-@pytest.mark.parametrize("call", CALLS)
-def test_dotdot_into_a_sibling_whose_name_starts_with_the_data_folders(layout, call: str) -> None:
-    rec, evil, _elsewhere = layout
-    _refused(rec, evil, "../data-evil", call, match="escapes the data folder")
-
-
-@pytest.mark.parametrize("target", ["sibling", "elsewhere"])
-@pytest.mark.parametrize("call", CALLS)
-def test_symlink_out_of_the_data_folder(layout, call: str, target: str) -> None:
-    rec, evil, elsewhere = layout
-    outside = evil if target == "sibling" else elsewhere
-    (rec.services.data.root / "link").symlink_to(outside, target_is_directory=True)
-    _refused(rec, outside, "link", call)
-
-
-def test_symlinked_file_out_of_the_data_folder(layout) -> None:
-    rec, _evil, elsewhere = layout
-    data = rec.services.data
-    (data.root / "secret-link.txt").symlink_to(elsewhere / "secret.txt")
-    for call in (lambda: data.write("secret-link.txt", "x"), lambda: data.append("secret-link.txt", "x"),
-                 lambda: data.copy("secret-link.txt", "stolen.txt"),
-                 lambda: data.copy("a.txt", "secret-link.txt")):
-        with pytest.raises(HelperError):
-            call()
-    assert (elsewhere / "secret.txt").read_text() == "secret"
-    assert not (data.root / "stolen.txt").exists()
-
-
-SCRIPT = """// Escape
-var said = [];
-function attempt(name, f) {
-  try { f(); said.push(name + " returned"); } catch (e) { said.push(name + " threw"); }
-}
-attempt("write", function () { file.write("link/x.txt", "x"); });
-attempt("append", function () { file.append("link/secret.txt", "x"); });
-attempt("copy-to", function () { file.copy("a.txt", "link/x.txt"); });
-attempt("copy-from", function () { file.copy("link/secret.txt", "stolen.txt"); });
-attempt("move-to", function () { file.move("a.txt", "link/x.txt"); });
-attempt("move-from", function () { file.move("link/secret.txt", "stolen.txt"); });
-attempt("delete", function () { file.delete("link/secret.txt"); });
-attempt("mkdir", function () { file.mkdir("link/new"); });
-attempt("mkdirTemp", function () { file.mkdirTemp("new", "link"); });
-attempt("temp", function () { file.temp("new", "link", ".txt"); });
-attempt("tar", function () { file.tar("link"); });
-attempt("snapshot", function () { pcap.snapshot([], "link/caps"); });
-attempt("s3.put", function () { vendor.s3.put("bucket", "link/secret.txt"); });
-console.log(JSON.stringify(said));
-"""
-HELPERS = ["file.write", "file.append", "file.copy", "file.copy", "file.move", "file.move", "file.delete",
-           "file.mkdir", "file.mkdirTemp", "file.temp", "file.tar", "pcap.snapshot", "vendor.s3.put"]
-
-
-@pytest.mark.parametrize("target", ["sibling", "elsewhere"])
-def test_scripts_cannot_leave_the_data_folder_through_a_symlink(layout, target: str) -> None:
-    rec, evil, elsewhere = layout
-    outside = evil if target == "sibling" else elsewhere
-    (rec.services.data.root / "link").symlink_to(outside, target_is_directory=True)
-    before, before_data = _tree(outside), _tree(rec.services.data.root)
-    with rec.host(SCRIPT):
+    attempt("write sibling", function () { file.write("../data-evil/x", "pwned"); });
+    attempt("copy sibling", function () { file.copy("../data-evil/x", "stolen.txt"); });
+    file.write("out.txt", "replaced, not written through");
+    file.write("dirlink/victim.txt", "pwned");
+    file.append("filelink", "pwned");
+    file.append("hard.txt", "pwned");
+    file.copy("filelink", "stolen1.txt");
+    file.copy("hard.txt", "stolen2.txt");
+    file.copy("dirlink/secret.txt", "stolen3.txt");
+    file.copy("tree/ok.txt", "dirlink");
+    file.move("filelink", "moved");
+    file.move("tree/ok.txt", "dirlink/sub");
+    file.mkdir("dirlink/new");
+    file.delete("dirlink/sub");
+    file.tar("dirlink");
+    out.push(file.tar("tree"));
+    console.log(JSON.stringify(out));
+    """
+    with rec.host(script):
         pass
-    assert _tree(outside) == before
-    after_data = {k: v for k, v in _tree(rec.services.data.root).items() if not k.startswith("spool")}
-    assert after_data == before_data  # (vendor.s3.put opened the outbox's spool folder)
-    errors = rec.stderr
-    assert len(errors) == len(HELPERS), errors
-    for line, helper in zip(errors, HELPERS, strict=True):
-        assert line.startswith(f"Escape:ERROR] {helper}: "), line  # refused, whatever the wording
+    *thrown, tar_name = json.loads(rec.lines_of("Hostile")[0])
+    assert thrown == [
+        'write sibling: file.write: path "../data-evil/x" escapes the data folder',
+        'copy sibling: file.copy: path "../data-evil/x" escapes the data folder',
+    ]
+    errors = [line.removeprefix("Hostile:ERROR] ") for line in rec.stderr]
+    through = "escapes the data folder (through the symbolic link"
+    assert errors == [
+        f"file.write: path 'dirlink/victim.txt' {through} 'dirlink', which is not followed)",
+        "file.append: path 'filelink' escapes the data folder (through the symbolic link 'filelink', "
+        "which is not followed)",
+        "file.append: path 'hard.txt' is not a regular file of its own (refused)",
+        "file.copy: path 'filelink' escapes the data folder (through the symbolic link 'filelink', "
+        "which is not followed)",
+        "file.copy: path 'hard.txt' has other hard links (refused)",
+        f"file.copy: path 'dirlink/secret.txt' {through} 'dirlink', which is not followed)",
+        f"file.copy: path 'dirlink' {through} 'dirlink', which is not followed)",
+        "file.move: path 'filelink' is a symbolic link (not followed)",
+        f"file.move: path 'dirlink/sub' {through} 'dirlink', which is not followed)",
+        f"file.mkdir: path 'dirlink/new' {through} 'dirlink', which is not followed)",
+        f"file.delete: path 'dirlink/sub' {through} 'dirlink', which is not followed)",
+        f"file.tar: path 'dirlink' {through} 'dirlink', which is not followed)",
+    ]
+    out = planted / "out.txt"
+    assert not out.is_symlink() and out.read_text() == "replaced, not written through"
+    with tarfile.open(planted / tar_name) as tar:
+        assert sorted(tar.getnames()) == ["ok.txt"]  # no link, no hard-linked file
+    assert not [p for p in planted.rglob("*.part") if not p.is_symlink()]  # no temporary left behind
+
+
+def test_snapshot_and_materialize_write_inside_and_scan_no_link(rec: Recorder, planted: Path) -> None:
+    s = rec.services
+    s.name_history = lambda: {"10.0.0.1": ["a"]}
+    snapshots.snapshot(s, "out.pcap", None, "in")
+    snapshots.materialize(s, snapshots.NAME_HISTORY)
+    made = planted / "out.pcap"
+    assert not made.is_symlink() and made.read_bytes()[:4] != b"vict"
+    assert made.stat().st_size < DEMO_PCAP.stat().st_size * 1.1  # real.pcap only, not the linked one
+    assert json.loads((planted / snapshots.NAME_HISTORY).read_text()) == {"10.0.0.1": ["a"]}
+    with pytest.raises(HelperError, match="not followed"):
+        snapshots.snapshot(s, "x.pcap", None, "dirlink")
+    with pytest.raises(HelperError, match="escapes the data folder"):
+        snapshots.snapshot(s, "../data-evil/x.pcap", None, "in")
+    with pytest.raises(HelperError, match="not followed"):
+        snapshots.snapshot(s, "dirlink/x.pcap", None, "in")
+
+
+@pytest.mark.parametrize("rel", ["../data-evil/x", "a/../../data-evil/x", "/../data-evil/x", "..", "a/../.."])
+def test_every_way_up_is_refused(tmp_path: Path, rel: str) -> None:
+    data = DataDir(tmp_path / "data")
+    (tmp_path / "data-evil").mkdir()
+    for call in (lambda: data.write(rel, "x"), lambda: data.append(rel, "x"), lambda: data.mkdir(rel),
+                 lambda: data.create_empty(rel), lambda: data.delete(rel), lambda: data.copy(rel, "y"),
+                 lambda: data.tar(rel, "t.tgz"), lambda: data.entries(rel)):
+        with pytest.raises(HelperError, match="escapes the data folder"):
+            call()
+    assert list((tmp_path / "data-evil").iterdir()) == []

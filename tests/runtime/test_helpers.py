@@ -94,7 +94,8 @@ def test_file_helpers_failures(rec: Recorder, tmp_path: Path) -> None:
     assert rec.stderr == [
         "Bad Files:ERROR] file.copy: cannot copy 'missing.txt': no such file",
         "Bad Files:ERROR] file.move: cannot move 'missing.txt': no such file or folder",
-        "Bad Files:ERROR] file.write: path 'link/evil.txt' escapes the data folder",
+        "Bad Files:ERROR] file.write: path 'link/evil.txt' escapes the data folder (through the symbolic "
+        "link 'link', which is not followed)",
         "Bad Files:ERROR] file.tar: cannot tar 'no-such-dir': no such folder",
     ]
     assert list(outside.iterdir()) == []
@@ -263,8 +264,8 @@ def test_wrong_types_are_clear_errors(rec: Recorder) -> None:
         "TypeError: wrapper.kflPcapS3: data must be an item object",
         "TypeError: wrapper.kflPcapS3: options must be an object",
         "TypeError: jobs.schedule: job must be a function, got string",
-        'Error: jobs.schedule: cron "* * * * *" must have 6 fields (second minute hour day-of-month month '
-        "day-of-week)",
+        "Error: jobs.schedule: invalid cron '* * * * *': 5 fields, expected 6 (second minute hour "
+        "day-of-month month day-of-week)",
         "TypeError: jobs.schedule: tag must be a string, got number",
         "TypeError: setTimeout: callback must be a function, got string",
         "TypeError: prometheus.metric: value must be a number, got string",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,11 @@ def test_scheduler_cron_with_seconds_utc_and_coalescing() -> None:
     assert hourly.next_ns == (1_700_002_800) * NS  # 23:00:00 UTC
     with pytest.raises(CronError):
         s.schedule(owner, "bad", "61 * * * * *", 0, T0)
+    for cron, where in (("*/0 * * * * *", "field 1 (second)"), ("0 0 0 30 2 *", "never fires"),
+                        ("0 0 24 * * *", "field 3 (hour)"), ("0 0 0 * * 6-1", "field 6 (day of week)")):
+        with pytest.raises(CronError, match=re.escape(where)):
+            s.schedule(owner, "bad", cron, 0, T0)
+    assert s.tags() == ["t", "h"]
 
 
 def test_scheduler_limit_and_global_tags() -> None:
@@ -73,6 +79,35 @@ def test_jobs_helpers_in_scripts(rec: Recorder) -> None:
         'jobs.run: no job with tag "nope"',
         "false",
         "run x 7",
+    ]
+
+
+def test_invalid_cron_throws_at_schedule_naming_the_field_in_the_users_order(rec: Recorder) -> None:
+    script = """// C
+    var bad = ["99 * * * * *", "*/0 * * * * *", "0 0 0 30 2 *", "* * * * *", "5-2 * * * * *",
+               "0 0 0 31 4,6 *", "0 0 0 * * 8", "0 60 * * * *"];
+    bad.forEach(function (c) {
+        try { jobs.schedule("j", c, function () {}); console.log("accepted", c); }
+        catch (e) { console.log(e.message); }
+    });
+    jobs.schedule("ok", "0 0 0 29 2 *", function () {});
+    jobs.schedule("named", "0 0 0 * jan-mar mon-fri", function () {});
+    """
+    with rec.host(script):
+        assert rec.services.scheduler.tags() == ["ok", "named"]
+    lines = rec.lines_of("C")
+    assert not [line for line in lines if line.startswith("accepted")]
+    assert lines[:8] == [
+        "jobs.schedule: invalid cron '99 * * * * *': field 1 (second) '99': 99 is out of range 0-59",
+        "jobs.schedule: invalid cron '*/0 * * * * *': field 1 (second) '*/0': a step of 0",
+        "jobs.schedule: invalid cron '0 0 0 30 2 *': never fires (no month of field 5 has a day of field 4)",
+        "jobs.schedule: invalid cron '* * * * *': 5 fields, expected 6 "
+        "(second minute hour day-of-month month day-of-week)",
+        "jobs.schedule: invalid cron '5-2 * * * * *': field 1 (second) '5-2': the range starts after it ends",
+        "jobs.schedule: invalid cron '0 0 0 31 4,6 *': never fires "
+        "(no month of field 5 has a day of field 4)",
+        "jobs.schedule: invalid cron '0 0 0 * * 8': field 6 (day of week) '8': 8 is out of range 0-7",
+        "jobs.schedule: invalid cron '0 60 * * * *': field 2 (minute) '60': 60 is out of range 0-59",
     ]
 
 
