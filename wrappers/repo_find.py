@@ -80,6 +80,7 @@ class Filters:
     queries: list[str] = field(default_factory=list)  # `kfl_1` / `1`: the index; else part of the KFL text
     protocols: list[str] = field(default_factory=list)
     kfl: str = ""
+    streams: bool = True  # False: list the repositories (hash chains) only, match no stream
 
     def __post_init__(self) -> None:
         import kfl
@@ -103,6 +104,8 @@ class Filters:
 
     def repository_may_match(self, manifest: dict[str, Any]) -> bool:
         """A cheap test on the manifest alone: its node, query and time span."""
+        if not self.streams:
+            return False
         if self.nodes and str(manifest.get("node", {}).get("name")) not in self.nodes:
             return False
         if self.queries and not any(_query_matches(q, manifest.get("query", {})) for q in self.queries):
@@ -236,18 +239,19 @@ def find(
     filters: Filters,
     cache: ManifestCache,
     progress: Progress | None = None,
+    prefix: str = "",
 ) -> FindResult:
-    """The matching streams of every repository under `stores`, in time order."""
+    """The matching streams of every repository under `stores` (and `prefix`), in time order."""
     result = FindResult()
     for store in stores:
-        _find_in(store, filters, cache, result, progress)
+        _find_in(store, prefix, filters, cache, result, progress)
     for chain in result.chains.values():
         chain.sort(key=lambda r: (r.seq, r.key))
     result.hits.sort(key=lambda h: (h.record["first_ns"], h.repo.node, h.repo.key, str(h.record["id"])))
     return result
 
 
-def _find_in(store: Store, filters: Filters, cache: ManifestCache, result: FindResult,
+def _find_in(store: Store, prefix: str, filters: Filters, cache: ManifestCache, result: FindResult,
              progress: Progress | None) -> None:
     store.check_readable()
     index = cache.index(store.identity)
@@ -259,7 +263,7 @@ def _find_in(store: Store, filters: Filters, cache: ManifestCache, result: FindR
         if progress:
             progress("list", listed, None)
 
-    infos = [i for i in store.scan(on_listed=on_listed) if i.key.endswith(".json")]
+    infos = [i for i in store.scan(prefix, on_listed=on_listed) if i.key.endswith(".json")]
     missing = [i for i in infos if (sha := index.lookup(i)) is None or cache.get(sha) is None]
 
     def fetch(info: ObjectInfo) -> tuple[ObjectInfo, str]:
