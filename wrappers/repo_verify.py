@@ -85,22 +85,37 @@ def _status(repo: RepoEntry, key: str, sha256: str, problems: list[str]) -> dict
             "retain_until": st.retain_until, "legal_hold": st.legal_hold}
 
 
+def _gzip_body(blob: bytes) -> int:
+    """Offset of the deflate data after a gzip member's header (RFC 1952)."""
+    if blob[:2] != b"\x1f\x8b" or len(blob) < 10:
+        raise ValueError("not gzip")
+    flags, pos = blob[3], 10
+    if flags & 4:
+        pos += 2 + int.from_bytes(blob[pos : pos + 2], "little")
+    for bit in (8, 16):
+        if flags & bit:
+            pos = blob.index(b"\0", pos) + 1
+    return pos + (2 if flags & 2 else 0)
+
+
 def _readable(blob: bytes, fmt: str) -> tuple[bytes, str]:
     """The capture bytes of an artifact, and "" or why it is (partly) unreadable; a damaged
-    `pcap.gz` gives what decompressed before the damage."""
+    `pcap.gz` gives what inflates of it, its checksum ignored."""
     try:
         return capture_bytes(blob, fmt), ""
     except (OSError, EOFError, ValueError, zlib.error, tarfile.TarError) as exc:
+        why = f"not a readable capture: {type(exc).__name__}: {exc}"
         if fmt == "tar.gz":
-            return b"", f"not a readable capture: {exc}"
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            return b"", why
         out = bytearray()
-        for i in range(0, len(blob), 4096):
-            try:
-                out += d.decompress(blob[i : i + 4096])
-            except zlib.error:
-                break
-        return bytes(out), f"not a readable capture: {type(exc).__name__}: {exc}"
+        try:
+            d = zlib.decompressobj(-zlib.MAX_WBITS)
+            body = blob[_gzip_body(blob) :]
+            for i in range(0, len(body), 4096):
+                out += d.decompress(body[i : i + 4096])
+        except (ValueError, zlib.error):
+            pass
+        return bytes(out), why
 
 
 def _endpoint(ip: str, port: Any) -> tuple[str, int]:
