@@ -75,6 +75,9 @@ class ManifestCache:
         name = hashlib.sha256(identity.encode()).hexdigest()[:32]
         return StoreIndex(self.root / "index" / f"{name}.json")
 
+    def has(self, sha256: str) -> bool:
+        return self._object(sha256).is_file()
+
     def get(self, sha256: str) -> bytes | None:
         """The cached bytes whose SHA-256 is `sha256`, or None (absent, or not those bytes any more)."""
         try:

@@ -264,7 +264,7 @@ def _find_in(store: Store, prefix: str, filters: Filters, cache: ManifestCache, 
             progress("list", listed, None)
 
     infos = [i for i in store.scan(prefix, on_listed=on_listed) if i.key.endswith(".json")]
-    missing = [i for i in infos if (sha := index.lookup(i)) is None or cache.get(sha) is None]
+    missing = [i for i in infos if (sha := index.lookup(i)) is None or not cache.has(sha)]
 
     def fetch(info: ObjectInfo) -> tuple[ObjectInfo, str]:
         return info, cache.put(store.get(info.key))
@@ -284,7 +284,7 @@ def _find_in(store: Store, prefix: str, filters: Filters, cache: ManifestCache, 
     for info in infos:
         sha = index.lookup(info)
         body = cache.get(sha) if sha else None
-        if body is None:  # the cache lost it between the two loops: fetch it now
+        if body is None:  # lost or damaged in the cache since: fetch it again
             body = store.get(info.key)
             sha = cache.put(body)
             index.record(info, sha)

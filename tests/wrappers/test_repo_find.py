@@ -137,11 +137,14 @@ def test_export_writes_one_pcapng_equal_to_the_union_of_the_streams(runs, env, b
     proc = kflpcap("repo", "export", f"s3://{bucket}", "--ip", IP, "--from", START, "--to", END,
                    "-o", str(out), env=env)
     assert proc.returncode == 0, proc.stderr
-    rows = tshark_out(out, "frame.time_epoch", "frame.len", "frame.interface_name", "frame.comment")
+    rows = tshark_out(out, "frame.time_epoch", "frame.len", "frame.interface_name", "frame.comment",
+                      "tcp.stream")
     got = [(Decimal(r[0]), int(r[1])) for r in rows]
     assert len(got) == len(want) and sum(p[1] for p in got) == sum(p[1] for p in want)
     assert got == want  # count, bytes and order
     assert {r[2] for r in rows} == set(CAPTURES)  # one interface per node (one link type each here)
+    tcp = {r[4] for r in rows if r[4]}  # Wireshark's tcp.stream numbering: one number per TCP stream
+    assert len(tcp) == sum(1 for k in expected if k[1] == "tcp")
     comments = [r[3] for r in rows if r[3]]
     assert len(comments) == len(expected) and all("repository s3://" in c and "kfl_1" in c for c in comments)
     report = json.loads((tmp_path / "incident.pcapng.custody.json").read_text())
