@@ -228,7 +228,8 @@ class FindResult:
     chains: dict[tuple[str, str], list[RepoEntry]] = field(default_factory=dict)  # (store, folder)
     problems: list[str] = field(default_factory=list)
     repositories: int = 0
-    fetched: int = 0  # manifests downloaded (the rest came from the cache)
+    fetched: int = 0  # .json objects downloaded
+    cached: int = 0  # .json objects read from the cache
 
     def chain_of(self, repo: RepoEntry) -> list[RepoEntry]:
         return self.chains.get((repo.store.identity, repo.folder), [])
@@ -281,6 +282,7 @@ def _find_in(store: Store, prefix: str, filters: Filters, cache: ManifestCache, 
                     progress("read", done, total)
         result.fetched += len(missing)
         index.save()
+    result.cached += len(infos) - len(missing)
     for info in infos:
         sha = index.lookup(info)
         body = cache.get(sha) if sha else None

@@ -56,7 +56,7 @@ def print_hits(result: FindResult, as_json: bool) -> None:
         )
     if not as_json:
         print(f"{len(result.hits)} stream(s) in {result.repositories} repositories "
-              f"({result.fetched} manifests fetched, the others from the cache)", file=sys.stderr)
+              f"({result.fetched} manifests fetched, {result.cached} read from the cache)", file=sys.stderr)
 
 
 def print_shown(shown: Shown, where: str) -> None:
