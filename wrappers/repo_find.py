@@ -150,8 +150,8 @@ def stream_record(manifest: dict[str, Any], stream: dict[str, Any], data_key: st
     def end(side: dict[str, Any]) -> dict[str, Any]:
         ip = _ip(str(side.get("ip", "")))
         known = names.get(ip) or names.get(side.get("ip")) or {}
-        return {"ip": ip, "port": side.get("port"), "name": known.get("name", ""),
-                "namespace": known.get("namespace", "")}
+        return {"ip": ip, "port": side.get("port"), "name": side.get("name") or known.get("name", ""),
+                "namespace": side.get("namespace") or known.get("namespace", "")}
 
     protocols = list(stream.get("protocols") or [])
     first = protocols[0] if protocols else stream.get("l4", "")

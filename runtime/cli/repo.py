@@ -97,7 +97,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_show)
 
 
-def _open(url: str, args: argparse.Namespace) -> Store:
+def _open(args: argparse.Namespace) -> Store:
+    return _open_url(args.store, args)
+
+
+def _open_url(url: str, args: argparse.Namespace) -> Store:
     store = open_store(url, endpoint=args.s3_endpoint, region=args.s3_region)
     store.check_readable()
     return store
@@ -108,7 +112,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     try:
-        repos = load_repositories(_open(args.store, args))
+        repos = load_repositories(_open(args))
     except StoreError as exc:
         print(f"kflpcap repo list: {exc}", file=sys.stderr)
         return 2
@@ -132,7 +136,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     try:
-        report: Report = verify(_open(args.store, args), progress=None if args.quiet else print)
+        report: Report = verify(_open(args), progress=None if args.quiet else print)
     except StoreError as exc:
         print(f"kflpcap repo verify: {exc}", file=sys.stderr)
         return 2
@@ -232,7 +236,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     url, key = (args.target, args.key) if args.key else posixpath.split(args.target.rstrip("/"))
     try:
-        shown = show(_open(url, args), key, ManifestCache(args.cache))
+        shown = show(_open_url(url, args), key, ManifestCache(args.cache))
     except StoreError as exc:
         print(f"kflpcap repo show: {exc}", file=sys.stderr)
         return 2
