@@ -106,3 +106,40 @@ def test_a_missing_manifest_is_a_gap_and_show_names_the_chain_position(store_dir
     with pytest.raises(ExportRefused) as refused:
         export(result, tmp_path / "x.pcapng")
     assert any(last.name in p and "gap" in p for p in refused.value.problems)
+
+
+def test_a_stream_kept_by_two_queries_is_exported_once(tmp_path) -> None:
+    """Both queries keep every DNS flow of the capture: `find` lists each stream twice (once per query's
+    repository), `export` writes its packets once — the capture's packets, as tshark reads them."""
+    pcap = ROOT / "tests" / "pcaps" / "sv_dns_udp_and_tcp.pcap"
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "two.js").write_text(
+        'function onItemCaptured(data) {\n'
+        '  wrapper.kflPcapS3(data, { kflArr: ["dns", "dst.port == \\"53\\""] });\n}\n'
+    )
+    env = {**os.environ, "KFLPCAP_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    env.pop("S3_BUCKET", None)
+
+    def kflpcap(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "runtime", *args], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=240)
+
+    run = kflpcap("run", "--pcap", str(pcap), "--scripts", str(scripts), "--data-dir", "data", "--node", "n1")
+    assert run.returncode == 0, run.stderr[-2000:]
+    found = kflpcap("repo", "find", "data/repositories", "--json")
+    queries = sorted((r["id"], r["query"]["index"]) for r in map(json.loads, found.stdout.splitlines()))
+    ids = sorted({q[0] for q in queries})
+    assert len(ids) == 2 and queries == sorted((i, q) for i in ids for q in (0, 1))
+    out = tmp_path / "both.pcapng"
+    export_run = kflpcap("repo", "export", "data/repositories", "-o", str(out))
+    assert export_run.returncode == 0, export_run.stderr
+
+    def frames(path: Path) -> list[str]:
+        return subprocess.run(["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "frame.time_epoch",
+                               "-e", "frame.len"], capture_output=True, text=True, timeout=60, check=True,
+                              ).stdout.splitlines()
+
+    assert frames(out) == frames(pcap)
+    report = json.loads((tmp_path / "both.pcapng.custody.json").read_text())
+    assert report["verified"] and report["duplicate_packets_skipped"] == len(frames(pcap))
