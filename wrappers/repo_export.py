@@ -165,7 +165,7 @@ def _write(path: Path, hits: list[Hit], members: list[int], packets: dict[int, l
         hit = hits[i]
         rec = hit.record
         q = hit.repo.query
-        where = f"{hit.repo.store.url.rstrip('/')}/{hit.repo.data_key}"
+        where = hit.repo.where(hit.repo.data_key)
         note = (f"kflpcap stream {rec['id']}: node {hit.repo.node}, repository {where}, "
                 f"query kfl_{q.get('index')}: {q.get('kfl')}")
         for n, (ts, lt, data, wire) in enumerate(packets.get(i, [])):
@@ -194,10 +194,10 @@ def custody(done: Export, hits: list[Hit], started: str, command: list[str], fil
             "node": r.node,
             "query": r.query,
             "manifest": {"key": r.key, "sha256": r.sha256, "seq": r.seq, "previous_sha256": r.previous,
-                         "store_status": c.manifest_status},
+                         "store_status": c.manifest_status, "verified": not c.problems_of(r.key)},
             "data": {"key": r.data_key, "sha256": c.data_sha256, "size": c.data_size,
                      "manifest_sha256": r.pcap.get("sha256"), "manifest_size": r.pcap.get("size"),
-                     "store_status": c.data_status},
+                     "store_status": c.data_status, "verified": not c.problems_of(r.data_key)},
             "streams": sum(1 for h in hits if h.repo is r),
             "verified": c.verified,
             "problems": c.problems,
@@ -244,8 +244,8 @@ def custody_markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for o in report["objects"]:
-        ok = "yes" if o["verified"] else "**NO**"
         for part in (o["manifest"], o["data"]):
+            ok = "yes" if part["verified"] else "**NO**"
             lines.append(f"| {o['node']} | {o['store']}/{part['key']} | `{part['sha256']}` | {ok} |")
     if report["problems"]:
         lines += ["", "## Problems", "", *(f"- {p}" for p in report["problems"])]

@@ -206,9 +206,9 @@ class RepoEntry:
     def data_key(self) -> str:
         return posixpath.join(self.folder, posixpath.basename(str(self.pcap.get("key", ""))))
 
-    @property
-    def location(self) -> str:
-        return f"{self.store.url.rstrip('/')}/{self.key}"
+    def where(self, key: str) -> str:
+        """The full location of `key` in this repository's store (how problems name objects)."""
+        return f"{self.store.url.rstrip('/')}/{key}"
 
 
 @dataclass

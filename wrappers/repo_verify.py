@@ -39,6 +39,11 @@ class RepoCheck:
     def verified(self) -> bool:
         return not self.problems
 
+    def problems_of(self, key: str) -> list[str]:
+        """The problems found with one of its two objects."""
+        prefix = f"{self.repo.where(key)}: "
+        return [p for p in self.problems if p.startswith(prefix)]
+
 
 def chain_problems(repo: RepoEntry, chain: list[RepoEntry]) -> list[str]:
     """The manifest against its neighbours in the folder's hash chain (`chain` sorted by seq)."""
@@ -74,13 +79,14 @@ def _status(repo: RepoEntry, key: str, sha256: str, problems: list[str]) -> dict
     try:
         st = repo.store.status(key)
     except StoreError as exc:
-        problems.append(f"{key}: no status from the store: {exc}")
+        problems.append(f"{repo.where(key)}: no status from the store: {exc}")
         return {}
     if st.recorded_sha256 and st.recorded_sha256 != sha256:
-        problems.append(f"{key}: the store recorded SHA-256 {st.recorded_sha256} at upload, "
+        problems.append(f"{repo.where(key)}: the store recorded SHA-256 {st.recorded_sha256} at upload, "
                         f"the object is now {sha256}")
     if st.versions and st.versions > 1:
-        problems.append(f"{key}: {st.versions} versions of a create-only object (overwritten after upload)")
+        problems.append(f"{repo.where(key)}: {st.versions} versions of a create-only object "
+                        "(overwritten after upload)")
     return {"recorded_sha256": st.recorded_sha256, "versions": st.versions, "lock_mode": st.lock_mode,
             "retain_until": st.retain_until, "legal_hold": st.legal_hold}
 
@@ -126,38 +132,39 @@ def pull(repo: RepoEntry, chain: list[RepoEntry], hits: list[tuple[int, Hit]]) -
     """Fetch and verify one repository and cut the packets of `hits` (index, hit) out of it."""
     check = RepoCheck(repo)
     problems = check.problems
+    m, d = repo.where(repo.key), repo.where(repo.data_key)
     try:
         body = repo.store.get(repo.key)
     except StoreError as exc:
-        problems.append(f"{repo.key}: manifest missing: {exc}")
+        problems.append(f"{m}: manifest missing: {exc}")
         return check
     sha = hashlib.sha256(body).hexdigest()
     if sha != repo.sha256:
-        problems.append(f"{repo.key}: manifest changed while exporting (SHA-256 {sha}, listed {repo.sha256})")
-    problems.extend(f"{repo.key}: {p}" for p in chain_problems(repo, chain))
+        problems.append(f"{m}: manifest changed while exporting (SHA-256 {sha}, listed {repo.sha256})")
+    problems.extend(f"{m}: {p}" for p in chain_problems(repo, chain))
     check.manifest_status = _status(repo, repo.key, sha, problems)
     pcap = repo.pcap
     try:
         blob = repo.store.get(repo.data_key)
     except StoreError as exc:
-        problems.append(f"{repo.data_key}: artifact missing: {exc}")
+        problems.append(f"{d}: artifact missing: {exc}")
         return check
     check.data_sha256 = hashlib.sha256(blob).hexdigest()
     check.data_size = len(blob)
     if check.data_sha256 != pcap.get("sha256"):
-        problems.append(f"{repo.data_key}: SHA-256 is {check.data_sha256}, its manifest {repo.key} says "
+        problems.append(f"{d}: SHA-256 is {check.data_sha256}, its manifest {repo.key} says "
                         f"{pcap.get('sha256')}")
     if len(blob) != pcap.get("size"):
-        problems.append(f"{repo.data_key}: size is {len(blob)}, its manifest says {pcap.get('size')}")
+        problems.append(f"{d}: size is {len(blob)}, its manifest says {pcap.get('size')}")
     check.data_status = _status(repo, repo.data_key, check.data_sha256, problems)
     raw, why = _readable(blob, str(pcap.get("format", "pcap.gz")))
     if why:
-        problems.append(f"{repo.data_key}: {why}")
+        problems.append(f"{d}: {why}")
     _cut(raw, hits, check)
     for i, hit in hits:
         got, want = len(check.packets.get(i, [])), hit.record["packets"]
         if got != want:
-            problems.append(f"{repo.data_key}: stream {hit.record['id']} has {got} packets in the capture, "
+            problems.append(f"{d}: stream {hit.record['id']} has {got} packets in the capture, "
                             f"its manifest says {want}")
     return check
 
@@ -196,7 +203,7 @@ def _cut(raw: bytes, hits: list[tuple[int, Hit]], check: RepoCheck) -> None:
     except NotACapture as exc:
         errors.append(str(exc))
     if errors:
-        check.problems.append(f"{check.repo.data_key}: capture damaged: {errors[0]}")
+        check.problems.append(f"{check.repo.where(check.repo.data_key)}: capture damaged: {errors[0]}")
     for lst in check.packets.values():
         lst.sort(key=lambda p: p[0])
 

@@ -225,6 +225,9 @@ def test_tampering_stops_export_naming_the_object(runs, env, bucket, seaweed, tm
     assert any(target in p for p in report["problems"])
     bad = [o for o in report["objects"] if not o["verified"]]
     assert [o["manifest"]["key"] for o in bad] == [manifest]
+    # the report says which of the repository's two objects failed
+    assert bad[0]["manifest"]["verified"] == (what == "pcap")
+    assert bad[0]["data"]["verified"] == (what == "manifest")
     assert target in (tmp_path / "x.pcapng.custody.md").read_text()
 
 
