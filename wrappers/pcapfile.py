@@ -10,7 +10,8 @@ pcapng with one interface per link type (in order of first appearance), each int
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import BinaryIO
 
 Packet = tuple[int, int, bytes, int]
@@ -96,6 +97,52 @@ def _write_pcapng(
             out.clear()
     fileobj.write(b"".join(out))
     return len(packets)
+
+
+@dataclass(frozen=True)
+class Interface:
+    """A pcapng interface: its link type and snaplen, a name and a description (shown by Wireshark)."""
+
+    linktype: int
+    snaplen: int
+    name: str = ""
+    description: str = ""
+
+
+# (ts_ns, interface index, captured bytes, length on the wire, comment or "")
+Record = tuple[int, int, bytes, int, str]
+
+
+def write_pcapng(
+    fileobj: BinaryIO, interfaces: Sequence[Interface], records: Iterable[Record], comment: str = ""
+) -> int:
+    """A pcapng with the given interfaces (ns timestamps), a section comment and a comment per packet
+    where the record has one; returns the number of packets written."""
+    shb_opts = (_option(1, comment.encode()) if comment else b"") + _option(0, b"")
+    fileobj.write(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + shb_opts))
+    for iface in interfaces:
+        opts = b"".join(
+            _option(code, text.encode()) for code, text in ((2, iface.name), (3, iface.description)) if text
+        )
+        opts += _option(9, bytes([9])) + _option(0, b"")
+        fileobj.write(_block(0x00000001, struct.pack("<HHI", iface.linktype, 0, iface.snaplen) + opts))
+    head = _EPB_HEAD.pack
+    out: list[bytes] = []
+    n = 0
+    for ts_ns, index, data, orig_len, note in records:
+        caplen = len(data)
+        pad = (-caplen) % 4
+        opts = _option(1, note.encode()) + _option(0, b"") if note else b""
+        total = 32 + caplen + pad + len(opts)
+        out.append(head(6, total, index, ts_ns >> 32, ts_ns & 0xFFFFFFFF, caplen, max(orig_len, caplen)))
+        out.append(data)
+        out.append(b"\0" * pad + opts + total.to_bytes(4, "little"))
+        n += 1
+        if len(out) >= _BATCH:
+            fileobj.write(b"".join(out))
+            out.clear()
+    fileobj.write(b"".join(out))
+    return n
 
 
 def count_packets(data: bytes) -> int:

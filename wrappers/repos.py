@@ -58,7 +58,8 @@ def load_repositories(store: Store, report: Report | None = None) -> list[Reposi
     return repos
 
 
-def _capture_bytes(blob: bytes, fmt: str) -> bytes:
+def capture_bytes(blob: bytes, fmt: str) -> bytes:
+    """The capture inside a repository artifact (`pcap.gz`, or the `.pcap` member of a `tar.gz`)."""
     if fmt == "tar.gz":
         with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
             for member in tar.getmembers():
@@ -124,7 +125,7 @@ def _check_one(store: Store, repo: Repository) -> list[str]:
     if len(blob) != pcap.get("size"):
         problems.append(f"size of {repo.data_key} is {len(blob)}, the manifest says {pcap.get('size')}")
     try:
-        packets = count_packets(_capture_bytes(blob, pcap.get("format", "pcap.gz")))
+        packets = count_packets(capture_bytes(blob, pcap.get("format", "pcap.gz")))
     except (OSError, ValueError, EOFError, zlib.error, tarfile.TarError) as exc:
         return [*problems, f"{repo.data_key} is not a readable capture: {exc}"]
     streams_sum = sum(s.get("packets", 0) for s in m.get("streams", []))

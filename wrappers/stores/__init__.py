@@ -7,6 +7,8 @@
 from wrappers.stores.base import (
     ConfigError,
     ConflictError,
+    ObjectInfo,
+    ObjectStatus,
     Store,
     StoreError,
     StoreKind,
@@ -28,6 +30,8 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "LocalStore",
+    "ObjectInfo",
+    "ObjectStatus",
     "S3Store",
     "Store",
     "StoreError",

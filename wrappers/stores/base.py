@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -44,6 +46,29 @@ class ConfigError(StoreError):
     permanent = True
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One listed object: its key, size and a tag that changes when its bytes may have (S3: the ETag;
+    a folder: inode, size and modification time)."""
+
+    key: str
+    size: int
+    tag: str
+
+
+@dataclass(slots=True)
+class ObjectStatus:
+    """What the store itself records about an object (`kflpcap repo show`, export verification)."""
+
+    key: str
+    size: int
+    recorded_sha256: str | None = None  # the SHA-256 given at upload (S3 checksum / metadata)
+    versions: int | None = None  # versions of the key (a create-only store holds exactly one)
+    lock_mode: str = ""  # Object Lock: COMPLIANCE / GOVERNANCE, "" when none
+    retain_until: str = ""  # RFC 3339 UTC
+    legal_hold: bool = False
+
+
 class Store(Protocol):
     """What the spool, the wrapper and `kflpcap repo` need from a store. Keys use `/`.
 
@@ -61,6 +86,19 @@ class Store(Protocol):
     def list(self, prefix: str = "") -> list[str]: ...
 
     def exists(self, key: str) -> bool: ...
+
+    @property
+    def identity(self) -> str:
+        """A stable identity of the store (its kind's `ident`), e.g. to key a local cache."""
+
+    def check_readable(self) -> None:
+        """Raise StoreError when the store cannot be read at all (no such folder, no such bucket)."""
+
+    def scan(self, prefix: str = "", on_listed: Callable[[int], None] | None = None) -> Iterator[ObjectInfo]:
+        """Every object under `prefix` with its size and tag (S3: paginated, sub-folders in parallel);
+        `on_listed(n)` is called as each batch of `n` objects is listed."""
+
+    def status(self, key: str) -> ObjectStatus: ...
 
 
 class StoreKind(Protocol):

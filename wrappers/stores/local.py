@@ -5,10 +5,19 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from wrappers.stores.base import ConflictError, StoreError, clean_key, register, sha256_file
+from wrappers.stores.base import (
+    ConflictError,
+    ObjectInfo,
+    ObjectStatus,
+    StoreError,
+    clean_key,
+    register,
+    sha256_file,
+)
 
 _CHUNK = 1 << 20
 
@@ -98,6 +107,39 @@ class LocalStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    @property
+    def identity(self) -> str:
+        return self.ident({"root": str(self.root)})
+
+    def check_readable(self) -> None:
+        if not self.root.is_dir():
+            raise StoreError(f"{self.url}: no such folder (a store is s3://bucket/prefix or a folder)")
+
+    def scan(self, prefix: str = "", on_listed: Callable[[int], None] | None = None) -> Iterator[ObjectInfo]:
+        if not self.root.is_dir():
+            return
+        for dirpath, dirs, files in os.walk(self.root):
+            dirs.sort()
+            batch = []
+            for name in sorted(files):
+                if name.startswith(".put-"):
+                    continue
+                path = Path(dirpath, name)
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    st = path.stat()
+                    batch.append(ObjectInfo(key, st.st_size, f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"))
+            if on_listed and batch:
+                on_listed(len(batch))
+            yield from batch
+
+    def status(self, key: str) -> ObjectStatus:
+        try:
+            size = self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise StoreError(f"{self.url}: no object {key}") from None
+        return ObjectStatus(key, size, versions=1)
 
 
 def _fsync_dir(path: Path) -> None:

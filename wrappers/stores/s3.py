@@ -10,12 +10,23 @@ import base64
 import datetime as dt
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from wrappers.stores.base import ConfigError, ConflictError, StoreError, clean_key, register
+from wrappers.stores.base import (
+    ConfigError,
+    ConflictError,
+    ObjectInfo,
+    ObjectStatus,
+    StoreError,
+    clean_key,
+    register,
+)
+
+LIST_WORKERS = 8  # folders listed at once by `scan`
 
 _S3_PERMANENT = {
     "NoSuchBucket",
@@ -77,6 +88,7 @@ class S3Store:
                 retries={"max_attempts": 2, "mode": "standard"},
                 connect_timeout=5,
                 read_timeout=60,
+                max_pool_connections=2 * LIST_WORKERS,
                 s3={"addressing_style": "path"} if endpoint else None,
             ),
             **creds,
@@ -245,6 +257,76 @@ class S3Store:
                 return False
             raise self._error(exc, f"head {key}") from exc
         return True
+
+    @property
+    def identity(self) -> str:
+        return self.ident(self._config)
+
+    def check_readable(self) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:
+            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else ""
+            if code in ("404", "NoSuchBucket"):
+                raise ConfigError(f"{self.url}: bucket {self.bucket!r} does not exist") from exc
+            raise self._error(exc, "head bucket") from exc
+
+    def _level(self, prefix: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """The objects directly under `prefix` and its sub-folders (`/`-delimited), every page."""
+        objects: list[dict[str, Any]] = []
+        folders: list[str] = []
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+                objects.extend(page.get("Contents", []))
+                folders.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+        except Exception as exc:
+            raise self._error(exc, f"list {prefix or '/'}") from exc
+        return objects, folders
+
+    def scan(self, prefix: str = "", on_listed: Callable[[int], None] | None = None) -> Iterator[ObjectInfo]:
+        base = f"{self.prefix}/" if self.prefix else ""
+        with ThreadPoolExecutor(max_workers=LIST_WORKERS, thread_name_prefix="kflpcap-s3-list") as pool:
+            pending: set[Future] = {pool.submit(self._level, base + prefix)}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    objects, folders = fut.result()
+                    pending |= {pool.submit(self._level, f) for f in folders}
+                    if on_listed and objects:
+                        on_listed(len(objects))
+                    for obj in objects:
+                        yield ObjectInfo(obj["Key"][len(base) :], obj.get("Size", 0), obj.get("ETag", ""))
+
+    def status(self, key: str) -> ObjectStatus:
+        full = self._key(key)
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=full, ChecksumMode="ENABLED")
+        except Exception as exc:
+            raise self._error(exc, f"head {key}") from exc
+        recorded = head.get("Metadata", {}).get("sha256")
+        checksum = head.get("ChecksumSHA256")
+        if checksum and "-" not in checksum:
+            recorded = base64.b64decode(checksum).hex()
+        until = head.get("ObjectLockRetainUntilDate")
+        status = ObjectStatus(
+            key,
+            head.get("ContentLength", 0),
+            recorded_sha256=recorded,
+            lock_mode=head.get("ObjectLockMode", "") or "",
+            retain_until=until.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if until else "",
+            legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON",
+        )
+        try:
+            listed = self.client.list_object_versions(Bucket=self.bucket, Prefix=full)
+            status.versions = sum(
+                v["Key"] == full for kind in ("Versions", "DeleteMarkers") for v in listed.get(kind, [])
+            )
+        except Exception:  # a store without the versions API: unknown, not a problem
+            status.versions = None
+        return status
 
 
 def object_url(config: dict[str, Any], key: str) -> str:
