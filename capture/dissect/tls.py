@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import warnings
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -337,13 +338,16 @@ def _certificate(der: bytes) -> dict[str, Any]:
     """A certificate's fields; the same server certificate is parsed once and its dict shared by the
     items that show it (items are read-only)."""
     try:
-        cert = x509.load_der_x509_certificate(der)
+        with warnings.catch_warnings():  # a damaged certificate is reported in the item, not on stderr
+            warnings.simplefilter("ignore")
+            cert = x509.load_der_x509_certificate(der)
+            serial = cert.serial_number
         out = {
             "subject": cert.subject.rfc4514_string(),
             "issuer": cert.issuer.rfc4514_string(),
             "notBefore": _utc(cert.not_valid_before_utc),
             "notAfter": _utc(cert.not_valid_after_utc),
-            "serial": f"{cert.serial_number:x}",
+            "serial": f"{serial:x}",
             "san": [],
         }
         try:
@@ -353,8 +357,9 @@ def _certificate(der: bytes) -> dict[str, Any]:
         out["san"] = [str(v) for v in san.get_values_for_type(x509.DNSName)] + \
             [str(v) for v in san.get_values_for_type(x509.IPAddress)]
         return out
-    except ValueError as exc:
-        return {"error": f"unreadable certificate ({len(der)} bytes): {exc}"}
+    except Exception as exc:  # cryptography parses lazily: damaged DER raises ValueError, KeyError
+        # (an unknown string tag), TypeError … from any accessor; none may end the stream
+        return {"error": f"unreadable certificate ({len(der)} bytes): {type(exc).__name__}: {exc}"}
 
 
 def _utc(moment: datetime) -> str:

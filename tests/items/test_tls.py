@@ -355,3 +355,19 @@ def test_tls_items_on_sample_captures_equal_tshark(pcap: Path) -> None:
             (i["request"]["sni"], i["request"]["ja3"], i["request"]["ja3Full"])
             for i in sample_items(pcap.name) if i["protocol"]["name"] == "tls"}
     assert ours == theirs
+
+
+def test_a_damaged_certificate_is_an_item_field_not_a_crash(tmp_path: Path) -> None:
+    """Found by fuzzing: cryptography reads names lazily and raises KeyError for an unknown ASN.1
+    string tag; the certificate is reported unreadable and the stream goes on."""
+    from capture.dissect.tls import _certificate
+
+    files = make_certificates(tmp_path, "10.0.0.2")
+    der = x509.load_pem_x509_certificate(files["leaf"].read_bytes()).public_bytes(serialization.Encoding.DER)
+    good = _certificate(der)
+    assert "error" not in good and good["subject"]
+    value = good["subject"].split("CN=", 1)[1].split(",")[0].encode()
+    at = der.index(value) - 2  # the tag of the subject's CN string, then its length
+    assert der[at] in (0x0C, 0x13)
+    damaged = _certificate(der[:at] + bytes([0x29]) + der[at + 1:])
+    assert damaged["error"].startswith(f"unreadable certificate ({len(der)} bytes): KeyError")
