@@ -38,6 +38,19 @@ _OUTSIDE: dict[str, Callable[[Commands, list[Any]], str]] = {
 }
 
 
+# helpers that answer the script at once (prelude `callNow`): name -> (call, dry-run description)
+NowHandler = Callable[["Commands", list[Any]], Any]
+_NOW: dict[str, tuple[NowHandler, Callable[[list[Any]], str]]] = {}
+
+
+def now(name: str, describe: Callable[[list[Any]], str]) -> Callable[[NowHandler], NowHandler]:
+    def register(fn: NowHandler) -> NowHandler:
+        _NOW[name] = (fn, describe)
+        return fn
+
+    return register
+
+
 def command(name: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         _TABLE[name] = fn
@@ -98,6 +111,21 @@ class Commands:
                 text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 where = f" {exc.filename}" if isinstance(exc, OSError) and exc.filename else ""
                 self.error(f"{_LABEL.get(name, name)}: {text}{where}")
+
+    def call_now(self, helper: str, args: list[Any]) -> dict[str, Any]:
+        """Make the call of a helper that answers at once: `{"value": …}` or `{"error": text}`.
+        In a dry run the call is described, not made, and answers an empty string."""
+        entry = _NOW.get(helper)
+        if entry is None:
+            return {"error": f"unknown helper {helper!r}"}
+        call, describe = entry
+        if self.services.dry_run is not None:
+            self.services.dry_run.append(describe(args))
+            return {"value": ""}
+        try:
+            return {"value": call(self, args)}
+        except (HelperError, OSError, ValueError, TypeError) as exc:
+            return {"error": str(exc)}
 
     def context(self) -> Any:
         """The wrappers' view of this script (docs/architecture.md, the script context)."""
@@ -249,6 +277,21 @@ def _s3_put(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
     if done != url:
         raise HelperError(f"uploaded to {done}, but the script was told {url}")
     c.log(f"Uploaded {path} to {done}")
+
+
+@now("vendor.webhook", lambda a: f"vendor.webhook({a[0]!r}, {a[1]!r})")
+def _webhook(_c: Commands, args: list[Any]) -> str:
+    return vendor.webhook(args[0], args[1], args[2], args[3])
+
+
+@now("vendor.webhookForm", lambda a: f"vendor.webhookForm({a[0]!r}, {a[1]!r}, fields={sorted(a[2])!r})")
+def _webhook_form(_c: Commands, args: list[Any]) -> str:
+    return vendor.webhook_form(args[0], args[1], args[2])
+
+
+@now("vendor.elastic", lambda a: f"vendor.elastic(url={a[0] or a[5]!r}, index={a[1]!r})")
+def _elastic(_c: Commands, args: list[Any]) -> str:
+    return vendor.elastic(*args)
 
 
 @command("slack")

@@ -19,7 +19,7 @@
   const KNOWN = new Map(Object.entries(CFG.known));    // query -> id
   const INVALID = new Map(Object.entries(CFG.invalid)); // query -> KFL error text
   const OBJ_ANSWERS = new Map();     // query + "\0" + JSON -> bool (kfl.match on non-batch objects)
-  const RESPONSES = new Map();       // JSON of a vendor.webhook request -> [{body} | {error}, ...]
+  const RESPONSES = new Map();       // JSON of [helper, args] -> [{value} | {error}, ...] (callNow)
   function addResponses(list) {
     for (const [k, v] of list) {
       if (!RESPONSES.has(k)) RESPONSES.set(k, []);
@@ -64,6 +64,36 @@
   }
 
   function emit(cmd) { OUT.push(cmd); }
+
+  // A helper whose answer the script needs at once (vendor.webhook's body, vendor.elastic's id):
+  // Python makes the call while this hook run waits (a signal, as for a new KFL query), the run
+  // starts again and finds the answer queued under the same call; an error answer throws.
+  function callNow(helper, args) {
+    const key = JSON.stringify([helper, args]);
+    const queue = RESPONSES.get(key);
+    if (queue === undefined || queue.length === 0) signal({ k: "call", key: key, helper: helper, args: args });
+    const answer = queue.shift();
+    if (answer.error !== undefined) throw new Error(helper + ": " + answer.error);
+    return answer.value;
+  }
+
+  // an object of string values (Kubeshark's Go side unmarshals into map[string]string)
+  function stringMap(helper, obj, name, required) {
+    if (obj === undefined || obj === null) {
+      if (required) throw new TypeError(helper + ": " + name + " must be an object");
+      return {};
+    }
+    if (typeof obj !== "object" || Array.isArray(obj)) throw new TypeError(helper + ": " + name + " must be an object");
+    const out = {};
+    for (const k of Object.keys(obj)) {
+      if (typeof obj[k] !== "string") {
+        throw new TypeError(helper + ": " + name + "." + k + " must be a string, got " +
+          (obj[k] === null ? "null" : typeof obj[k]));
+      }
+      out[k] = obj[k];
+    }
+    return out;
+  }
 
   // ---- the batch and its lazy items ----------------------------------------------------------
 
@@ -608,15 +638,21 @@
       if (headers !== undefined && headers !== null && typeof headers !== "object") {
         throw new TypeError("vendor.webhook: headers must be an object");
       }
-      // the request is made by Python while this hook run waits (a signal, as for a new KFL
-      // query): the run starts again and gets the response body; a transport failure throws
-      const request = [method, url, body === undefined || body === null ? "" : String(body), headers || {}];
-      const key = JSON.stringify(request);
-      const queue = RESPONSES.get(key);
-      if (queue === undefined || queue.length === 0) signal({ k: "webhook", key: key, request: request });
-      const answer = queue.shift();
-      if (answer.error !== undefined) throw new Error("vendor.webhook: " + answer.error);
-      return answer.body;
+      return callNow("vendor.webhook",
+        [method, url, body === undefined || body === null ? "" : String(body), headers || {}]);
+    },
+    webhookForm(method, url, fields) {
+      typeCheck("vendor.webhookForm", method, "string", "method");
+      typeCheck("vendor.webhookForm", url, "string", "url");
+      return callNow("vendor.webhookForm", [method, url, stringMap("vendor.webhookForm", fields, "fields", true)]);
+    },
+    elastic(url, index, data, username, password, cloudId, apiKey, serviceToken, certificateFingerprint) {
+      typeCheck("vendor.elastic", index, "string", "index");
+      if (data === undefined) throw new TypeError("vendor.elastic: data is missing");
+      const opt = function (v, name) { return optString("vendor.elastic", v, name); };
+      return callNow("vendor.elastic", [opt(url, "url"), index, JSON.stringify(data), opt(username, "username"),
+        opt(password, "password"), opt(cloudId, "cloudId"), opt(apiKey, "apiKey"),
+        opt(serviceToken, "serviceToken"), opt(certificateFingerprint, "certificateFingerprint")]);
     },
     slack(webhook, pretext, text, color) {
       typeCheck("vendor.slack", webhook, "string", "webhook URL");

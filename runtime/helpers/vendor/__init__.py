@@ -1,9 +1,10 @@
 """The `vendor.*` and `prometheus.*` helpers scripts call: one module per integration, each a thin
 adapter over the egress home in `wrappers` (object stores and the outbox, the HTTP client)."""
 
+from runtime.helpers.vendor.elastic import elastic
 from runtime.helpers.vendor.prometheus import prometheus_metric
 from runtime.helpers.vendor.s3 import RUN_ID, s3_put
 from runtime.helpers.vendor.slack import slack
-from runtime.helpers.vendor.webhook import webhook
+from runtime.helpers.vendor.webhook import webhook, webhook_form
 
-__all__ = ["RUN_ID", "prometheus_metric", "s3_put", "slack", "webhook"]
+__all__ = ["RUN_ID", "elastic", "prometheus_metric", "s3_put", "slack", "webhook", "webhook_form"]
