@@ -14,6 +14,7 @@ from runtime.helpers import snapshots, vendor
 from runtime.helpers.files import HelperError
 from runtime.helpers.jobs import CronError
 from runtime.helpers.services import Services
+from wrappers.options import env_lookup
 
 Handler = Callable[["Commands", list[Any], Sequence[Any]], None]
 _TABLE: dict[str, Handler] = {}
@@ -21,6 +22,8 @@ _LABEL = {
     "w": "wrapper.kflPcapS3",
     "s3.put": "vendor.s3.put",
     "slack": "vendor.slack",
+    "slackBot": "vendor.slackBot",
+    "influxdb": "vendor.influxdb",
 }
 
 
@@ -35,6 +38,10 @@ _OUTSIDE: dict[str, Callable[[Commands, list[Any]], str]] = {
     "w": _kfl_arr,
     "s3.put": lambda _c, cmd: f"vendor.s3.put(bucket={cmd[1]!r}, path={cmd[2]!r}, region={cmd[3]!r})",
     "slack": lambda _c, cmd: f"vendor.slack(webhook={cmd[1]!r}, pretext={cmd[2]!r}, text={cmd[3]!r})",
+    "slackBot": lambda _c, cmd: (
+        f"vendor.slackBot(channel={cmd[2]!r}, pretext={cmd[3]!r}, files={sorted(cmd[7])!r})"
+    ),
+    "influxdb": lambda _c, cmd: f"vendor.influxdb(url={cmd[1]!r}, bucket={cmd[4]!r}, measurement={cmd[5]!r})",
 }
 
 
@@ -297,6 +304,23 @@ def _elastic(_c: Commands, args: list[Any]) -> str:
 @command("slack")
 def _slack(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
     vendor.slack(cmd[1], cmd[2], cmd[3], cmd[4])
+
+
+@command("slackBot")
+def _slack_bot(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    _, token, channel, pretext, text, color, fields, files = cmd
+    paths = {}
+    for name, path in files.items():
+        snapshots.materialize(c.services, path)
+        paths[name] = c.services.data.path(path)
+    base = env_lookup(c.context().env)("SLACK_API_URL")
+    vendor.slack_bot(base, token, channel, pretext, text, color, fields, paths, c.log)
+
+
+@command("influxdb")
+def _influxdb(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    _, url, token, org, bucket, measurement, fields, tags = cmd
+    vendor.influxdb(url, token, org, bucket, measurement, fields, tags, c.services.clock.now_ns())
 
 
 @command("prometheus.metric")

@@ -658,6 +658,26 @@
       typeCheck("vendor.slack", webhook, "string", "webhook URL");
       emit(["slack", webhook, String(pretext), String(text), optString("vendor.slack", color, "color")]);
     },
+    slackBot(token, channelId, pretext, text, color, fields, files) {
+      typeCheck("vendor.slackBot", token, "string", "token");
+      typeCheck("vendor.slackBot", channelId, "string", "channelId");
+      const paths = stringMap("vendor.slackBot", files, "files", false);
+      for (const k of Object.keys(paths)) paths[k] = dataPath("vendor.slackBot", paths[k], "files." + k);
+      emit(["slackBot", token, channelId, String(pretext), String(text), optString("vendor.slackBot", color, "color"),
+        stringMap("vendor.slackBot", fields, "fields", false), paths]);
+    },
+    influxdb(url, token, organization, bucket, measurement, fields, tags) {
+      const h = "vendor.influxdb";
+      typeCheck(h, url, "string", "url");
+      typeCheck(h, organization, "string", "organization");
+      typeCheck(h, bucket, "string", "bucket");
+      typeCheck(h, measurement, "string", "measurement");
+      if (fields === null || typeof fields !== "object" || Array.isArray(fields)) {
+        throw new TypeError(h + ": fields must be an object");
+      }
+      emit(["influxdb", url, optString(h, token, "token"), organization, bucket, measurement,
+        JSON.parse(JSON.stringify(fields)), stringMap(h, tags, "tags", false)]);
+    },
   };
 
   // ---- jobs ----------------------------------------------------------------------------------

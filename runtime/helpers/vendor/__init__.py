@@ -2,9 +2,20 @@
 adapter over the egress home in `wrappers` (object stores and the outbox, the HTTP client)."""
 
 from runtime.helpers.vendor.elastic import elastic
+from runtime.helpers.vendor.influxdb import influxdb
 from runtime.helpers.vendor.prometheus import prometheus_metric
 from runtime.helpers.vendor.s3 import RUN_ID, s3_put
-from runtime.helpers.vendor.slack import slack
+from runtime.helpers.vendor.slack import slack, slack_bot
 from runtime.helpers.vendor.webhook import webhook, webhook_form
 
-__all__ = ["RUN_ID", "elastic", "prometheus_metric", "s3_put", "slack", "webhook", "webhook_form"]
+__all__ = [
+    "RUN_ID",
+    "elastic",
+    "influxdb",
+    "prometheus_metric",
+    "s3_put",
+    "slack",
+    "slack_bot",
+    "webhook",
+    "webhook_form",
+]
