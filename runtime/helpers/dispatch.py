@@ -325,7 +325,7 @@ def _influxdb(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
 
 @command("prometheus.metric")
 def _metric(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
-    vendor.prometheus_metric(cmd[1], cmd[2], cmd[3], cmd[4], cmd[5])
+    c.services.prometheus.record(c.identity, cmd[1], cmd[2], cmd[3], cmd[4], cmd[5])
 
 
 # ---- hub ---------------------------------------------------------------------------------------

@@ -213,10 +213,11 @@ class ScriptHost:
             self._proc = None
 
     def close(self, reason: str) -> None:
-        """Unload: remove this script's jobs, flush its wrappers, close its isolate."""
+        """Unload: remove this script's jobs and metric series, flush its wrappers, close its isolate."""
         if self.state == "closed":
             return
         self.services.scheduler.remove_owner(self.identity)
+        self.services.prometheus.forget(self.identity)
         self.commands.close(reason)
         self._close_proc()
         self.state = "closed"
