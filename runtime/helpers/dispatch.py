@@ -21,6 +21,7 @@ _TABLE: dict[str, Handler] = {}
 _LABEL = {
     "w": "wrapper.kflPcapS3",
     "s3.put": "vendor.s3.put",
+    "s3.clear": "vendor.s3.clear",
     "slack": "vendor.slack",
     "slackBot": "vendor.slackBot",
     "influxdb": "vendor.influxdb",
@@ -37,6 +38,7 @@ def _kfl_arr(c: Commands, cmd: list[Any]) -> str:
 _OUTSIDE: dict[str, Callable[[Commands, list[Any]], str]] = {
     "w": _kfl_arr,
     "s3.put": lambda _c, cmd: f"vendor.s3.put(bucket={cmd[1]!r}, path={cmd[2]!r}, region={cmd[3]!r})",
+    "s3.clear": lambda _c, cmd: f"vendor.s3.clear(bucket={cmd[1]!r}, region={cmd[2]!r})",
     "slack": lambda _c, cmd: f"vendor.slack(webhook={cmd[1]!r}, pretext={cmd[2]!r}, text={cmd[3]!r})",
     "slackBot": lambda _c, cmd: (
         f"vendor.slackBot(channel={cmd[2]!r}, pretext={cmd[3]!r}, files={sorted(cmd[7])!r})"
@@ -299,6 +301,13 @@ def _webhook_form(_c: Commands, args: list[Any]) -> str:
 @now("vendor.elastic", lambda a: f"vendor.elastic(url={a[0] or a[5]!r}, index={a[1]!r})")
 def _elastic(_c: Commands, args: list[Any]) -> str:
     return vendor.elastic(*args)
+
+
+@command("s3.clear")
+def _s3_clear(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    _, bucket, region, key_id, secret = cmd
+    prefix = vendor.s3_clear(c.context(), bucket, region, key_id, secret)
+    c.log(f"Deleted all files under {prefix} in AWS S3 bucket: {bucket}")
 
 
 @command("slack")

@@ -619,9 +619,19 @@
     return "https://" + bucket + (region ? ".s3." + region : ".s3") + ".amazonaws.com/" + key;
   }
 
+  // an AWS region name (us-east-1, eu-central-2, us-gov-west-1, ap-southeast-3 …)
+  const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+$/;
+  function isRegion(v) { return typeof v === "string" && REGION.test(v); }
+
   const vendor = {
     s3: {
+      // (bucket, path, region?, keyId?, secret?) since 2023-11; the 2023 order
+      // (region, keyId, secretKey, bucket, path) when the arguments say so unambiguously: a region
+      // first and a third argument that is not a region (it would be in the current order)
       put(bucket, path, region, keyId, secret) {
+        if (arguments.length === 5 && isRegion(bucket) && !isRegion(region) && typeof secret === "string") {
+          return vendor.s3.put(keyId, secret, bucket, path, region);
+        }
         typeCheck("vendor.s3.put", bucket, "string", "bucket");
         if (bucket === "") throw new Error("vendor.s3.put: bucket is empty");
         const p = dataPath("vendor.s3.put", path);
@@ -630,6 +640,19 @@
         emit(["s3.put", bucket, p, reg, optString("vendor.s3.put", keyId, "keyId"),
           optString("vendor.s3.put", secret, "secret"), s3Url(bucket, key, reg)]);
         return s3Url(bucket, key, reg);
+      },
+      // (region, keyId, secretKey, bucket) as Kubeshark documents it, or (bucket, region?, keyId?,
+      // secret?) in the order of put: deletes this node's vendor.s3.put uploads (every run), never
+      // anything else (see docs/scripts.md)
+      clear(a, b, c, d) {
+        const h = "vendor.s3.clear";
+        const legacy = arguments.length === 4 && isRegion(a) && !isRegion(d) && typeof d === "string" && d !== "";
+        const bucket = legacy ? d : a;
+        typeCheck(h, bucket, "string", "bucket");
+        if (bucket === "") throw new Error(h + ": bucket is empty");
+        const region = optString(h, legacy ? a : b, "region") || CFG.s3.region;
+        emit(["s3.clear", bucket, region, optString(h, legacy ? b : c, "keyId"),
+          optString(h, legacy ? c : d, "secret")]);
       },
     },
     webhook(method, url, body, headers) {

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.seaweed import seaweed  # noqa: F401  (the session S3 server fixture)
+
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO / "tests" / "pcaps"
 # 2 × HTTP 500, 2 × 502, 1 × 404 among 118 answered requests
@@ -32,7 +34,7 @@ def kflpcap_run(tmp: Path, script: str, pcap: Path, env: dict[str, str] | None =
                 args: list[str] | None = None, name: str = "compat.js") -> subprocess.CompletedProcess:
     """`python -m runtime run --pcap <pcap> --scripts <dir with the script>`; the run must succeed."""
     scripts = tmp / "scripts"
-    scripts.mkdir(exist_ok=True)
+    scripts.mkdir(parents=True, exist_ok=True)
     (scripts / name).write_text(script)
     cmd = [sys.executable, "-m", "runtime", "run", "--pcap", str(pcap), "--scripts", str(scripts),
            "--data-dir", str(tmp / "data"), "--no-progress", *(args or [])]

@@ -22,7 +22,7 @@ from wrappers.stores.base import (
     store_location,
 )
 from wrappers.stores.local import LocalStore
-from wrappers.stores.s3 import S3Store, object_url, upload_config
+from wrappers.stores.s3 import S3Store, delete_uploads, object_url, upload_config
 
 __all__ = [
     "ConfigError",
@@ -33,6 +33,7 @@ __all__ = [
     "StoreError",
     "StoreKind",
     "clean_key",
+    "delete_uploads",
     "describe",
     "kind_of",
     "object_url",
