@@ -310,6 +310,11 @@ def _s3_clear(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
     c.log(f"Deleted all files under {prefix} in AWS S3 bucket: {bucket}")
 
 
+@now("vendor.kinesis.put", lambda a: f"vendor.kinesis.put(streamName={a[0]!r}, region={a[2]!r})")
+def _kinesis_put(c: Commands, args: list[Any]) -> dict[str, Any]:
+    return vendor.kinesis_put(c.context().env, *args)
+
+
 @command("slack")
 def _slack(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
     vendor.slack(cmd[1], cmd[2], cmd[3], cmd[4])

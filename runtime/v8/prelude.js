@@ -655,6 +655,16 @@
           optString(h, legacy ? c : d, "secret")]);
       },
     },
+    kinesis: {
+      put(streamName, payload, region, accessKeyId, secretAccessKey) {
+        const h = "vendor.kinesis.put";
+        typeCheck(h, streamName, "string", "streamName");
+        if (payload === undefined || payload === null) throw new TypeError(h + ": payload is missing");
+        return callNow(h, [streamName, typeof payload === "string" ? payload : JSON.stringify(payload),
+          optString(h, region, "region"), optString(h, accessKeyId, "accessKeyId"),
+          optString(h, secretAccessKey, "secretAccessKey")]);
+      },
+    },
     webhook(method, url, body, headers) {
       typeCheck("vendor.webhook", method, "string", "method");
       typeCheck("vendor.webhook", url, "string", "url");

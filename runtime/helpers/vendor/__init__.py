@@ -3,6 +3,7 @@ adapter over the egress home in `wrappers` (object stores and the outbox, the HT
 
 from runtime.helpers.vendor.elastic import elastic
 from runtime.helpers.vendor.influxdb import influxdb
+from runtime.helpers.vendor.kinesis import kinesis_put
 from runtime.helpers.vendor.prometheus import ScriptMetrics
 from runtime.helpers.vendor.s3 import RUN_ID, s3_clear, s3_put
 from runtime.helpers.vendor.slack import slack, slack_bot
@@ -13,6 +14,7 @@ __all__ = [
     "ScriptMetrics",
     "elastic",
     "influxdb",
+    "kinesis_put",
     "s3_clear",
     "s3_put",
     "slack",
