@@ -22,6 +22,8 @@ _LABEL = {
     "w": "wrapper.kflPcapS3",
     "s3.put": "vendor.s3.put",
     "s3.clear": "vendor.s3.clear",
+    "gcs.put": "vendor.gcs.put",
+    "gcs.clear": "vendor.gcs.clear",
     "slack": "vendor.slack",
     "slackBot": "vendor.slackBot",
     "influxdb": "vendor.influxdb",
@@ -39,6 +41,8 @@ _OUTSIDE: dict[str, Callable[[Commands, list[Any]], str]] = {
     "w": _kfl_arr,
     "s3.put": lambda _c, cmd: f"vendor.s3.put(bucket={cmd[1]!r}, path={cmd[2]!r}, region={cmd[3]!r})",
     "s3.clear": lambda _c, cmd: f"vendor.s3.clear(bucket={cmd[1]!r}, region={cmd[2]!r})",
+    "gcs.put": lambda _c, cmd: f"vendor.gcs.put(bucket={cmd[1]!r}, path={cmd[2]!r})",
+    "gcs.clear": lambda _c, cmd: f"vendor.gcs.clear(bucket={cmd[1]!r})",
     "slack": lambda _c, cmd: f"vendor.slack(webhook={cmd[1]!r}, pretext={cmd[2]!r}, text={cmd[3]!r})",
     "slackBot": lambda _c, cmd: (
         f"vendor.slackBot(channel={cmd[2]!r}, pretext={cmd[3]!r}, files={sorted(cmd[7])!r})"
@@ -313,6 +317,22 @@ def _s3_clear(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
 @now("vendor.kinesis.put", lambda a: f"vendor.kinesis.put(streamName={a[0]!r}, region={a[2]!r})")
 def _kinesis_put(c: Commands, args: list[Any]) -> dict[str, Any]:
     return vendor.kinesis_put(c.context().env, *args)
+
+
+@command("gcs.put")
+def _gcs_put(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    _, bucket, path, key_json, url = cmd
+    snapshots.materialize(c.services, path)
+    done = vendor.gcs_put(c.context(), bucket, path, key_json)
+    if done != url:
+        raise HelperError(f"uploaded to {done}, but the script was told {url}")
+    c.log(f"Uploaded {path} to {done}")
+
+
+@command("gcs.clear")
+def _gcs_clear(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    prefix = vendor.gcs_clear(c.context(), cmd[1], cmd[2])
+    c.log(f"Deleted all files under {prefix} in GCS bucket: {cmd[1]}")
 
 
 @command("slack")

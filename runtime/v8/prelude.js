@@ -623,6 +623,14 @@
   const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+$/;
   function isRegion(v) { return typeof v === "string" && REGION.test(v); }
 
+  // a service-account key: the parsed object (JSON.parse(env.GCS_SA_KEY_JSON)) or its JSON text
+  function saKey(helper, obj) {
+    if (obj === undefined || obj === null || obj === "") return "";
+    if (typeof obj === "string") return obj;
+    if (typeof obj !== "object") throw new TypeError(helper + ": the service-account key must be an object");
+    return JSON.stringify(obj);
+  }
+
   const vendor = {
     s3: {
       // (bucket, path, region?, keyId?, secret?) since 2023-11; the 2023 order
@@ -653,6 +661,21 @@
         const region = optString(h, legacy ? a : b, "region") || CFG.s3.region;
         emit(["s3.clear", bucket, region, optString(h, legacy ? b : c, "keyId"),
           optString(h, legacy ? c : d, "secret")]);
+      },
+    },
+    gcs: {
+      put(bucket, path, saKeyObj) {
+        typeCheck("vendor.gcs.put", bucket, "string", "bucket");
+        if (bucket === "") throw new Error("vendor.gcs.put: bucket is empty");
+        const p = dataPath("vendor.gcs.put", path);
+        const key = CFG.node.name + "_" + CFG.node.ip + "_" + CFG.s3.runId + "/" + p.split("/").pop();
+        const url = "https://storage.googleapis.com/" + bucket + "/" + key.split("/").map(encodeURIComponent).join("/");
+        emit(["gcs.put", bucket, p, saKey("vendor.gcs.put", saKeyObj), url]);
+        return url;
+      },
+      clear(bucket, saKeyObj) {
+        typeCheck("vendor.gcs.clear", bucket, "string", "bucket");
+        emit(["gcs.clear", bucket, saKey("vendor.gcs.clear", saKeyObj)]);
       },
     },
     kinesis: {

@@ -146,6 +146,14 @@ def clean_key(key: str) -> str:
     return "/".join(parts)
 
 
+def is_vendor_upload(key: str, node_prefix: str) -> bool:
+    """Whether `key` is one of a node's `vendor.*.put` uploads: `<node_prefix>_<run id>/<file>`.
+
+    Two levels exactly, which no kflPcapS3 repository key has (`[prefix/]<node>/kfl_<i>/…`), and
+    never a key of another node whose name or IP merely starts alike (`vendor.*.clear`)."""
+    return re.fullmatch(re.escape(node_prefix) + r"_\d+/[^/]+", key) is not None
+
+
 def sha256_file(path: Path | str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

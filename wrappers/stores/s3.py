@@ -9,14 +9,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from wrappers.stores.base import ConfigError, ConflictError, StoreError, clean_key, register
+from wrappers.stores.base import ConfigError, ConflictError, StoreError, clean_key, is_vendor_upload, register
 
 _S3_PERMANENT = {
     "NoSuchBucket",
@@ -287,8 +286,7 @@ def delete_uploads(config: dict[str, Any], node_prefix: str) -> list[str]:
     key of another node whose name merely starts alike. Deletes carry no version id, so in a
     versioned or Object Lock bucket they only add delete markers: locked versions stay retained."""
     store = S3Store.from_config(config)
-    pattern = re.compile(re.escape(node_prefix) + r"_\d+/[^/]+")
-    keys = [k for k in store.list(node_prefix + "_") if pattern.fullmatch(k)]
+    keys = [k for k in store.list(node_prefix + "_") if is_vendor_upload(k, node_prefix)]
     for start in range(0, len(keys), 1000):
         chunk = keys[start : start + 1000]
         try:

@@ -2,6 +2,7 @@
 adapter over the egress home in `wrappers` (object stores and the outbox, the HTTP client)."""
 
 from runtime.helpers.vendor.elastic import elastic
+from runtime.helpers.vendor.gcs import gcs_clear, gcs_put
 from runtime.helpers.vendor.influxdb import influxdb
 from runtime.helpers.vendor.kinesis import kinesis_put
 from runtime.helpers.vendor.prometheus import ScriptMetrics
@@ -13,6 +14,8 @@ __all__ = [
     "RUN_ID",
     "ScriptMetrics",
     "elastic",
+    "gcs_clear",
+    "gcs_put",
     "influxdb",
     "kinesis_put",
     "s3_clear",
