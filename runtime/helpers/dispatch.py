@@ -23,6 +23,7 @@ _LABEL = {
     "s3.put": "vendor.s3.put",
     "s3.clear": "vendor.s3.clear",
     "gcs.put": "vendor.gcs.put",
+    "azure.put": "vendor.azure.put",
     "gcs.clear": "vendor.gcs.clear",
     "slack": "vendor.slack",
     "slackBot": "vendor.slackBot",
@@ -41,6 +42,7 @@ _OUTSIDE: dict[str, Callable[[Commands, list[Any]], str]] = {
     "w": _kfl_arr,
     "s3.put": lambda _c, cmd: f"vendor.s3.put(bucket={cmd[1]!r}, path={cmd[2]!r}, region={cmd[3]!r})",
     "s3.clear": lambda _c, cmd: f"vendor.s3.clear(bucket={cmd[1]!r}, region={cmd[2]!r})",
+    "azure.put": lambda _c, cmd: f"vendor.azure.put(container={cmd[1]!r}, path={cmd[2]!r})",
     "gcs.put": lambda _c, cmd: f"vendor.gcs.put(bucket={cmd[1]!r}, path={cmd[2]!r})",
     "gcs.clear": lambda _c, cmd: f"vendor.gcs.clear(bucket={cmd[1]!r})",
     "slack": lambda _c, cmd: f"vendor.slack(webhook={cmd[1]!r}, pretext={cmd[2]!r}, text={cmd[3]!r})",
@@ -317,6 +319,16 @@ def _s3_clear(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
 @now("vendor.kinesis.put", lambda a: f"vendor.kinesis.put(streamName={a[0]!r}, region={a[2]!r})")
 def _kinesis_put(c: Commands, args: list[Any]) -> dict[str, Any]:
     return vendor.kinesis_put(c.context().env, *args)
+
+
+@command("azure.put")
+def _azure_put(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    _, container, path, name, key, connection, url = cmd
+    snapshots.materialize(c.services, path)
+    done = vendor.azure_put(c.context(), container, path, name, key, connection)
+    if done != url:
+        raise HelperError(f"uploaded to {done}, but the script was told {url}")
+    c.log(f"Uploaded {path} to {done}")
 
 
 @command("gcs.put")

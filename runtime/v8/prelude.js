@@ -631,6 +631,20 @@
     return JSON.stringify(obj);
   }
 
+  // the blob service address of a connection string or an account (wrappers/stores/azure.py)
+  function azureBase(name, cs) {
+    if (cs === "") return "https://" + name + ".blob.core.windows.net";
+    const parts = {};
+    for (const p of cs.split(";")) {
+      const i = p.indexOf("=");
+      if (i > 0) parts[p.slice(0, i)] = p.slice(i + 1);
+    }
+    if ((parts.UseDevelopmentStorage || "").toLowerCase() === "true") return "http://127.0.0.1:10000/devstoreaccount1";
+    if (parts.BlobEndpoint) return parts.BlobEndpoint.replace(/\/+$/, "");
+    return (parts.DefaultEndpointsProtocol || "https") + "://" + (parts.AccountName || name) + ".blob." +
+      (parts.EndpointSuffix || "core.windows.net");
+  }
+
   const vendor = {
     s3: {
       // (bucket, path, region?, keyId?, secret?) since 2023-11; the 2023 order
@@ -661,6 +675,21 @@
         const region = optString(h, legacy ? a : b, "region") || CFG.s3.region;
         emit(["s3.clear", bucket, region, optString(h, legacy ? b : c, "keyId"),
           optString(h, legacy ? c : d, "secret")]);
+      },
+    },
+    azure: {
+      put(containerName, path, accountName, accountKey, connectionString) {
+        const h = "vendor.azure.put";
+        typeCheck(h, containerName, "string", "containerName");
+        if (containerName === "") throw new Error(h + ": containerName is empty");
+        const p = dataPath(h, path);
+        const name = optString(h, accountName, "accountName");
+        const cs = optString(h, connectionString, "connectionString");
+        if (name === "" && cs === "") throw new Error(h + ": give accountName or connectionString");
+        const key = CFG.node.name + "_" + CFG.node.ip + "_" + CFG.s3.runId + "/" + p.split("/").pop();
+        const url = azureBase(name, cs) + "/" + containerName + "/" + key.split("/").map(encodeURIComponent).join("/");
+        emit(["azure.put", containerName, p, name, optString(h, accountKey, "accountKey"), cs, url]);
+        return url;
       },
     },
     gcs: {

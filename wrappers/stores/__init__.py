@@ -5,6 +5,7 @@ Blob Storage (the last two for `vendor.gcs.put` / `vendor.azure.put`).
 "Stores"); a new kind is one module with a `@register`ed class plus its import here.
 """
 
+from wrappers.stores.azure import AzureStore
 from wrappers.stores.base import (
     ConfigError,
     ConflictError,
@@ -28,6 +29,7 @@ from wrappers.stores.local import LocalStore
 from wrappers.stores.s3 import S3Store, delete_uploads, object_url, upload_config
 
 __all__ = [
+    "AzureStore",
     "ConfigError",
     "ConflictError",
     "GcsStore",

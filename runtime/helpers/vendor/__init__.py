@@ -1,6 +1,7 @@
 """The `vendor.*` and `prometheus.*` helpers scripts call: one module per integration, each a thin
 adapter over the egress home in `wrappers` (object stores and the outbox, the HTTP client)."""
 
+from runtime.helpers.vendor.azure import azure_put
 from runtime.helpers.vendor.elastic import elastic
 from runtime.helpers.vendor.gcs import gcs_clear, gcs_put
 from runtime.helpers.vendor.influxdb import influxdb
@@ -13,6 +14,7 @@ from runtime.helpers.vendor.webhook import webhook, webhook_form
 __all__ = [
     "RUN_ID",
     "ScriptMetrics",
+    "azure_put",
     "elastic",
     "gcs_clear",
     "gcs_put",
