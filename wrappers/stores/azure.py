@@ -45,7 +45,7 @@ class AzureStore:
     "account_key", "connection_string"}`."""
 
     kind = "azure"
-    scheme = "azblob"
+    scheme = None  # only vendor helpers upload here: no repositories (no Object Lock check)
 
     def __init__(self, container: str, prefix: str = "", account_name: str = "", account_key: str = "",
                  connection_string: str = "") -> None:

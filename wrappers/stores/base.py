@@ -67,7 +67,9 @@ class StoreKind(Protocol):
     """A registered store class, asked about configs of its kind (class methods)."""
 
     kind: str
-    scheme: str  # the URL scheme it serves ("s3" for s3://…), "" for a plain folder
+    # the URL scheme it serves ("s3" for s3://…), "" for a plain folder, None when no URL names it
+    # (a store only the vendor helpers use)
+    scheme: str | None
 
     def config_for(self, url_or_dir: str, **opts: Any) -> dict[str, Any]:
         """The config dict for a URL (or folder) of this kind, with kind-specific options."""
@@ -92,7 +94,8 @@ _SCHEMES: dict[str, StoreKind] = {}
 def register(cls: K) -> K:
     """Class decorator: make a store kind known to `store_config` and `store_from_config`."""
     _KINDS[cls.kind] = cls
-    _SCHEMES[cls.scheme] = cls
+    if cls.scheme is not None:
+        _SCHEMES[cls.scheme] = cls
     return cls
 
 

@@ -25,7 +25,7 @@ class GcsStore:
     """A GCS bucket. Config: `{"kind": "gcs", "bucket", "prefix", "endpoint", "credentials"}`."""
 
     kind = "gcs"
-    scheme = "gs"
+    scheme = None  # only vendor helpers upload here: no repositories (no Object Lock check)
 
     def __init__(self, bucket: str, prefix: str = "", endpoint: str = "",
                  credentials: dict[str, Any] | None = None) -> None:
