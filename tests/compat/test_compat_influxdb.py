@@ -14,9 +14,9 @@ from tests.compat.conftest import MIXED, Request, kflpcap_run, tshark_fields
 
 SCRIPT = """// InfluxDB HTTP Error KPIs
 // One point per HTTP error with latency, status and identity tags.
+var ERRORS = "http and response.status >= 400";
 function onItemCaptured(data) {
-  if (data.protocol.name !== "http") return;
-  if (!(data.response && data.response.status >= 400)) return;
+  if (!kfl.match(ERRORS, data)) return;
   vendor.influxdb(env.INFLUX_URL, env.INFLUX_TOKEN, env.INFLUX_ORG, env.INFLUX_BUCKET,
     "http errors",
     {
