@@ -177,12 +177,14 @@ class MetricsServer:
 
 
 class Metrics:
-    """The metrics of one run: `Metrics(lambda: stats)`; `observe_batch` per script batch;
-    `serve(port)` for Prometheus, `render()` for a one-off text exposition."""
+    """The metrics of one run: `Metrics(lambda: stats, services.prometheus)`; `observe_batch` per
+    script batch; `serve(port)` for Prometheus, `render()` for a one-off text exposition."""
 
-    def __init__(self, stats: StatsFn) -> None:
+    def __init__(self, stats: StatsFn, scripts: Collector | None = None) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(StatsCollector(stats))
+        if scripts is not None:  # the scripts' prometheus.metric/vector series (Services.prometheus)
+            self.registry.register(scripts)
         self._batch = Histogram("kflpcap_script_batch_seconds",
                                 "Time a batch took in the scripts (kflpcap run: script=\"all scripts\", "
                                 "every loaded script working on it in parallel).",

@@ -223,7 +223,7 @@ def _drive(pipeline: Any, specs: list[str], args: argparse.Namespace, err: Any, 
         if not stats.live:
             stats.bytes = stats.input.bytes_read
 
-    metrics = Metrics(stats.snapshot)
+    metrics = Metrics(stats.snapshot, pipeline.services.prometheus)
     pipeline.on_batch.append(lambda _batch, seconds: metrics.observe_batch("all scripts", seconds))
     _install_signals(pipeline, "-" in specs)
     server = None

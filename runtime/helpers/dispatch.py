@@ -14,13 +14,20 @@ from runtime.helpers import snapshots, vendor
 from runtime.helpers.files import HelperError
 from runtime.helpers.jobs import CronError
 from runtime.helpers.services import Services
+from wrappers.options import env_lookup
 
 Handler = Callable[["Commands", list[Any], Sequence[Any]], None]
 _TABLE: dict[str, Handler] = {}
 _LABEL = {
     "w": "wrapper.kflPcapS3",
     "s3.put": "vendor.s3.put",
+    "s3.clear": "vendor.s3.clear",
+    "gcs.put": "vendor.gcs.put",
+    "azure.put": "vendor.azure.put",
+    "gcs.clear": "vendor.gcs.clear",
     "slack": "vendor.slack",
+    "slackBot": "vendor.slackBot",
+    "influxdb": "vendor.influxdb",
 }
 
 
@@ -34,8 +41,29 @@ def _kfl_arr(c: Commands, cmd: list[Any]) -> str:
 _OUTSIDE: dict[str, Callable[[Commands, list[Any]], str]] = {
     "w": _kfl_arr,
     "s3.put": lambda _c, cmd: f"vendor.s3.put(bucket={cmd[1]!r}, path={cmd[2]!r}, region={cmd[3]!r})",
+    "s3.clear": lambda _c, cmd: f"vendor.s3.clear(bucket={cmd[1]!r}, region={cmd[2]!r})",
+    "azure.put": lambda _c, cmd: f"vendor.azure.put(container={cmd[1]!r}, path={cmd[2]!r})",
+    "gcs.put": lambda _c, cmd: f"vendor.gcs.put(bucket={cmd[1]!r}, path={cmd[2]!r})",
+    "gcs.clear": lambda _c, cmd: f"vendor.gcs.clear(bucket={cmd[1]!r})",
     "slack": lambda _c, cmd: f"vendor.slack(webhook={cmd[1]!r}, pretext={cmd[2]!r}, text={cmd[3]!r})",
+    "slackBot": lambda _c, cmd: (
+        f"vendor.slackBot(channel={cmd[2]!r}, pretext={cmd[3]!r}, files={sorted(cmd[7])!r})"
+    ),
+    "influxdb": lambda _c, cmd: f"vendor.influxdb(url={cmd[1]!r}, bucket={cmd[4]!r}, measurement={cmd[5]!r})",
 }
+
+
+# helpers that answer the script at once (prelude `callNow`): name -> (call, dry-run description)
+NowHandler = Callable[["Commands", list[Any]], Any]
+_NOW: dict[str, tuple[NowHandler, Callable[[list[Any]], str]]] = {}
+
+
+def now(name: str, describe: Callable[[list[Any]], str]) -> Callable[[NowHandler], NowHandler]:
+    def register(fn: NowHandler) -> NowHandler:
+        _NOW[name] = (fn, describe)
+        return fn
+
+    return register
 
 
 def command(name: str) -> Callable[[Handler], Handler]:
@@ -98,6 +126,21 @@ class Commands:
                 text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 where = f" {exc.filename}" if isinstance(exc, OSError) and exc.filename else ""
                 self.error(f"{_LABEL.get(name, name)}: {text}{where}")
+
+    def call_now(self, helper: str, args: list[Any]) -> dict[str, Any]:
+        """Make the call of a helper that answers at once: `{"value": …}` or `{"error": text}`.
+        In a dry run the call is described, not made, and answers an empty string."""
+        entry = _NOW.get(helper)
+        if entry is None:
+            return {"error": f"unknown helper {helper!r}"}
+        call, describe = entry
+        if self.services.dry_run is not None:
+            self.services.dry_run.append(describe(args))
+            return {"value": ""}
+        try:
+            return {"value": call(self, args)}
+        except (HelperError, OSError, ValueError, TypeError) as exc:
+            return {"error": str(exc)}
 
     def context(self) -> Any:
         """The wrappers' view of this script (docs/architecture.md, the script context)."""
@@ -251,14 +294,84 @@ def _s3_put(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
     c.log(f"Uploaded {path} to {done}")
 
 
+@now("vendor.webhook", lambda a: f"vendor.webhook({a[0]!r}, {a[1]!r})")
+def _webhook(_c: Commands, args: list[Any]) -> str:
+    return vendor.webhook(args[0], args[1], args[2], args[3])
+
+
+@now("vendor.webhookForm", lambda a: f"vendor.webhookForm({a[0]!r}, {a[1]!r}, fields={sorted(a[2])!r})")
+def _webhook_form(_c: Commands, args: list[Any]) -> str:
+    return vendor.webhook_form(args[0], args[1], args[2])
+
+
+@now("vendor.elastic", lambda a: f"vendor.elastic(url={a[0] or a[5]!r}, index={a[1]!r})")
+def _elastic(_c: Commands, args: list[Any]) -> str:
+    return vendor.elastic(*args)
+
+
+@command("s3.clear")
+def _s3_clear(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    _, bucket, region, key_id, secret = cmd
+    prefix = vendor.s3_clear(c.context(), bucket, region, key_id, secret)
+    c.log(f"Deleted all files under {prefix} in AWS S3 bucket: {bucket}")
+
+
+@now("vendor.kinesis.put", lambda a: f"vendor.kinesis.put(streamName={a[0]!r}, region={a[2]!r})")
+def _kinesis_put(c: Commands, args: list[Any]) -> dict[str, Any]:
+    return vendor.kinesis_put(c.context().env, *args)
+
+
+@command("azure.put")
+def _azure_put(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    _, container, path, name, key, connection, url = cmd
+    snapshots.materialize(c.services, path)
+    done = vendor.azure_put(c.context(), container, path, name, key, connection)
+    if done != url:
+        raise HelperError(f"uploaded to {done}, but the script was told {url}")
+    c.log(f"Uploaded {path} to {done}")
+
+
+@command("gcs.put")
+def _gcs_put(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    _, bucket, path, key_json, url = cmd
+    snapshots.materialize(c.services, path)
+    done = vendor.gcs_put(c.context(), bucket, path, key_json)
+    if done != url:
+        raise HelperError(f"uploaded to {done}, but the script was told {url}")
+    c.log(f"Uploaded {path} to {done}")
+
+
+@command("gcs.clear")
+def _gcs_clear(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    prefix = vendor.gcs_clear(c.context(), cmd[1], cmd[2])
+    c.log(f"Deleted all files under {prefix} in GCS bucket: {cmd[1]}")
+
+
 @command("slack")
 def _slack(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
     vendor.slack(cmd[1], cmd[2], cmd[3], cmd[4])
 
 
+@command("slackBot")
+def _slack_bot(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    _, token, channel, pretext, text, color, fields, files = cmd
+    paths = {}
+    for name, path in files.items():
+        snapshots.materialize(c.services, path)
+        paths[name] = c.services.data.path(path)
+    base = env_lookup(c.context().env)("SLACK_API_URL")
+    vendor.slack_bot(base, token, channel, pretext, text, color, fields, paths, c.log)
+
+
+@command("influxdb")
+def _influxdb(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    _, url, token, org, bucket, measurement, fields, tags = cmd
+    vendor.influxdb(url, token, org, bucket, measurement, fields, tags, c.services.clock.now_ns())
+
+
 @command("prometheus.metric")
 def _metric(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
-    vendor.prometheus_metric(cmd[1], cmd[2], cmd[3], cmd[4], cmd[5])
+    c.services.prometheus.record(c.identity, cmd[1], cmd[2], cmd[3], cmd[4], cmd[5])
 
 
 # ---- hub ---------------------------------------------------------------------------------------

@@ -14,6 +14,12 @@ from runtime.helpers.jobs import Scheduler
 MIB = 1024 * 1024
 
 
+def _script_metrics() -> Any:
+    from runtime.helpers.vendor import ScriptMetrics
+
+    return ScriptMetrics()
+
+
 def _run_id() -> str:
     from runtime.helpers.vendor import RUN_ID
 
@@ -103,6 +109,8 @@ class Services:
     hub_actions: list[tuple[str, str]] = field(default_factory=list)
     # where a script's wrappers report their figures (`wrappers.context.WrapperEvents`), by title
     wrapper_events: Callable[[str], Any] | None = None
+    # the scripts' prometheus.metric/vector series (`runtime.helpers.vendor.ScriptMetrics`)
+    prometheus: Any = field(default_factory=_script_metrics)
     # `scripts check`: helpers that would reach outside the process are recorded here, not run
     dry_run: list[str] | None = None
     _outbox: Any = None

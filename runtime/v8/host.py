@@ -16,10 +16,8 @@ from typing import Any
 import orjson
 
 from capture.dissect import BODY_FIELDS
-from runtime.helpers import vendor
 from runtime.helpers.dispatch import Commands, ScriptIdentity
 from runtime.helpers.env import global_names
-from runtime.helpers.files import HelperError
 from runtime.helpers.services import MIB, Services
 from runtime.v8 import protocol as proto
 from runtime.v8.batch import Batch
@@ -191,8 +189,8 @@ class ScriptHost:
                 result = orjson.loads(done.text) if done.ok and done.text else {}
                 signal = result.get(proto.RESULT_SIGNAL)
                 if signal is not None:
-                    # top-level code used a query not known yet (or made a webhook request): learn
-                    # it, run again from scratch with every answer so far
+                    # top-level code used a query not known yet (or called a helper that answers
+                    # at once): learn it, run again from scratch with every answer so far
                     update = self._resolve(signal, None, with_packets=False)
                     self._load_responses.extend(update.get("responses", ()))
                     continue
@@ -217,10 +215,11 @@ class ScriptHost:
             self._proc = None
 
     def close(self, reason: str) -> None:
-        """Unload: remove this script's jobs, flush its wrappers, close its isolate."""
+        """Unload: remove this script's jobs and metric series, flush its wrappers, close its isolate."""
         if self.state == "closed":
             return
         self.services.scheduler.remove_owner(self.identity)
+        self.services.prometheus.forget(self.identity)
         self.commands.close(reason)
         self._close_proc()
         self.state = "closed"
@@ -299,20 +298,11 @@ class ScriptHost:
         self.next_timer_ms = result.get(proto.RESULT_TIMER)
 
     def _resolve(self, signal: dict[str, Any], batch: Batch | None, with_packets: bool) -> dict[str, Any]:
-        """Answer a signal: make the webhook request, or compile the query and evaluate what the
-        script asked; returns the update for the isolate."""
+        """Answer a signal: make a helper's call that answers at once, or compile the query and
+        evaluate what the script asked; returns the update for the isolate."""
         kind = signal.get(proto.SIGNAL_KIND)
-        if kind == proto.SIGNAL_WEBHOOK:
-            method, url, body, headers = signal["request"]
-            dry_run = self.services.dry_run
-            if dry_run is not None:
-                dry_run.append(f"vendor.webhook({method!r}, {url!r})")
-                return {"responses": [[signal["key"], {"body": ""}]]}
-            try:
-                answer: dict[str, str] = {"body": vendor.webhook(method, url, body, headers)}
-            except HelperError as exc:
-                answer = {"error": str(exc)}
-            return {"responses": [[signal["key"], answer]]}
+        if kind == proto.SIGNAL_CALL:
+            return {"responses": [[signal["key"], self.commands.call_now(signal["helper"], signal["args"])]]}
         query = signal.get("q", "")
         compiled, error = self.services.kfl.compile(query)
         if compiled is None:

@@ -19,7 +19,7 @@
   const KNOWN = new Map(Object.entries(CFG.known));    // query -> id
   const INVALID = new Map(Object.entries(CFG.invalid)); // query -> KFL error text
   const OBJ_ANSWERS = new Map();     // query + "\0" + JSON -> bool (kfl.match on non-batch objects)
-  const RESPONSES = new Map();       // JSON of a vendor.webhook request -> [{body} | {error}, ...]
+  const RESPONSES = new Map();       // JSON of [helper, args] -> [{value} | {error}, ...] (callNow)
   function addResponses(list) {
     for (const [k, v] of list) {
       if (!RESPONSES.has(k)) RESPONSES.set(k, []);
@@ -64,6 +64,36 @@
   }
 
   function emit(cmd) { OUT.push(cmd); }
+
+  // A helper whose answer the script needs at once (vendor.webhook's body, vendor.elastic's id):
+  // Python makes the call while this hook run waits (a signal, as for a new KFL query), the run
+  // starts again and finds the answer queued under the same call; an error answer throws.
+  function callNow(helper, args) {
+    const key = JSON.stringify([helper, args]);
+    const queue = RESPONSES.get(key);
+    if (queue === undefined || queue.length === 0) signal({ k: "call", key: key, helper: helper, args: args });
+    const answer = queue.shift();
+    if (answer.error !== undefined) throw new Error(helper + ": " + answer.error);
+    return answer.value;
+  }
+
+  // an object of string values (Kubeshark's Go side unmarshals into map[string]string)
+  function stringMap(helper, obj, name, required) {
+    if (obj === undefined || obj === null) {
+      if (required) throw new TypeError(helper + ": " + name + " must be an object");
+      return {};
+    }
+    if (typeof obj !== "object" || Array.isArray(obj)) throw new TypeError(helper + ": " + name + " must be an object");
+    const out = {};
+    for (const k of Object.keys(obj)) {
+      if (typeof obj[k] !== "string") {
+        throw new TypeError(helper + ": " + name + "." + k + " must be a string, got " +
+          (obj[k] === null ? "null" : typeof obj[k]));
+      }
+      out[k] = obj[k];
+    }
+    return out;
+  }
 
   // ---- the batch and its lazy items ----------------------------------------------------------
 
@@ -588,9 +618,41 @@
     return "https://" + bucket + (region ? ".s3." + region : ".s3") + ".amazonaws.com/" + key;
   }
 
+  // an AWS region name (us-east-1, eu-central-2, us-gov-west-1, ap-southeast-3 …)
+  const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+$/;
+  function isRegion(v) { return typeof v === "string" && REGION.test(v); }
+
+  // a service-account key: the parsed object (JSON.parse(env.GCS_SA_KEY_JSON)) or its JSON text
+  function saKey(helper, obj) {
+    if (obj === undefined || obj === null || obj === "") return "";
+    if (typeof obj === "string") return obj;
+    if (typeof obj !== "object") throw new TypeError(helper + ": the service-account key must be an object");
+    return JSON.stringify(obj);
+  }
+
+  // the blob service address of a connection string or an account (wrappers/stores/azure.py)
+  function azureBase(name, cs) {
+    if (cs === "") return "https://" + name + ".blob.core.windows.net";
+    const parts = {};
+    for (const p of cs.split(";")) {
+      const i = p.indexOf("=");
+      if (i > 0) parts[p.slice(0, i)] = p.slice(i + 1);
+    }
+    if ((parts.UseDevelopmentStorage || "").toLowerCase() === "true") return "http://127.0.0.1:10000/devstoreaccount1";
+    if (parts.BlobEndpoint) return parts.BlobEndpoint.replace(/\/+$/, "");
+    return (parts.DefaultEndpointsProtocol || "https") + "://" + (parts.AccountName || name) + ".blob." +
+      (parts.EndpointSuffix || "core.windows.net");
+  }
+
   const vendor = {
     s3: {
+      // (bucket, path, region?, keyId?, secret?) since 2023-11; the 2023 order
+      // (region, keyId, secretKey, bucket, path) when the arguments say so unambiguously: a region
+      // first and a third argument that is not a region (it would be in the current order)
       put(bucket, path, region, keyId, secret) {
+        if (arguments.length === 5 && isRegion(bucket) && !isRegion(region) && typeof secret === "string") {
+          return vendor.s3.put(keyId, secret, bucket, path, region);
+        }
         typeCheck("vendor.s3.put", bucket, "string", "bucket");
         if (bucket === "") throw new Error("vendor.s3.put: bucket is empty");
         const p = dataPath("vendor.s3.put", path);
@@ -600,6 +662,59 @@
           optString("vendor.s3.put", secret, "secret"), s3Url(bucket, key, reg)]);
         return s3Url(bucket, key, reg);
       },
+      // (region, keyId, secretKey, bucket) as Kubeshark documents it, or (bucket, region?, keyId?,
+      // secret?) in the order of put: deletes this node's vendor.s3.put uploads (every run), never
+      // anything else (see docs/scripts.md)
+      clear(a, b, c, d) {
+        const h = "vendor.s3.clear";
+        const legacy = arguments.length === 4 && isRegion(a) && !isRegion(d) && typeof d === "string" && d !== "";
+        const bucket = legacy ? d : a;
+        typeCheck(h, bucket, "string", "bucket");
+        if (bucket === "") throw new Error(h + ": bucket is empty");
+        const region = optString(h, legacy ? a : b, "region") || CFG.s3.region;
+        emit(["s3.clear", bucket, region, optString(h, legacy ? b : c, "keyId"),
+          optString(h, legacy ? c : d, "secret")]);
+      },
+    },
+    azure: {
+      put(containerName, path, accountName, accountKey, connectionString) {
+        const h = "vendor.azure.put";
+        typeCheck(h, containerName, "string", "containerName");
+        if (containerName === "") throw new Error(h + ": containerName is empty");
+        const p = dataPath(h, path);
+        const name = optString(h, accountName, "accountName");
+        const cs = optString(h, connectionString, "connectionString");
+        if (name === "" && cs === "") throw new Error(h + ": give accountName or connectionString");
+        const key = CFG.node.name + "_" + CFG.node.ip + "_" + CFG.s3.runId + "/" + p.split("/").pop();
+        const url = azureBase(name, cs) + "/" + containerName + "/" + key.split("/").map(encodeURIComponent).join("/");
+        emit(["azure.put", containerName, p, name, optString(h, accountKey, "accountKey"), cs, url]);
+        return url;
+      },
+    },
+    gcs: {
+      put(bucket, path, saKeyObj) {
+        typeCheck("vendor.gcs.put", bucket, "string", "bucket");
+        if (bucket === "") throw new Error("vendor.gcs.put: bucket is empty");
+        const p = dataPath("vendor.gcs.put", path);
+        const key = CFG.node.name + "_" + CFG.node.ip + "_" + CFG.s3.runId + "/" + p.split("/").pop();
+        const url = "https://storage.googleapis.com/" + bucket + "/" + key.split("/").map(encodeURIComponent).join("/");
+        emit(["gcs.put", bucket, p, saKey("vendor.gcs.put", saKeyObj), url]);
+        return url;
+      },
+      clear(bucket, saKeyObj) {
+        typeCheck("vendor.gcs.clear", bucket, "string", "bucket");
+        emit(["gcs.clear", bucket, saKey("vendor.gcs.clear", saKeyObj)]);
+      },
+    },
+    kinesis: {
+      put(streamName, payload, region, accessKeyId, secretAccessKey) {
+        const h = "vendor.kinesis.put";
+        typeCheck(h, streamName, "string", "streamName");
+        if (payload === undefined || payload === null) throw new TypeError(h + ": payload is missing");
+        return callNow(h, [streamName, typeof payload === "string" ? payload : JSON.stringify(payload),
+          optString(h, region, "region"), optString(h, accessKeyId, "accessKeyId"),
+          optString(h, secretAccessKey, "secretAccessKey")]);
+      },
     },
     webhook(method, url, body, headers) {
       typeCheck("vendor.webhook", method, "string", "method");
@@ -607,19 +722,45 @@
       if (headers !== undefined && headers !== null && typeof headers !== "object") {
         throw new TypeError("vendor.webhook: headers must be an object");
       }
-      // the request is made by Python while this hook run waits (a signal, as for a new KFL
-      // query): the run starts again and gets the response body; a transport failure throws
-      const request = [method, url, body === undefined || body === null ? "" : String(body), headers || {}];
-      const key = JSON.stringify(request);
-      const queue = RESPONSES.get(key);
-      if (queue === undefined || queue.length === 0) signal({ k: "webhook", key: key, request: request });
-      const answer = queue.shift();
-      if (answer.error !== undefined) throw new Error("vendor.webhook: " + answer.error);
-      return answer.body;
+      return callNow("vendor.webhook",
+        [method, url, body === undefined || body === null ? "" : String(body), headers || {}]);
+    },
+    webhookForm(method, url, fields) {
+      typeCheck("vendor.webhookForm", method, "string", "method");
+      typeCheck("vendor.webhookForm", url, "string", "url");
+      return callNow("vendor.webhookForm", [method, url, stringMap("vendor.webhookForm", fields, "fields", true)]);
+    },
+    elastic(url, index, data, username, password, cloudId, apiKey, serviceToken, certificateFingerprint) {
+      typeCheck("vendor.elastic", index, "string", "index");
+      if (data === undefined) throw new TypeError("vendor.elastic: data is missing");
+      const opt = function (v, name) { return optString("vendor.elastic", v, name); };
+      return callNow("vendor.elastic", [opt(url, "url"), index, JSON.stringify(data), opt(username, "username"),
+        opt(password, "password"), opt(cloudId, "cloudId"), opt(apiKey, "apiKey"),
+        opt(serviceToken, "serviceToken"), opt(certificateFingerprint, "certificateFingerprint")]);
     },
     slack(webhook, pretext, text, color) {
       typeCheck("vendor.slack", webhook, "string", "webhook URL");
       emit(["slack", webhook, String(pretext), String(text), optString("vendor.slack", color, "color")]);
+    },
+    slackBot(token, channelId, pretext, text, color, fields, files) {
+      typeCheck("vendor.slackBot", token, "string", "token");
+      typeCheck("vendor.slackBot", channelId, "string", "channelId");
+      const paths = stringMap("vendor.slackBot", files, "files", false);
+      for (const k of Object.keys(paths)) paths[k] = dataPath("vendor.slackBot", paths[k], "files." + k);
+      emit(["slackBot", token, channelId, String(pretext), String(text), optString("vendor.slackBot", color, "color"),
+        stringMap("vendor.slackBot", fields, "fields", false), paths]);
+    },
+    influxdb(url, token, organization, bucket, measurement, fields, tags) {
+      const h = "vendor.influxdb";
+      typeCheck(h, url, "string", "url");
+      typeCheck(h, organization, "string", "organization");
+      typeCheck(h, bucket, "string", "bucket");
+      typeCheck(h, measurement, "string", "measurement");
+      if (fields === null || typeof fields !== "object" || Array.isArray(fields)) {
+        throw new TypeError(h + ": fields must be an object");
+      }
+      emit(["influxdb", url, optString(h, token, "token"), organization, bucket, measurement,
+        JSON.parse(JSON.stringify(fields)), stringMap(h, tags, "tags", false)]);
     },
   };
 

@@ -95,7 +95,7 @@ SIGNAL_BODIES = "bodies"  # the script read a body left out: send them, always f
 SIGNAL_FIELDS = "fields"  # the script read a field cut away: send every field from now on
 SIGNAL_KFL = "kfl"  # an unknown KFL query ("q") on a batch item
 SIGNAL_KFL_OBJECT = "kflobj"  # kfl.match(query "q", object JSON "j") on an object of the script's
-SIGNAL_WEBHOOK = "webhook"  # a synchronous vendor.webhook ("request", answer under "key")
+SIGNAL_CALL = "call"  # a helper answering at once ("helper", "args"; the answer goes under "key")
 REFILL_SIGNALS = (SIGNAL_NEED, SIGNAL_BODIES, SIGNAL_FIELDS)
 
 HOOK_ITEM = "i"

@@ -21,7 +21,7 @@ from tests.seaweed import free_ports
 REPO = Path(__file__).resolve().parents[2]
 FIRST = "python3 -m pip install -e . && kflpcap run --demo"
 SECOND = ("apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y tshark redis-server && "
-          "python3 -m pip install -e '.[test]' && python3 -m pytest")
+          "npm install -g azurite && python3 -m pip install -e '.[test]' && python3 -m pytest")
 
 
 CHECKOUT_ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout first, whatever is installed

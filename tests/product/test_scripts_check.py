@@ -86,3 +86,51 @@ def test_a_failing_job_is_a_problem_in_the_check(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "job: boom cron='0 * * * * *' limit=0 (error: ReferenceError: undefinedThing is not defined" \
         in done.stdout
+
+
+VENDOR = """// Every Vendor Helper
+var base = "%s";
+var sa = {type: "service_account", project_id: "p", private_key: "x", client_email: "e@p",
+  token_uri: base + "/t"};
+var azure = "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=a2V5;BlobEndpoint=" + base + "/a;";
+function outside(where) {
+  var body = vendor.webhookForm("POST", base + "/" + where + "-form", {a: "1"});
+  var id = vendor.elastic(base, where + "-index", {a: 1}, "u", "p");
+  vendor.slackBot("xoxb", "C1", "pre", "text", "good", {k: "v"}, {});
+  vendor.influxdb(base, "t", "org", where + "-bucket", "m", {v: 1}, {t: "x"});
+  file.write("y.txt", "hello");
+  vendor.gcs.put(where + "-gcs", "y.txt", sa);
+  vendor.gcs.clear(where + "-gcs", sa);
+  vendor.azure.put(where + "-container", "y.txt", "", "", azure);
+  vendor.s3.clear(where + "-s3", "us-east-1");
+  var r = vendor.kinesis.put(where + "-stream", {a: 1}, "us-east-1", "k", "s");
+  if (body !== "" || id !== "" || r !== "") throw new Error("a check answers empty strings");
+}
+outside("top");
+jobs.schedule("push", "0 * * * * *", function () { outside("job"); });
+"""
+
+
+def test_check_runs_no_vendor_helper(tmp_path: Path, receiver: str) -> None:
+    script = tmp_path / "vendor.js"
+    script.write_text(VENDOR % receiver)
+    env = {"S3_ENDPOINT": receiver, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+           "SLACK_API_URL": receiver, "GCS_ENDPOINT": receiver, "KINESIS_ENDPOINT": receiver}
+    args = [arg for k, v in env.items() for arg in ("--env", f"{k}={v}")]
+    done = subprocess.run([sys.executable, "-m", "runtime", "scripts", "check", str(script), *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert Receiver.got == []
+    out = done.stdout
+    for where, label in (("top", "top level"), ("job", "job push")):
+        said = f"would call ({label}, not sent in a check): "
+        assert f"{said}vendor.webhookForm('POST', '{receiver}/{where}-form', fields=['a'])" in out
+        assert f"{said}vendor.elastic(url='{receiver}', index='{where}-index')" in out
+        assert f"{said}vendor.slackBot(channel='C1', pretext='pre', files=[])" in out
+        assert f"{said}vendor.influxdb(url='{receiver}', bucket='{where}-bucket', measurement='m')" in out
+        assert f"{said}vendor.gcs.put(bucket='{where}-gcs', path='y.txt')" in out
+        assert f"{said}vendor.gcs.clear(bucket='{where}-gcs')" in out
+        assert f"{said}vendor.azure.put(container='{where}-container', path='y.txt')" in out
+        assert f"{said}vendor.s3.clear(bucket='{where}-s3', region='us-east-1')" in out
+        assert f"{said}vendor.kinesis.put(streamName='{where}-stream', region='us-east-1')" in out
+    assert "1 script(s) checked, 0 with problems" in out

@@ -91,8 +91,6 @@ def test_http_5xx_export_uploads_a_tar_each_minute(tmp_path: Path, seaweed) -> N
 
 
 def test_dns_top_talkers_reports_every_20_seconds(tmp_path: Path) -> None:
-    from prometheus_client import REGISTRY
-
     run = run_pipeline(tmp_path, {"dns.js": script("dns_top_talkers.js")})
     lines = run.lines("DNS Top Talkers")
     assert lines[0].startswith('Scheduled the job: "dns-top-talkers" for cron: "*/20 * * * * *"')
@@ -103,9 +101,6 @@ def test_dns_top_talkers_reports_every_20_seconds(tmp_path: Path) -> None:
     assert who == DEMO["client"] and count > 0
     total = sum(int(ln.split()[2]) for ln in reports)
     assert total <= DEMO["dns_queries"]
-    assert REGISTRY.get_sample_value("dns_questions_0", {"s_pod": firsts[-1].split()[1]}) == float(
-        firsts[-1].split()[2]
-    )
     assert run.errors("DNS Top Talkers") == []
 
 

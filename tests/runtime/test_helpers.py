@@ -287,3 +287,40 @@ def test_wrapper_gets_the_item_itself(rec: Recorder) -> None:
         wrapper = h.commands.wrapper
         assert wrapper.counters["items"] == 4
         assert wrapper.matches[0] == 2
+
+
+def test_vendor_argument_errors_are_thrown_at_once(rec: Recorder) -> None:
+    script = """// Vendor Types
+    var out = [];
+    function t(f) { try { f(); out.push("ok"); } catch (e) { out.push(e.name + ": " + e.message); } }
+    t(function () { vendor.slackBot("xoxb", "C1", "p", "t", "good", {n: 5}); });
+    t(function () { vendor.slackBot("xoxb", "C1", "p", "t", "good", {}, {"a.pcap": "../x"}); });
+    t(function () { vendor.influxdb("http://i", "t", "o", "b", "m", {v: 1}, {n: 5}); });
+    t(function () { vendor.influxdb("http://i", "t", "o", "b", "m", [1]); });
+    t(function () { vendor.webhookForm("POST", "http://f", {a: 1}); });
+    t(function () { vendor.elastic("http://e", 5, {}); });
+    t(function () { vendor.gcs.put("b", "x", 5); });
+    t(function () { vendor.azure.put("c", "x"); });
+    t(function () { vendor.kinesis.put("s"); });
+    // the 2023 order is read as such only when unambiguous
+    var a = vendor.s3.put("eu-west-1", "AKIA", "secret", "bucket", "x.txt");
+    var b = vendor.s3.put("us-east-1", "x.txt", "eu-west-1", "AKIA", "secret");
+    out.push(a.indexOf("https://bucket.s3.eu-west-1.amazonaws.com/node-1_10.0.0.1_") === 0);
+    out.push(b.indexOf("https://us-east-1.s3.eu-west-1.amazonaws.com/node-1_10.0.0.1_") === 0);
+    out.forEach(function (x) { console.log(x); });
+    """
+    with rec.host(script):
+        pass
+    assert rec.lines_of("Vendor Types") == [
+        "TypeError: vendor.slackBot: fields.n must be a string, got number",
+        'Error: vendor.slackBot: path "../x" escapes the data folder',
+        "TypeError: vendor.influxdb: tags.n must be a string, got number",
+        "TypeError: vendor.influxdb: fields must be an object",
+        "TypeError: vendor.webhookForm: fields.a must be a string, got number",
+        "TypeError: vendor.elastic: index must be a string, got number",
+        "TypeError: vendor.gcs.put: the service-account key must be an object",
+        "Error: vendor.azure.put: give accountName or connectionString",
+        "TypeError: vendor.kinesis.put: payload is missing",
+        "true",
+        "true",
+    ]

@@ -99,7 +99,7 @@ def test_permanent_store_errors_set_the_bundle_aside_with_the_reason(seaweed, tm
                                  **opts, **creds), "has no Object Lock"),
         "bad-prefix": (store_config(f"s3://{plain}/../x", **opts, **creds), "invalid prefix"),
         "bad-key": (store_config(f"s3://{plain}", **opts, **creds), "invalid object key"),
-        "unknown-kind": ({"kind": "gcs", "bucket": plain}, "unknown store kind"),
+        "unknown-kind": ({"kind": "ftp", "bucket": plain}, "unknown store kind"),
     }
     src = tmp_path / "artifact"
     src.write_bytes(b"evidence")

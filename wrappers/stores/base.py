@@ -105,7 +105,9 @@ class StoreKind(Protocol):
     """A registered store class, asked about configs of its kind (class methods)."""
 
     kind: str
-    scheme: str  # the URL scheme it serves ("s3" for s3://…), "" for a plain folder
+    # the URL scheme it serves ("s3" for s3://…), "" for a plain folder, None when no URL names it
+    # (a store only the vendor helpers use)
+    scheme: str | None
 
     def config_for(self, url_or_dir: str, **opts: Any) -> dict[str, Any]:
         """The config dict for a URL (or folder) of this kind, with kind-specific options."""
@@ -130,7 +132,8 @@ _SCHEMES: dict[str, StoreKind] = {}
 def register(cls: K) -> K:
     """Class decorator: make a store kind known to `store_config` and `store_from_config`."""
     _KINDS[cls.kind] = cls
-    _SCHEMES[cls.scheme] = cls
+    if cls.scheme is not None:
+        _SCHEMES[cls.scheme] = cls
     return cls
 
 
@@ -182,6 +185,14 @@ def clean_key(key: str) -> str:
     if not parts or ".." in parts:
         raise StoreError(f"invalid object key {key!r}", permanent=True)
     return "/".join(parts)
+
+
+def is_vendor_upload(key: str, node_prefix: str) -> bool:
+    """Whether `key` is one of a node's `vendor.*.put` uploads: `<node_prefix>_<run id>/<file>`.
+
+    Two levels exactly, which no kflPcapS3 repository key has (`[prefix/]<node>/kfl_<i>/…`), and
+    never a key of another node whose name or IP merely starts alike (`vendor.*.clear`)."""
+    return re.fullmatch(re.escape(node_prefix) + r"_\d+/[^/]+", key) is not None
 
 
 def sha256_file(path: Path | str) -> str:

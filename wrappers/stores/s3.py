@@ -23,6 +23,7 @@ from wrappers.stores.base import (
     ObjectStatus,
     StoreError,
     clean_key,
+    is_vendor_upload,
     register,
 )
 
@@ -358,6 +359,30 @@ def upload_config(
         access_key_id=key_id,
         secret_access_key=secret,
     )
+
+
+def delete_uploads(config: dict[str, Any], node_prefix: str) -> list[str]:
+    """Delete a node's `vendor.s3.put` uploads (`vendor.s3.clear`); returns the deleted keys.
+
+    Only keys of the exact form `<node_prefix>_<run id digits>/<file name>` are touched: two levels,
+    which no kflPcapS3 repository key has (`[prefix/]<node>/kfl_<i>/…`, three or more), and never a
+    key of another node whose name merely starts alike. Deletes carry no version id, so in a
+    versioned or Object Lock bucket they only add delete markers: locked versions stay retained."""
+    store = S3Store.from_config(config)
+    keys = [k for k in store.list(node_prefix + "_") if is_vendor_upload(k, node_prefix)]
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        try:
+            objects = [{"Key": store._key(k)} for k in chunk]
+            delete = {"Objects": objects, "Quiet": True}
+            answer = store.client.delete_objects(Bucket=store.bucket, Delete=delete)
+        except Exception as exc:
+            raise store._error(exc, "delete") from exc
+        errors = answer.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise StoreError(f"S3 delete {first.get('Key')}: {first.get('Code')} {first.get('Message', '')}")
+    return keys
 
 
 def _hint(code: str, bucket: str) -> str:

@@ -1,4 +1,5 @@
 """`vendor.s3.put(bucket, path, region?, keyId?, secret?)`: durable, asynchronous, create-only upload.
+`vendor.s3.clear(bucket, region?, keyId?, secret?)`: deletes this node's earlier uploads.
 
 The file (relative to the data folder) is copied into the outbox at once; the upload happens on the
 outbox's thread with retries (wrappers.outbox), so the call returns the object URL immediately
@@ -16,7 +17,7 @@ from runtime.helpers.files import HelperError
 from wrappers.context import ScriptContext
 from wrappers.options import env_lookup
 from wrappers.outbox import SpoolError
-from wrappers.stores import StoreError, object_url, upload_config
+from wrappers.stores import StoreError, delete_uploads, object_url, upload_config
 
 RUN_ID = str(int(time.time()))
 
@@ -45,3 +46,18 @@ def s3_put(
     except (StoreError, SpoolError) as exc:
         raise HelperError(str(exc)) from exc
     return object_url(config, key)
+
+
+def s3_clear(ctx: ScriptContext, bucket: str, region: str = "", key_id: str = "", secret: str = "") -> str:
+    """Delete every `vendor.s3.put` upload of this node (all runs) from `bucket`; returns the prefix.
+
+    Never a kflPcapS3 repository nor another node's upload (wrappers.stores.delete_uploads)."""
+    if not key_id and not secret:
+        key_id = ctx.env.get("AWS_ACCESS_KEY_ID", "")
+        secret = ctx.env.get("AWS_SECRET_ACCESS_KEY", "")
+    prefix = f"{ctx.node.get('name', 'node')}_{ctx.node.get('ip', '')}"
+    try:
+        delete_uploads(upload_config(bucket, env_lookup(ctx.env), region, key_id, secret), prefix)
+    except StoreError as exc:
+        raise HelperError(str(exc)) from exc
+    return prefix
