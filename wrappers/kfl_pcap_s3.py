@@ -54,6 +54,10 @@ class _Repo:
     added: int = 0
     bytes_est: int = 0
     bytes_checked_ns: int = 0
+    # bytes of the streams that closed (they grow no more) and the streams still open, so the maxBytes
+    # check looks up only the open ones (a DNS query keeps thousands of closed UDP flows)
+    closed_bytes: int = 0
+    open: set[str] = field(default_factory=set)
 
 
 # stream store -> (chain id, query) -> released cursors; outlives a wrapper (unload/reload)
@@ -171,6 +175,7 @@ class KflPcapS3:
             start, start_bytes = self.released[i].pop(sid, (0, 0))
             entry = repo.streams[sid] = _Stream(sid, start, start_bytes)
             repo.bytes_est += info.bytes - start_bytes if info else 0
+            repo.open.add(sid)
         if not entry.added:
             entry.added = True
             repo.added += 1
@@ -235,12 +240,18 @@ class KflPcapS3:
         return n
 
     def _held_bytes(self, repo: _Repo) -> int:
+        store = self.ctx.store
         total = 0
-        for s in repo.streams.values():
-            info = self.ctx.store.info(s.sid)
-            if info:
-                total += info.bytes - s.start_bytes
-        return total
+        for sid in list(repo.open):
+            s = repo.streams[sid]
+            info = store.info(sid)
+            grown = info.bytes - s.start_bytes if info else 0
+            if info is None or info.closed or info.evicted:
+                repo.open.discard(sid)
+                repo.closed_bytes += grown
+            else:
+                total += grown
+        return repo.closed_bytes + total
 
     # ---- writing ---------------------------------------------------------------------------------------
 
@@ -273,6 +284,7 @@ class KflPcapS3:
                     self.released[i][s.sid] = (start, info.bytes)
             else:
                 nxt.streams[s.sid] = _Stream(s.sid, start, info.bytes, protocols=s.protocols, ends=s.ends)
+                nxt.open.add(s.sid)
         self.repos[i] = nxt
         released = self.released[i]
         for sid in [sid for sid in released if store.info(sid) is None]:
