@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from wrappers.stores import Store, StoreError, sha256_file, store_from_config
 
@@ -191,11 +191,16 @@ class Outbox:
         self._changed()
         return bundle_id
 
-    def submit(self, store_config: dict[str, Any], key: str, path: Path | str) -> str:
-        """Copy one file into the spool and queue it for `key` in the store (vendor.s3.put)."""
+    def submit(self, store_config: dict[str, Any], key: str, source: Path | str | BinaryIO) -> str:
+        """Copy one file (a path, or a file open for reading) into the spool and queue it for `key`
+        in the store (vendor.s3.put and the like)."""
+        if isinstance(source, str | Path):
+            with open(source, "rb") as fh:
+                return self.submit(store_config, key, fh)
         with self.stage() as bundle:
-            name = Path(path).name or "artifact"
-            shutil.copyfile(path, bundle.path(name))
+            name = Path(key).name or "artifact"
+            with open(bundle.path(name), "wb") as out:
+                shutil.copyfileobj(source, out)
             bundle.add(key, name)
             return self.commit(bundle, store_config)
 

@@ -284,14 +284,20 @@ def _snapshot(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
 # ---- vendor ------------------------------------------------------------------------------------
 
 
-@command("s3.put")
-def _s3_put(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
-    _, bucket, path, region, key_id, secret, url = cmd
+def _upload(c: Commands, path: str, url: str, put: Callable[..., str], *args: Any) -> None:
+    """A file of the data folder to an object store (`put(ctx, data, *args)`): the URL the script
+    was told at once must be where it goes."""
     snapshots.materialize(c.services, path)
-    done = vendor.s3_put(c.context(), bucket, path, region, key_id, secret)
+    done = put(c.context(), c.services.data, *args)
     if done != url:
         raise HelperError(f"uploaded to {done}, but the script was told {url}")
     c.log(f"Uploaded {path} to {done}")
+
+
+@command("s3.put")
+def _s3_put(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    _, bucket, path, region, key_id, secret, url = cmd
+    _upload(c, path, url, vendor.s3_put, bucket, path, region, key_id, secret)
 
 
 @now("vendor.webhook", lambda a: f"vendor.webhook({a[0]!r}, {a[1]!r})")
@@ -324,21 +330,13 @@ def _kinesis_put(c: Commands, args: list[Any]) -> dict[str, Any]:
 @command("azure.put")
 def _azure_put(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
     _, container, path, name, key, connection, url = cmd
-    snapshots.materialize(c.services, path)
-    done = vendor.azure_put(c.context(), container, path, name, key, connection)
-    if done != url:
-        raise HelperError(f"uploaded to {done}, but the script was told {url}")
-    c.log(f"Uploaded {path} to {done}")
+    _upload(c, path, url, vendor.azure_put, container, path, name, key, connection)
 
 
 @command("gcs.put")
 def _gcs_put(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
     _, bucket, path, key_json, url = cmd
-    snapshots.materialize(c.services, path)
-    done = vendor.gcs_put(c.context(), bucket, path, key_json)
-    if done != url:
-        raise HelperError(f"uploaded to {done}, but the script was told {url}")
-    c.log(f"Uploaded {path} to {done}")
+    _upload(c, path, url, vendor.gcs_put, bucket, path, key_json)
 
 
 @command("gcs.clear")
@@ -355,12 +353,13 @@ def _slack(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
 @command("slackBot")
 def _slack_bot(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
     _, token, channel, pretext, text, color, fields, files = cmd
-    paths = {}
+    contents = {}
     for name, path in files.items():
         snapshots.materialize(c.services, path)
-        paths[name] = c.services.data.path(path)
+        with c.services.data.open_read(path) as fh:
+            contents[name] = fh.read()
     base = env_lookup(c.context().env)("SLACK_API_URL")
-    vendor.slack_bot(base, token, channel, pretext, text, color, fields, paths, c.log)
+    vendor.slack_bot(base, token, channel, pretext, text, color, fields, contents, c.log)
 
 
 @command("influxdb")

@@ -183,7 +183,7 @@ def test_sigkill_in_the_middle_of_flushing_loses_and_doubles_nothing(seaweed, tm
 
 def test_vendor_s3_put_is_durable_and_create_only(seaweed, tmp_path: Path) -> None:
     from capture import StreamStore
-    from runtime.helpers.files import HelperError
+    from runtime.helpers.files import DataDir, HelperError
     from runtime.helpers.vendor import s3_put
     from wrappers import ScriptContext
 
@@ -199,14 +199,19 @@ def test_vendor_s3_put_is_durable_and_create_only(seaweed, tmp_path: Path) -> No
         data_dir=data, store=StreamStore(), names=dict, clock=time.time_ns, console=lines.append,
         error=lines.append, outbox=outbox,
     )
-    url = s3_put(ctx, bucket, "reports/summary.json")
+    folder = DataDir(data)
+    url = s3_put(ctx, folder, bucket, "reports/summary.json")
     assert url.startswith(f"{seaweed.endpoint}/{bucket}/n1_10.0.0.9_") and url.endswith("/summary.json")
     (data / "reports" / "summary.json").write_text("changed after the call")  # the spool has its own copy
     assert outbox.wait_idle(30), lines
     key = url.removeprefix(f"{seaweed.endpoint}/{bucket}/")
     assert s3_store(seaweed, bucket).get(key) == b'{"ok": true}'
-    with pytest.raises(HelperError, match="outside the data folder"):
-        s3_put(ctx, bucket, "../../etc/passwd")
+    with pytest.raises(HelperError, match="escapes the data folder"):
+        s3_put(ctx, folder, bucket, "../../etc/passwd")
     with pytest.raises(HelperError, match="no file"):
-        s3_put(ctx, bucket, "reports/missing.json")
+        s3_put(ctx, folder, bucket, "reports/missing.json")
+    (data / "link.json").symlink_to(tmp_path / "outside.json")
+    (tmp_path / "outside.json").write_text("secret")
+    with pytest.raises(HelperError, match="symbolic link"):  # a planted link is never read through
+        s3_put(ctx, folder, bucket, "link.json")
     outbox.close(1)

@@ -7,8 +7,9 @@ from runtime.helpers.vendor.gcs import gcs_clear, gcs_put
 from runtime.helpers.vendor.influxdb import influxdb
 from runtime.helpers.vendor.kinesis import kinesis_put
 from runtime.helpers.vendor.prometheus import ScriptMetrics
-from runtime.helpers.vendor.s3 import RUN_ID, s3_clear, s3_put
+from runtime.helpers.vendor.s3 import s3_clear, s3_put
 from runtime.helpers.vendor.slack import slack, slack_bot
+from runtime.helpers.vendor.upload import RUN_ID
 from runtime.helpers.vendor.webhook import webhook, webhook_form
 
 __all__ = [

@@ -8,29 +8,20 @@ account name and key. The container must exist.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-from runtime.helpers.files import HelperError
-from runtime.helpers.vendor.s3 import RUN_ID
+from runtime.helpers.files import DataDir, HelperError
+from runtime.helpers.vendor.upload import spool_upload
 from wrappers.context import ScriptContext
-from wrappers.outbox import SpoolError
 from wrappers.stores import AzureStore, StoreError
 from wrappers.stores.azure import account_url, blob_url
 
 
-def azure_put(ctx: ScriptContext, container: str, path: str, account_name: str = "", account_key: str = "",
+def azure_put(ctx: ScriptContext, data: DataDir, container: str, path: str, account_name: str = "",
+              account_key: str = "",
               connection_string: str = "") -> str:
-    data_dir = Path(ctx.data_dir).resolve()
-    src = (data_dir / path).resolve()
-    if not src.is_relative_to(data_dir) or not src.is_file():
-        raise HelperError(f"no file {path!r} in the data folder")
-    key = f"{ctx.node.get('name', 'node')}_{ctx.node.get('ip', '')}_{RUN_ID}/{os.path.basename(src)}"
     config = AzureStore.config_for(f"azblob://{container}", account_name=account_name,
                                    account_key=account_key, connection_string=connection_string)
     try:
-        url = blob_url(account_url(account_name, connection_string), container, key)
-        ctx.outbox.submit(config, key, src)
-    except (StoreError, SpoolError) as exc:
+        base = account_url(account_name, connection_string)
+    except StoreError as exc:
         raise HelperError(str(exc)) from exc
-    return url
+    return blob_url(base, container, spool_upload(ctx, data, path, config))

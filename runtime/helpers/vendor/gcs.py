@@ -11,15 +11,12 @@ process env), default Google's.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
-from runtime.helpers.files import HelperError
-from runtime.helpers.vendor.s3 import RUN_ID
+from runtime.helpers.files import DataDir, HelperError
+from runtime.helpers.vendor.upload import spool_upload
 from wrappers.context import ScriptContext
 from wrappers.options import env_lookup
-from wrappers.outbox import SpoolError
 from wrappers.stores import GcsStore, StoreError
 from wrappers.stores.gcs import object_url
 
@@ -35,17 +32,8 @@ def _config(ctx: ScriptContext, bucket: str, key_json: str) -> dict[str, Any]:
     return GcsStore.config_for(f"gs://{bucket}", endpoint=endpoint, credentials=credentials)
 
 
-def gcs_put(ctx: ScriptContext, bucket: str, path: str, key_json: str) -> str:
-    data_dir = Path(ctx.data_dir).resolve()
-    src = (data_dir / path).resolve()
-    if not src.is_relative_to(data_dir) or not src.is_file():
-        raise HelperError(f"no file {path!r} in the data folder")
-    key = f"{ctx.node.get('name', 'node')}_{ctx.node.get('ip', '')}_{RUN_ID}/{os.path.basename(src)}"
-    try:
-        ctx.outbox.submit(_config(ctx, bucket, key_json), key, src)
-    except (StoreError, SpoolError) as exc:
-        raise HelperError(str(exc)) from exc
-    return object_url(bucket, key)
+def gcs_put(ctx: ScriptContext, data: DataDir, bucket: str, path: str, key_json: str) -> str:
+    return object_url(bucket, spool_upload(ctx, data, path, _config(ctx, bucket, key_json)))
 
 
 def gcs_clear(ctx: ScriptContext, bucket: str, key_json: str) -> str:

@@ -9,43 +9,26 @@ run id is the start time of this process, so a restart never collides with an ea
 
 from __future__ import annotations
 
-import os
-import time
-from pathlib import Path
-
-from runtime.helpers.files import HelperError
+from runtime.helpers.files import DataDir, HelperError
+from runtime.helpers.vendor.upload import spool_upload
 from wrappers.context import ScriptContext
 from wrappers.options import env_lookup
-from wrappers.outbox import SpoolError
 from wrappers.stores import StoreError, delete_uploads, object_url, upload_config
 
-RUN_ID = str(int(time.time()))
 
-
-def s3_put(
-    ctx: ScriptContext, bucket: str, path: str, region: str = "", key_id: str = "", secret: str = ""
-) -> str:
-    """Spool `<data_dir>/<path>` for `bucket`; returns the object URL.
+def s3_put(ctx: ScriptContext, data: DataDir, bucket: str, path: str, region: str = "", key_id: str = "",
+           secret: str = "") -> str:
+    """Spool `path` of the data folder for `bucket`; returns the object URL.
 
     Raises HelperError on bad input and when the spool cannot take the file (full disk)."""
-    data_dir = Path(ctx.data_dir).resolve()
-    src = (data_dir / path).resolve()
-    if not src.is_relative_to(data_dir):
-        raise HelperError(f"{path!r} is outside the data folder")
-    if not src.is_file():
-        raise HelperError(f"no file {path!r} in the data folder")
     if not key_id and not secret:
         key_id = ctx.env.get("AWS_ACCESS_KEY_ID", "")
         secret = ctx.env.get("AWS_SECRET_ACCESS_KEY", "")
-    node = ctx.node.get("name", "node")
-    ip = ctx.node.get("ip", "")
-    key = f"{node}_{ip}_{RUN_ID}/{os.path.basename(src)}"
     try:
         config = upload_config(bucket, env_lookup(ctx.env), region, key_id, secret)
-        ctx.outbox.submit(config, key, src)
-    except (StoreError, SpoolError) as exc:
+    except StoreError as exc:
         raise HelperError(str(exc)) from exc
-    return object_url(config, key)
+    return object_url(config, spool_upload(ctx, data, path, config))
 
 
 def s3_clear(ctx: ScriptContext, bucket: str, region: str = "", key_id: str = "", secret: str = "") -> str:

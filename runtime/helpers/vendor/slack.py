@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -93,7 +92,7 @@ class SlackBot:
 
 def slack_bot(
     base: str, token: str, channel: str, pretext: str, text: str, color: str,
-    fields: dict[str, str], files: dict[str, Path], log: Any,
+    fields: dict[str, str], files: dict[str, bytes], log: Any,
 ) -> None:
     """Post the message, then upload and share each file; `log(line)` as Kubeshark logs."""
     attachment = {
@@ -104,15 +103,9 @@ def slack_bot(
         + [{"title": "Timestamp", "value": _timestamp(), "short": False}],
     }
     bot = SlackBot(base, token)
-    contents = {}
-    for name, path in files.items():
-        try:
-            contents[name] = path.read_bytes()
-        except OSError as exc:
-            raise HelperError(f"file {name!r}: {exc.strerror or exc}") from exc
     bot.call_json("chat.postMessage", {"channel": channel, "attachments": [attachment]})
     sent = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     log(f"Message sent to Slack channel: {channel} at {sent}")
-    for name, data in contents.items():
+    for name, data in files.items():
         bot.upload(channel, name, data)
         log(f"Shared file: {name} to Slack channel: {channel}")
