@@ -102,18 +102,42 @@ class StepsBench:
     steps: Steps
 
 
+# Linux counts a child's peak RSS from the memory of the process that forked it (the high-water mark
+# survives fork and exec): a child forked by a large test session would report the session's size. A
+# small launcher forks the command instead and reports what os.wait4 says of it on the descriptor
+# given: [exit code, CPU seconds, peak RSS KiB].
+_LAUNCHER = """
+import json, os, sys
+fd, argv = int(sys.argv[1]), sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, ru = os.wait4(pid, 0)
+report = [os.waitstatus_to_exitcode(status), ru.ru_utime + ru.ru_stime, ru.ru_maxrss]
+os.write(fd, json.dumps(report).encode())
+"""
+
+
 def run_once(argv: Sequence[str], *, stdin: str | Path | None = None, stdout: str | Path | None = None,
              cwd: str | Path | None = None, env: dict[str, str] | None = None,
              timeout: float | None = None, stderr: str | Path | None = None) -> Sample:
-    """Run one child to completion and measure it with os.wait4 (its own peak RSS, not the session's).
+    """Run one child to completion and measure it with os.wait4, through a small launcher (its own
+    peak RSS, not the session's).
 
     `stdin`/`stdout` are file paths (None: /dev/null); stderr is kept for the error message, and
     written to the file `stderr` when given.
     """
+    read_fd, write_fd = os.pipe()
     with open(stdin or os.devnull, "rb") as in_f, open(stdout or os.devnull, "wb") as out_f:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdin=in_f, stdout=out_f, stderr=subprocess.PIPE, cwd=cwd,
-                                env=env, start_new_session=True)
+        launch = [sys.executable, "-c", _LAUNCHER, str(write_fd), *map(str, argv)]
+        proc = subprocess.Popen(launch, stdin=in_f, stdout=out_f, stderr=subprocess.PIPE, cwd=cwd, env=env,
+                                start_new_session=True, pass_fds=(write_fd,))
+        os.close(write_fd)
         killer = None
         if timeout is not None:
             killer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
@@ -121,9 +145,14 @@ def run_once(argv: Sequence[str], *, stdin: str | Path | None = None, stdout: st
         err: list[bytes] = []
         reader = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
         reader.start()
-        _, status, ru = os.wait4(proc.pid, 0)
+        with os.fdopen(read_fd, "rb") as report:
+            measured = report.read()
+        _, status, _ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = rc = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        cpu, rss_kib = 0.0, 0
+        if measured:
+            rc, cpu, rss_kib = json.loads(measured)
         reader.join()
         proc.stderr.close()
         if stderr is not None:
@@ -133,7 +162,7 @@ def run_once(argv: Sequence[str], *, stdin: str | Path | None = None, stdout: st
     if rc != 0:
         tail = b"".join(err).decode(errors="replace").strip().splitlines()[-5:]
         raise CommandFailed(f"{' '.join(map(str, argv))} exited {rc}: {' | '.join(tail)}")
-    return Sample(wall=wall, cpu=ru.ru_utime + ru.ru_stime, rss_mb=ru.ru_maxrss / 1024, returncode=rc)
+    return Sample(wall=wall, cpu=cpu, rss_mb=rss_kib / 1024, returncode=rc)
 
 
 def run_steps(steps: Steps) -> Sample:

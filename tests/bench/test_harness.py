@@ -21,8 +21,11 @@ def _alloc(mb: int) -> list[str]:
 
 
 def test_run_once_measures_the_child_not_the_session() -> None:
+    session = bytearray(250 * 1024 * 1024)  # a large test session: its size must not show in the child's
+    session[::4096] = b"x" * len(session[::4096])
     big = harness.run_once(_alloc(200))
     small = harness.run_once(_alloc(10))
+    del session
     assert big.rss_mb >= 200 > small.rss_mb
     assert big.cpu > 0 and big.wall > 0
 
