@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import signal
 import sys
@@ -10,6 +11,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -154,6 +156,16 @@ def _stream(cap: Capture, source: Any, printer: _Printer, args: argparse.Namespa
     counters = cap.counters
     counters["input_errors"] = len(source.errors)
     counters["inputs_not_captures"] = len(source.failed)
-    counters["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    counters["peak_rss_mb"] = round(_peak_rss_kib() / 1024, 1)
     printer.summary(counters)
     return 2 if source.failed else 0
+
+
+def _peak_rss_kib() -> int:
+    """This process's peak RSS: VmHWM of its own memory (ru_maxrss would also count the process that
+    forked it: Linux carries the high-water mark across fork and exec)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
