@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
 
-from wrappers.stores.base import ConfigError, ConflictError, StoreError, clean_key, register
+from wrappers.stores.base import BucketKeys, ConfigError, ConflictError, StoreError, register
 
 AZURITE = "http://127.0.0.1:10000/devstoreaccount1"
 _URL_SAFE = "/~!*'()"  # what JavaScript's encodeURIComponent leaves as is, besides "/" (the prelude's URL)
@@ -40,11 +40,13 @@ def blob_url(base: str, container: str, key: str) -> str:
 
 
 @register
-class AzureStore:
+class AzureStore(BucketKeys):
     """An Azure container. Config: `{"kind": "azure", "container", "prefix", "account_name",
     "account_key", "connection_string"}`."""
 
     kind = "azure"
+    location_scheme = "azblob"
+    bucket_field = "container"
     scheme = None  # only vendor helpers upload here: no repositories (no Object Lock check)
 
     def __init__(self, container: str, prefix: str = "", account_name: str = "", account_key: str = "",
@@ -94,16 +96,7 @@ class AzureStore:
         return f"azblob://{config['container']}/{config.get('prefix', '')}@" + account_url(
             config.get("account_name", ""), config.get("connection_string", ""))
 
-    @classmethod
-    def location(cls, config: dict[str, Any], key: str) -> str:
-        prefix = config.get("prefix", "")
-        return f"azblob://{config['container']}/{prefix + '/' if prefix else ''}{key}"
-
     # ---- the Store protocol -----------------------------------------------------------------------------
-
-    def _key(self, key: str) -> str:
-        key = clean_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
 
     def _error(self, exc: Exception, what: str) -> StoreError:
         status = getattr(exc, "status_code", None)

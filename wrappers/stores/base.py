@@ -101,6 +101,24 @@ class Store(Protocol):
     def status(self, key: str) -> ObjectStatus: ...
 
 
+class BucketKeys:
+    """Keys under a prefix in a bucket, shared by the bucket stores (S3, GCS, Azure): the object of
+    `key` is `<prefix>/<key>`, shown as `<location_scheme>://<bucket>/<prefix>/<key>`."""
+
+    location_scheme: ClassVar[str]
+    bucket_field: ClassVar[str] = "bucket"
+    prefix: str
+
+    @classmethod
+    def location(cls, config: dict[str, Any], key: str) -> str:
+        prefix = config.get("prefix", "")
+        return f"{cls.location_scheme}://{config[cls.bucket_field]}/{prefix + '/' if prefix else ''}{key}"
+
+    def _key(self, key: str) -> str:
+        key = clean_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+
 class StoreKind(Protocol):
     """A registered store class, asked about configs of its kind (class methods)."""
 

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
 
-from wrappers.stores.base import ConfigError, ConflictError, StoreError, clean_key, is_vendor_upload, register
+from wrappers.stores.base import (
+    BucketKeys,
+    ConfigError,
+    ConflictError,
+    StoreError,
+    is_vendor_upload,
+    register,
+)
 
 SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 _PERMANENT = (400, 401, 403, 404)
@@ -21,10 +28,11 @@ _URL_SAFE = "/!*'()"  # what JavaScript's encodeURIComponent leaves as is, besid
 
 
 @register
-class GcsStore:
+class GcsStore(BucketKeys):
     """A GCS bucket. Config: `{"kind": "gcs", "bucket", "prefix", "endpoint", "credentials"}`."""
 
     kind = "gcs"
+    location_scheme = "gs"
     scheme = None  # only vendor helpers upload here: no repositories (no Object Lock check)
 
     def __init__(self, bucket: str, prefix: str = "", endpoint: str = "",
@@ -75,16 +83,7 @@ class GcsStore:
     def ident(cls, config: dict[str, Any]) -> str:
         return f"gs://{config['bucket']}/{config.get('prefix', '')}@{config.get('endpoint', '')}"
 
-    @classmethod
-    def location(cls, config: dict[str, Any], key: str) -> str:
-        prefix = config.get("prefix", "")
-        return f"gs://{config['bucket']}/{prefix + '/' if prefix else ''}{key}"
-
     # ---- the Store protocol -----------------------------------------------------------------------------
-
-    def _key(self, key: str) -> str:
-        key = clean_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
 
     def _error(self, exc: Exception, what: str) -> StoreError:
         code = getattr(exc, "code", None)

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from wrappers.stores.base import (
+    BucketKeys,
     ConfigError,
     ConflictError,
     ObjectInfo,
@@ -40,13 +41,14 @@ _S3_PERMANENT = {
 
 
 @register
-class S3Store:
+class S3Store(BucketKeys):
     """An S3 bucket (AWS, SeaweedFS, MinIO): `If-None-Match: *` puts, SHA-256 checksums, Object Lock.
 
     Config: `{"kind": "s3", "bucket", "prefix", "endpoint", "region", "access_key_id",
     "secret_access_key", "object_lock_mode", "object_lock_days"}` (all but bucket optional)."""
 
     kind = "s3"
+    location_scheme = "s3"
     scheme = "s3"
 
     def __init__(
@@ -134,16 +136,7 @@ class S3Store:
     def ident(cls, config: dict[str, Any]) -> str:
         return f"s3://{config['bucket']}/{config.get('prefix', '')}@{config.get('endpoint', '')}"
 
-    @classmethod
-    def location(cls, config: dict[str, Any], key: str) -> str:
-        prefix = config.get("prefix", "")
-        return f"s3://{config['bucket']}/{prefix + '/' if prefix else ''}{key}"
-
     # ---- the Store protocol -----------------------------------------------------------------------------
-
-    def _key(self, key: str) -> str:
-        key = clean_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
 
     def object_url(self, key: str) -> str:
         return object_url(self._config, key)
