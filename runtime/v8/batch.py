@@ -138,7 +138,7 @@ def _without_bodies(item: dict[str, Any]) -> dict[str, Any]:
     for message, field in BODY_FIELDS:
         msg = item.get(message)
         holder = msg.get(field) if isinstance(msg, dict) else None
-        if isinstance(holder, dict) and "text" in holder:
+        if isinstance(holder, dict) and holder.get("text"):
             if out is item:
                 out = dict(item)
             out[message] = {**msg, field: {**holder, "text": NO_BODY}}

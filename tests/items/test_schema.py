@@ -51,6 +51,13 @@ def _dns_item() -> dict:
     (lambda it: it.__setitem__("error", {"type": "oops", "msg": ""}), "error.type"),
     (lambda it: it["protocol"].__setitem__("abbr", "DNS"), "protocol"),
     (lambda it: it.__setitem__("elapsedTime", -1), "item.elapsedTime"),
+    (lambda it: it["response"].__setitem__("status", 0), "response.status"),
+    (lambda it: it["src"].pop("processId"), "src.processId"),
+    (lambda it: it["dst"].__setitem__("pod", ""), "dst.pod"),
+    (lambda it: it.__setitem__("entryFile", it["stream"]), "item.entryFile"),
+    (lambda it: it.__setitem__("size", it["requestSize"]), "item.size"),
+    (lambda it: it.pop("capture"), "item.capture"),
+    (lambda it: it.pop("data"), "item.data"),
 ])
 def test_schema_check_rejects_broken_http_items(breakage, expected: str) -> None:
     item = _http_item()
@@ -68,6 +75,8 @@ def test_schema_check_rejects_broken_http_items(breakage, expected: str) -> None
     (lambda it: it["response"]["answers"][0].pop("cname"), "response.answers[0].cname"),
     (lambda it: it["request"]["questions"][0].__setitem__("type", 1), "request.questions[0].type"),
     (lambda it: it.__setitem__("stream", "42.pcap"), "item.stream"),
+    (lambda it: it["response"].__setitem__("code", ""), "response.code"),
+    (lambda it: it.pop("response"), "item.response"),
 ])
 def test_schema_check_rejects_broken_dns_items(breakage, expected: str) -> None:
     item = _dns_item()
