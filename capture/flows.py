@@ -179,8 +179,8 @@ class Capture:
                     if flow is not None:
                         n = len(data)
                         if flow.data_bytes + n <= cap and wirelen == n:
-                            if ts > now:
-                                now = ts
+                            if ts > now:  # kept current: an item made below reads the clock
+                                now = self._now = ts
                             fast += 1
                             if not flow.established and (
                                     wlen > 8 if proto != 6
