@@ -83,3 +83,23 @@ def test_schema_check_rejects_broken_dns_items(breakage, expected: str) -> None:
     assert problems(item) == []
     breakage(item)
     assert any(p.startswith(expected) for p in problems(item)), problems(item)
+
+
+@pytest.mark.parametrize("pcap", ["ndpi_mixed_http500-502-keepalive_1kxun_2.5MB.pcap",
+                                  "zeek_dns_udp-tcp_ipv4-ipv6.pcap"])
+def test_unanswered_requests_do_not_match_answer_queries(pcap: str) -> None:
+    """An unanswered request carries a response too (status 0 / code ""): the usual KFL queries
+    still select exactly the answered messages they name."""
+    from kfl import match
+
+    items = [it for it in sample_items(pcap) if it["protocol"]["name"] in ("http", "dns")]
+    for it in items:
+        five_hundred = it["protocol"]["abbr"] == "HTTP" and it["response"].get("status") == 500
+        assert match("http and response.status == 500", it) is five_hundred
+        if "error" in it and it["response"].get("status", 1) == 0:
+            assert not match("response.status >= 400", it) and match("response.status == 0", it)
+        if it["protocol"]["name"] == "dns" and it["response"]["code"] == "":
+            assert not match('dns and response.code == "No Error"', it)
+            assert match("dns and !response.answers", it)
+    unanswered = [it for it in items if it["response"].get("status") == 0 or it["response"].get("code") == ""]
+    assert unanswered, "each of these captures has requests without an answer"
