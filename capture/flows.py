@@ -49,8 +49,10 @@ class Flow(Record):
 class Capture:
     """Feeds packets through decoding, the flow table, the store and the stream handlers.
 
-    `packet_listener(stream_id, ts_ns, caplen, orig_len, fragmented)`, when set, is called for
-    every packet that lands in a stream; `warn(text)` once per skip reason (default: logging).
+    `packet_listener(stream_id, ts_ns, caplen, orig_len, fragmented)`, when set, is called once for
+    every packet fed, in arrival order: `stream_id` is the stream it lands in, `""` for a packet
+    that lands in none (ARP, ICMP, IGMP, non-IP, damaged, or an IP fragment still waiting for the
+    rest of its datagram); `warn(text)` once per skip reason (default: logging).
     """
 
     def __init__(
@@ -177,8 +179,8 @@ class Capture:
                     if flow is not None:
                         n = len(data)
                         if flow.data_bytes + n <= cap and wirelen == n:
-                            if ts > now:
-                                now = ts
+                            if ts > now:  # kept current: an item made below reads the clock
+                                now = self._now = ts
                             fast += 1
                             if not flow.established and (
                                     wlen > 8 if proto != 6
@@ -272,17 +274,25 @@ class Capture:
         frags = None
         buf = data
         if (proto != 6 and proto != 17) or wlen <= 0:
+            listener = self.packet_listener
+            held = self._decoder.fragmented_packets
             r = self._decode(pkt)
             if r is None:
+                if listener is not None:
+                    listener("", ts, len(data), wirelen, self._decoder.fragmented_packets != held)
                 return
             proto, src, dst, buf, off, wlen, frags = r
             if len(buf) < off + 4:
                 self._skip("truncated_tcp" if proto == 6 else "truncated_udp")
+                if listener is not None:
+                    listener("", ts, len(data), wirelen, frags is not None)
                 return
             key = src + dst + buf[off : off + 4]
         if proto == 6:
             if len(buf) < off + 20:
                 self._skip("truncated_tcp")
+                if self.packet_listener is not None:
+                    self.packet_listener("", ts, len(data), wirelen, frags is not None)
                 return
             flags = buf[off + 13]
             flow = self._tcp.get(key)
@@ -301,6 +311,8 @@ class Capture:
         else:
             if len(buf) < off + 8:
                 self._skip("truncated_udp")
+                if self.packet_listener is not None:
+                    self.packet_listener("", ts, len(data), wirelen, frags is not None)
                 return
             flow = self._udp.get(key)
             if flow is None or flow.closed or ts - flow.last_ts > self._udp_idle:
@@ -347,6 +359,8 @@ class Capture:
     # -- slow paths -----------------------------------------------------------------------------
 
     def _keep_fragments(self, flow: Flow, frags: list[Packet]) -> None:
+        """Store the fragments of a datagram completed by the last of them (the packet being fed;
+        the listener heard of the others when they came)."""
         store = self.store
         flow.datagrams += 1
         flow.fragments += len(frags)
@@ -362,8 +376,9 @@ class Capture:
                 store.held += n + PACKET_OVERHEAD
             else:
                 store.over_cap(flow, wirelen)
-            if self.packet_listener is not None:
-                self.packet_listener(flow.sid, ts, n, wirelen, True)
+        if self.packet_listener is not None:
+            ts, _, data, wirelen = frags[-1]
+            self.packet_listener(flow.sid, ts, len(data), wirelen, True)
         if store.held > self._budget:
             store.evict()
 

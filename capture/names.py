@@ -151,8 +151,11 @@ class NameTable:
         if res is None:
             res = self._by_ip.get(ip)
         if self.k8s is None:
-            name, ns = res if res is not None else self._learned.get(ip, _NONE)
-            return {"name": name, "namespace": ns}, 0, FOREVER
+            if res is not None:
+                return {"name": res[0], "namespace": res[1], "resolutionMechanism": "ip"}, 0, FOREVER
+            name, ns = self._learned.get(ip, _NONE)
+            return {"name": name, "namespace": ns, "resolutionMechanism": "dns" if name else "none"}, 0, \
+                FOREVER
         if res is not None:
             return _k8s_shape(res[0], res[1], "ip"), 0, FOREVER
         ident, lo, hi = self.k8s.lookup(key_of(ip, port), ts_ns)

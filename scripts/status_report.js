@@ -14,10 +14,11 @@ file.mkdir(REPORT_DIR);
 function onItemCaptured(data) {
   items++;
   if (!data.response) return;
-  if (data.protocol.name === "http") {
+  // an unanswered request has a response too, with status 0 (HTTP) or code "" (DNS): not counted
+  if (data.protocol.name === "http" && data.response.status) {
     var status = String(data.response.status);
     httpByStatus[status] = (httpByStatus[status] || 0) + 1;
-  } else if (data.protocol.name === "dns") {
+  } else if (data.protocol.name === "dns" && data.response.code) {
     dnsByCode[data.response.code] = (dnsByCode[data.response.code] || 0) + 1;
   }
 }

@@ -149,6 +149,19 @@ def protocol(
 _sec_cache: list = [-1, ""]  # startTime: the last second formatted (items come mostly in time order)
 
 
+# What this product cannot know of an endpoint (no eBPF: no process attribution), and Kubernetes
+# identity fields when no resolver or names file fills them (reference: docs/items.md).
+ENDPOINT_DEFAULTS: dict[str, Any] = {
+    "name": "", "namespace": "", "pod": None, "endpointSlice": None, "service": None,
+    "cgroupId": 0, "containerId": "", "socketId": 0, "processId": 0, "parentProcessId": 0,
+    "hostProcessId": 0, "hostParentProcessId": 0, "processName": "", "resolutionMechanism": "none",
+}
+
+# `capture`: how the packets were captured (not told apart per item here); one object in every item.
+CAPTURE = {"backend": "", "source": "", "proxy": {"name": "", "pid": 0}, "vlan": {"id": 0, "dot1q": False}}
+_NO_CHECKSUMS: list[str] = []
+
+
 def error(kind: str, msg: str) -> dict[str, str]:
     """An item's `error`: kind is `dissection`, `timeout`, `connection` or `pair-not-found`."""
     return {"type": kind, "msg": msg}
@@ -175,14 +188,17 @@ class ItemFactory:
     """Builds and emits the items of one stream; `index` counts them from 0, across dissectors when
     one hands the stream to another. `tls` is the dissector's flag (set by the registry)."""
 
-    __slots__ = ("_ends", "_hi", "_lo", "_prefix", "_res", "_version", "_worker", "index", "meta", "names",
-                 "node", "on_item", "stream", "tls")
+    __slots__ = ("_ends", "_entry", "_hi", "_layer3", "_lo", "_prefix", "_protos", "_res", "_version",
+                 "_worker", "index", "meta", "names", "node", "on_item", "stream", "tls")
 
     def __init__(self, meta: StreamMeta, node: NodeInfo, names: NameTable, on_item: OnItem) -> None:
         self.meta = meta
         self.node = {"name": node.name, "ip": node.ip}
         self._worker = f"{node.ip}:0"
         self._prefix = f"{node.name}/{meta.stream_id}-"
+        self._entry = meta.stream_id.replace(".", "_") + "-"
+        self._layer3 = "ipv6" if ":" in meta.client_ip else "ipv4"
+        self._protos: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
         self.names = names
         self._version = -1
         self._lo = self._hi = 0  # the capture times [lo, hi) for which the names in _ends hold
@@ -219,8 +235,8 @@ class ItemFactory:
             res = (cres, sres)
             if res != self._res:  # the table changed for these endpoints: new shared sub-objects
                 self._res = res
-                client = {"ip": m.client_ip, "port": str(m.client_port), **cres}
-                server = {"ip": m.server_ip, "port": str(m.server_port), **sres}
+                client = {"ip": m.client_ip, "port": str(m.client_port), **ENDPOINT_DEFAULTS, **cres}
+                server = {"ip": m.server_ip, "port": str(m.server_port), **ENDPOINT_DEFAULTS, **sres}
                 self._ends = (client, server)
         client, server = self._ends
         return (server, client) if swapped else (client, server)
@@ -238,6 +254,10 @@ class ItemFactory:
     ) -> Item:
         """Build the item (common fields + `body`: request/response or data) and hand it on."""
         index = self.index
+        known = self._protos.get(id(proto))
+        if known is None or known[0] is not proto:
+            known = self._protos[id(proto)] = (proto, {**proto, "layer3": self._layer3})
+        layered = known[1]
         self.index = index + 1
         if self.names.version != self._version or not self._lo <= ts_ns < self._hi:
             self.ends(False, ts_ns)
@@ -257,19 +277,33 @@ class ItemFactory:
             "stream": self.meta.stream_id,
             "node": self.node,
             "worker": self._worker,
-            "protocol": proto,
+            "protocol": layered,
             "tls": self.tls,
             "src": src,
             "dst": dst,
             "outgoing": False,
             "timestamp": ts_ns // 1_000_000,
             "startTime": f"{_sec_cache[1]}.{frac:09d}Z",
+            "data": None,
             **body,
             "requestSize": request_size,
             "responseSize": response_size,
             "elapsedTime": (elapsed_ns + 500_000) // 1_000_000 if elapsed_ns > 0 else 0,
             "passed": False,
             "failed": False,
+            "entryFile": f"{self._entry}{index}_entry.json",
+            "pcapFile": self.meta.stream_id,
+            "requestRef": "",
+            "responseRef": "",
+            "eventRef": "",
+            "dataRef": "",
+            "record": "",
+            "event": None,
+            "base": None,
+            "capture": CAPTURE,
+            "checksums": _NO_CHECKSUMS,
+            "duplicate": "",
+            "size": request_size + response_size,
         }
         if err is not None:
             item["error"] = err

@@ -112,8 +112,8 @@ class Dns(Dissector):
     def _emit(self, q: _Query, answer: Parsed | None, answer_size: int, elapsed: int,
               err: dict[str, str] | None) -> None:
         body: dict[str, Any] = {"request": q.msg.request()}
-        if answer is not None:
-            body["response"] = answer.response()
+        body["response"] = answer.response() if answer is not None else {
+            "code": "", "answers": [], "authorities": [], "additionals": []}
         self.items.emit(self.proto, q.ts, q.direction == 1, body, q.size, answer_size, elapsed, err)
 
     def _learn(self, msg: Parsed) -> None:

@@ -19,7 +19,15 @@ from typing import Any, ClassVar
 import httptools
 
 from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, Dissector, ItemFactory, error, protocol
-from capture.dissect.httpitem import Message, append_body, cached_key, canonical, request_obj, response_obj
+from capture.dissect.httpitem import (
+    Message,
+    append_body,
+    cached_key,
+    canonical,
+    no_response,
+    request_obj,
+    response_obj,
+)
 
 HTTP11 = protocol("http", "1.1", "HTTP", "Hypertext Transfer Protocol -- HTTP/1.1", "http", "tcp",
                   ["80", "443", "8080"], 0, "https://datatracker.ietf.org/doc/html/rfc2616", "#326de6")
@@ -587,6 +595,8 @@ class Http1(Dissector):
         if resp is not None:
             body["response"], response_size = response_obj(resp, self.cap)
             elapsed = resp.ts - req.ts
+        else:
+            body["response"] = no_response()
         proto = HTTP10 if req.version == "1.0" else HTTP11
         self.items.emit(proto, req.ts, self.swapped, body, request_size, response_size, elapsed, err)
 

@@ -38,7 +38,7 @@ from hyperframe.frame import (
 
 from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, Dissector, ItemFactory, error, protocol
 from capture.dissect.grpc import GRPC, MessageCounter, call_names, is_grpc, messages, status
-from capture.dissect.httpitem import Message, append_body, canonical, request_obj, response_obj
+from capture.dissect.httpitem import Message, append_body, canonical, no_response, request_obj, response_obj
 
 HTTP2 = protocol("http", "2.0", "HTTP/2", "Hypertext Transfer Protocol Version 2 (HTTP/2)", "http2", "tcp",
                  ["80", "443", "8080"], 0, "https://datatracker.ietf.org/doc/html/rfc7540", "#244c5a")
@@ -534,6 +534,8 @@ class Http2(Dissector):
             response["trailers"] = st.trailers[c ^ 1] or {}
             body["response"] = response
             elapsed = resp.ts - req.ts
+        else:
+            body["response"] = {**no_response(), "trailers": {}}
         if grpc:
             path = request.get("path", "")
             request["grpc"] = {**call_names(path),

@@ -247,9 +247,7 @@ def response_obj(msg: Message, cap: int) -> tuple[dict[str, Any], int]:
         cut = msg.truncated
         size = msg.body_len
     content: dict[str, Any] = {"size": size, "mimeType": headers.get("Content-Type", ""),
-                               "encoding": "base64"}
-    if data:
-        content["text"] = b64encode_as_string(data)
+                               "encoding": "base64", "text": b64encode_as_string(data) if data else ""}
     if cut:
         content["truncated"] = True
     status = msg.status
@@ -265,3 +263,11 @@ def response_obj(msg: Message, cap: int) -> tuple[dict[str, Any], int]:
         "bodySize": msg.body_len,
     }
     return resp, len(msg.reason) + 15 + msg.head_size + msg.body_len + msg.framing
+
+
+def no_response() -> dict[str, Any]:
+    """The `response` of a request that got none (the reason is in the item's `error`): every field
+    present, zero or empty."""
+    return {"status": 0, "statusText": "", "httpVersion": "", "headers": {}, "cookies": {},
+            "content": {"size": 0, "mimeType": "", "encoding": "base64", "text": ""},
+            "redirectURL": "", "headersSize": -1, "bodySize": 0}

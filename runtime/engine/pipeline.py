@@ -163,7 +163,7 @@ class Pipeline:
         batch = self._batch
         if not batch.events:
             self._batch_started = time.monotonic()
-        batch.add_item(item)
+        batch.add_item(item, self.capture.now_ns if self.capture is not None else None)
         self.services.store.pin(item["stream"])
         self.counters["items"] += 1
         proto = item.get("protocol", {}).get("name", "?")

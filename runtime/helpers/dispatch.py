@@ -101,12 +101,26 @@ class Commands:
     def error(self, text: str, kind: str = "helper") -> None:
         self.services.console.error(self.identity.title, text, kind)
 
-    def run(self, commands: Sequence[list[Any]], objs: Sequence[Any]) -> None:
+    def run(self, commands: Sequence[list[Any]], objs: Sequence[Any],
+            cuts: Sequence[int | None] | None = None) -> None:
+        """Run a call's commands; `["@", i]` says the ones after it came from the hook of event `i`,
+        whose capture clock (`cuts[i]`) cuts what the store helpers see."""
+        try:
+            self._run(commands, objs, cuts)
+        finally:
+            self.services.cut_ns = None
+
+    def _run(self, commands: Sequence[list[Any]], objs: Sequence[Any],
+             cuts: Sequence[int | None] | None) -> None:
         handle = None
         options = self.options
         dry_run = self.services.dry_run
         for cmd in commands:
             name = cmd[0]
+            if name == "@":
+                i = cmd[1]
+                self.services.cut_ns = cuts[i] if cuts is not None and 0 <= i < len(cuts) else None
+                continue
             if dry_run is not None and name in _OUTSIDE:
                 dry_run.append(_OUTSIDE[name](self, cmd))
                 continue

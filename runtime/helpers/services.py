@@ -113,6 +113,9 @@ class Services:
     prometheus: Any = field(default_factory=_script_metrics)
     # `scripts check`: helpers that would reach outside the process are recorded here, not run
     dry_run: list[str] | None = None
+    # while a hook's commands run: the capture clock when its item was made; the store helpers
+    # (pcap.snapshot, pcap.path files) leave out packets captured later. None: no cut.
+    cut_ns: int | None = None
     _outbox: Any = None
 
     @property

@@ -3,7 +3,8 @@ and Kubeshark's `name_resolution_history.json`.
 
 `pcap.path(stream)` names `pcaps/master/<stream>`, Kubeshark's place for a stream's PCAP. The
 stream store keeps the packets in memory, so the file is written from the store when a helper
-reads it (copy, move, upload), with every packet captured so far.
+reads it (copy, move, upload), with every packet captured so far — from a hook, every packet
+captured up to the moment its item was made (the capture clock then), whatever the batch size.
 """
 
 from __future__ import annotations
@@ -33,10 +34,14 @@ def _snaplen(services: Any) -> Any:
 
 
 def stream_packets(services: Any, stream: str) -> list[Packet]:
+    """The stream's packets in the store; from a hook, those captured up to its item (`cut_ns`)."""
     store = services.store
     if store is None or store.info(stream) is None:
         raise HelperError(f"stream {stream!r} is not in the stream store (never seen, or already released)")
-    return list(store.packets(stream))
+    cut = services.cut_ns
+    if cut is None:
+        return list(store.packets(stream))
+    return [p for p in store.packets(stream) if p[0] <= cut]
 
 
 NAME_HISTORY = "name_resolution_history.json"

@@ -34,6 +34,7 @@ class Batch:
         self.kinds: list[str] = []
         self.events: list[Any] = []  # item dicts, or packet lines (bytes)
         self.items: list[dict[str, Any]] = []
+        self.cuts: list[int | None] = []  # per event: the capture clock when it was made
         self.time_ns = 0
         self._lines: dict[tuple[bool, frozenset[str] | None], list[bytes]] = {}
         self._bodies: dict[tuple[bool, bool, frozenset[str] | None], bytes] = {}
@@ -43,10 +44,12 @@ class Batch:
     def __len__(self) -> int:
         return len(self.events)
 
-    def add_item(self, item: dict[str, Any]) -> None:
+    def add_item(self, item: dict[str, Any], cut_ns: int | None = None) -> None:
+        """Add `item`, made when the capture clock read `cut_ns` (None: unknown)."""
         self.kinds.append(ITEM)
         self.events.append(item)
         self.items.append(item)
+        self.cuts.append(cut_ns)
 
     def add_packet(
         self, ts_ns: int, caplen: int, length: int, truncated: bool, fragmented: bool, stream: str
@@ -55,6 +58,7 @@ class Batch:
         self.events.append(
             b"%d,%d,%d,%d,%d,%s" % (ts_ns, caplen, length, truncated, fragmented, stream.encode())
         )
+        self.cuts.append(ts_ns)
 
     def has_packets(self) -> bool:
         return len(self.items) != len(self.events)
@@ -106,6 +110,12 @@ class Batch:
             self._bodies[key] = cached
         return cached
 
+    def cuts_of(self, with_packets: bool) -> list[int | None]:
+        """The capture clock per event of a variant (`add_item`'s `cut_ns`)."""
+        if with_packets and self.has_packets():
+            return self.cuts
+        return [c for k, c in zip(self.kinds, self.cuts, strict=True) if k == ITEM]
+
     def bits(self, with_packets: bool, query: str, match: Callable[[dict[str, Any]], bool]) -> str:
         """'1'/'0' per event of a variant: does `query` match that event's item."""
         with_packets = with_packets and self.has_packets()
@@ -138,7 +148,7 @@ def _without_bodies(item: dict[str, Any]) -> dict[str, Any]:
     for message, field in BODY_FIELDS:
         msg = item.get(message)
         holder = msg.get(field) if isinstance(msg, dict) else None
-        if isinstance(holder, dict) and "text" in holder:
+        if isinstance(holder, dict) and holder.get("text"):
             if out is item:
                 out = dict(item)
             out[message] = {**msg, field: {**holder, "text": NO_BODY}}

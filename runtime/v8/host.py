@@ -88,6 +88,7 @@ class ScriptHost:
         self.bodies = source.bodies
         # fields: the top-level item fields sent, None = all (see runtime.v8.source.named_fields)
         self.fields = source.fields
+        self.go_names = source.go_names
         self._jobs_version = -1
         self._running_sent: bool | None = None
         self._names_sent: Any = None
@@ -136,6 +137,7 @@ class ScriptHost:
             "envGlobals": global_names(env),
             "known": self.queries,
             "bodies": BODY_FIELDS,
+            "goNames": self.go_names,
             "invalid": self.invalid,
             "jobs": s.scheduler.tags(),
             "running": s.scheduler.running,
@@ -335,7 +337,8 @@ class ScriptHost:
         """Execute results, answer signals and yields until the call is complete."""
         for _ in range(MAX_SIGNALS_PER_CALL):
             self._learn(result)
-            self.commands.run(result.get(proto.RESULT_COMMANDS, ()), objs)
+            self.commands.run(result.get(proto.RESULT_COMMANDS, ()), objs,
+                              batch.cuts_of(with_packets) if batch is not None else None)
             signal = result.get(proto.RESULT_SIGNAL)
             kind = None if signal is None else signal.get(proto.SIGNAL_KIND)
             if kind in proto.REFILL_SIGNALS and batch is not None:

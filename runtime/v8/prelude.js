@@ -63,7 +63,17 @@
     return value;
   }
 
-  function emit(cmd) { OUT.push(cmd); }
+  // commands made by the hook of batch event EV follow an ["@", EV] mark (the store helpers cut
+  // the stream store at that event's capture time); the seed script's "w" needs none
+  let EV = -1;
+  let MARKED = -1;
+  function emit(cmd) {
+    if (EV !== MARKED && cmd[0] !== "w") {
+      OUT.push(["@", EV]);
+      MARKED = EV;
+    }
+    OUT.push(cmd);
+  }
 
   // A helper whose answer the script needs at once (vendor.webhook's body, vendor.elastic's id):
   // Python makes the call while this hook run waits (a signal, as for a new KFL query), the run
@@ -198,9 +208,47 @@
     }
     return p.view;
   }
+  // Kubeshark's Go-style capitalised names (data.Protocol.Name, data.Request.Path, data.Src.IP) are
+  // read-only aliases of the JSON names: the objects of an item get GO as prototype when read, a
+  // Proxy shared by all of them whose trap runs only for names an object lacks. "Name" reads
+  // `name` (else `NAME` reads `name`), and what it returns is aliased the same way.
+  function goAlias(v) {
+    if (CFG.goNames && v !== null && typeof v === "object" && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype) {
+      Object.setPrototypeOf(v, GO);
+    }
+    return v;
+  }
+  function jsonName(o, k) {
+    const c = k.charCodeAt(0);
+    if (!(c >= 65 && c <= 90)) return undefined;
+    const camel = k[0].toLowerCase() + k.slice(1);
+    if (camel in o) return camel;
+    const lower = k.toLowerCase();
+    return lower in o ? lower : undefined;
+  }
+  const GO = new Proxy(Object.prototype, {
+    get(proto, k, receiver) {
+      if (typeof k === "string") {
+        const name = jsonName(receiver, k);
+        if (name !== undefined) return goAlias(receiver[name]);
+      }
+      return Reflect.get(proto, k, receiver);
+    },
+    set(proto, k, v, receiver) {
+      return Reflect.defineProperty(receiver, k, { value: v, writable: true, enumerable: true, configurable: true });
+    },
+  });
   function member(t, k) {
-    const v = field(t, k)[k];
-    if (t.p === null || v === null || typeof v !== "object" || Array.isArray(v)) return v;
+    let v = field(t, k)[k];
+    if (v === undefined && CFG.goNames && typeof k === "string") {
+      const name = jsonName(load(t), k);
+      if (name === undefined) return v;
+      k = name;
+      v = field(t, k)[k];
+    }
+    if (v === null || typeof v !== "object" || Array.isArray(v)) return v;
+    goAlias(v);
+    if (t.p === null) return v;
     return nested(t, k, v);
   }
   const ITEM_HANDLER = {
@@ -276,6 +324,7 @@
       const [name, fn] = hookFor(kind);
       if (typeof fn === "function") {
         const mark = OUT.length;
+        EV = i;
         let arg;
         if (kind === 112) {
           arg = packetInfo(B.lines[i]);
@@ -291,6 +340,7 @@
         }
         if (PENDING) {
           OUT.length = mark;
+          MARKED = -1;
           PENDING.at = i;
           return finish(null);
         }
@@ -340,6 +390,7 @@
     const t = nextTimer();
     if (t !== null) r.t = t;
     OUT = [];
+    EV = MARKED = -1;
     PENDING = null;
     USED = new Set();
     NEW_OPTS = null;

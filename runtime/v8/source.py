@@ -24,6 +24,7 @@ class ScriptSource:
     lean: bool = False
     bodies: bool = True
     fields: frozenset[str] | None = None
+    go_names: bool = False  # the text reads capitalised members (Kubeshark's Go-style item names)
 
     @property
     def sha256(self) -> str:
@@ -46,6 +47,7 @@ class ScriptSource:
             lean=item_only_forwarded(text),
             bodies=may_read_bodies(text),
             fields=named_fields(text, literals),
+            go_names=any(n[:1].isupper() for n in _MEMBER.findall(_blank_strings_and_comments(text))),
         )
 
 
@@ -240,7 +242,8 @@ def may_read_bodies(text: str) -> bool:
     error, see docs/scripts.md).
     """
     code = _blank_strings_and_comments(text)
-    return any(h in code for h in _BODY_HINTS) or any(f in text for _, f in BODY_FIELDS)
+    lower = text.lower()  # Go-style names (`data.Response.Content`) read the same fields
+    return any(h in code for h in _BODY_HINTS) or any(f.lower() in lower for _, f in BODY_FIELDS)
 
 
 _WHOLE_ITEM_HINTS = ("stringify", "Object.", "Reflect.", "...", "eval", "Function", "structuredClone",
@@ -256,4 +259,13 @@ def named_fields(text: str, literals: list[str]) -> frozenset[str] | None:
     code = _blank_strings_and_comments(text)
     if any(h in code for h in _WHOLE_ITEM_HINTS):
         return None
-    return frozenset(_MEMBER.findall(code)) | frozenset(lit for lit in literals if len(lit) < 64)
+    names = set(_MEMBER.findall(code))
+    for name in [n for n in names if n[:1].isupper()]:  # Go-style aliases read the JSON-named fields
+        names.update(json_names(name))
+    return frozenset(names) | frozenset(lit for lit in literals if len(lit) < 64)
+
+
+def json_names(go_name: str) -> tuple[str, str]:
+    """The JSON names a Go-style capitalised field name stands for (the prelude tries them in this
+    order): `StatusText` -> `statusText`, `IP` -> `ip`."""
+    return go_name[:1].lower() + go_name[1:], go_name.lower()

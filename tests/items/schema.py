@@ -13,6 +13,11 @@ import calendar
 import re
 from typing import Any
 
+ENDPOINT_TEXT = ("ip", "port", "name", "namespace", "containerId", "processName", "resolutionMechanism")
+ENDPOINT_INT = ("cgroupId", "socketId", "processId", "parentProcessId", "hostProcessId",
+                "hostParentProcessId")
+MECHANISMS = {"none", "ip", "ip-and-port", "dns", "http-header", "cgroup-id", "container-id", "syscall",
+              "sidecar-proxy"}
 STREAM = re.compile(r"\d{12}(_udp)?\.pcap\Z")
 START_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{9})Z\Z")
 ERROR_TYPES = {"dissection", "timeout", "connection", "pair-not-found"}
@@ -92,12 +97,24 @@ def problems(item: Any) -> list[str]:
         c.fail("protocol.layer4", f"{layer4!r}")
     elif stream and STREAM.match(stream) and (layer4 == "udp") != stream.endswith("_udp.pcap"):
         c.fail("protocol.layer4", f"{layer4} does not fit stream {stream}")
+    if c.typed(proto, "layer3", str, "protocol") not in (None, "ipv4", "ipv6"):
+        c.fail("protocol.layer3", f"{proto['layer3']!r}")
+    for key in ("fontSize", "priority"):
+        c.typed(proto, key, int, "protocol")
     if c.typed(item, "tls", bool, "item") is True:
         c.fail("item.tls", "true without TLS decryption")
     for end in ("src", "dst"):
         ep = c.typed(item, end, dict, "item")
-        for key in ("ip", "port", "name", "namespace"):
+        for key in ENDPOINT_TEXT:
             c.typed(ep, key, str, end)
+        for key in ENDPOINT_INT:
+            c.typed(ep, key, int, end)
+        for key in ("pod", "endpointSlice", "service"):
+            if ep is not None and key in ep and ep[key] is None:
+                continue
+            c.typed(ep, key, dict, end)
+        if ep and ep.get("resolutionMechanism") not in MECHANISMS:
+            c.fail(f"{end}.resolutionMechanism", f"{ep.get('resolutionMechanism')!r}")
         if ep and isinstance(ep.get("port"), str) and not ep["port"].isdigit():
             c.fail(f"{end}.port", f"not a port number: {ep['port']!r}")
     c.typed(item, "outgoing", bool, "item")
@@ -119,6 +136,7 @@ def problems(item: Any) -> list[str]:
             c.fail(f"item.{key}", "negative")
     c.typed(item, "passed", bool, "item")
     c.typed(item, "failed", bool, "item")
+    _kubeshark_2024(c, item, stream, index)
     err = item.get("error")
     if err is not None:
         etype = c.typed(item, "error", dict, "item") and c.typed(err, "type", str, "error")
@@ -136,6 +154,38 @@ def problems(item: Any) -> list[str]:
     elif name == "redis":
         _redis(c, item)
     return c.out
+
+def _kubeshark_2024(c: _Check, item: dict, stream: Any, index: Any) -> None:
+    """The top-level fields Kubeshark's late-2024 items added (docs/items.md)."""
+    entry = c.typed(item, "entryFile", str, "item")
+    expected = f"{stream.replace('.', '_')}-{index}_entry.json" if isinstance(stream, str) else None
+    if entry is not None and expected is not None and entry != expected:
+        c.fail("item.entryFile", f"{entry!r} is not <stream with . as _>-<index>_entry.json")
+    if c.typed(item, "pcapFile", str, "item") not in (None, stream):
+        c.fail("item.pcapFile", "differs from stream")
+    for key in ("requestRef", "responseRef", "eventRef", "dataRef", "record", "duplicate"):
+        c.typed(item, key, str, "item")
+    for key in ("event", "base"):
+        if item.get(key, {}) is not None:
+            c.typed(item, key, dict, "item")
+    if "data" not in item:
+        c.fail("item.data", "missing")
+    checksums = c.typed(item, "checksums", list, "item")
+    if checksums is not None and not all(isinstance(x, str) for x in checksums):
+        c.fail("item.checksums", "expected strings")
+    size = c.typed(item, "size", int, "item")
+    if size is not None and size != item.get("requestSize", 0) + item.get("responseSize", 0):
+        c.fail("item.size", f"{size} is not requestSize + responseSize")
+    capture = c.typed(item, "capture", dict, "item")
+    c.typed(capture, "backend", str, "capture")
+    c.typed(capture, "source", str, "capture")
+    proxy = c.typed(capture, "proxy", dict, "capture")
+    c.typed(proxy, "name", str, "capture.proxy")
+    c.typed(proxy, "pid", int, "capture.proxy")
+    vlan = c.typed(capture, "vlan", dict, "capture")
+    c.typed(vlan, "id", int, "capture.vlan")
+    c.typed(vlan, "dot1q", bool, "capture.vlan")
+
 
 def _base64(c: _Check, text: Any, path: str) -> None:
     try:
@@ -169,14 +219,14 @@ def _http(c: _Check, item: dict) -> None:
                 c.fail("postData.encoding", f"{post.get('encoding')!r}")
             elif "encoding" in post and text is not None:
                 _base64(c, text, "postData.text")
-    resp = item.get("response")
+    resp = c.typed(item, "response", dict, "item")
     if resp is None:
-        if "error" not in item:
-            c.fail("item.response", "missing without an error")
         return
-    c.typed(item, "response", dict, "item")
     status = c.typed(resp, "status", int, "response")
-    if status is not None and not 100 <= status <= 999:
+    if status == 0:
+        if "error" not in item:
+            c.fail("response.status", "0 (no response) without an error")
+    elif status is not None and not 100 <= status <= 999:
         c.fail("response.status", f"{status}")
     for key in ("statusText", "httpVersion", "redirectURL"):
         c.typed(resp, key, str, "response")
@@ -193,8 +243,9 @@ def _http(c: _Check, item: dict) -> None:
         c.typed(content, "mimeType", str, "content")
         if content.get("encoding") != "base64":
             c.fail("content.encoding", f"{content.get('encoding')!r}")
-        if "text" in content:
-            _base64(c, c.typed(content, "text", str, "content"), "content.text")
+        text = c.typed(content, "text", str, "content")
+        if text is not None:
+            _base64(c, text, "content.text")
 
 def _dns(c: _Check, item: dict) -> None:
     req = c.typed(item, "request", dict, "item")
@@ -203,13 +254,14 @@ def _dns(c: _Check, item: dict) -> None:
         for i, q in enumerate(c.typed(req, "questions", list, "request") or []):
             for key in ("name", "type", "class"):
                 c.typed(q, key, str, f"request.questions[{i}]")
-    resp = item.get("response")
+    resp = c.typed(item, "response", dict, "item")
     if resp is None:
-        if "error" not in item:
-            c.fail("item.response", "missing without an error")
         return
     code = c.typed(resp, "code", str, "response")
-    if code is not None and code not in RCODES:
+    if code == "":
+        if "error" not in item:
+            c.fail("response.code", "empty (no answer) without an error")
+    elif code is not None and code not in RCODES:
         c.fail("response.code", f"{code!r} is not a Kubeshark RCODE text")
     for section in ("answers", "authorities", "additionals"):
         for i, rr in enumerate(c.typed(resp, section, list, "response") or []):

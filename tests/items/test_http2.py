@@ -25,7 +25,7 @@ from capture.dissect.httpitem import Message, canonical
 from capture.names import NameTable
 from tests.items.h2live import GRPC_PORT, H2_PORT, Recording, record
 from tests.items.schema import check_item
-from tests.items.util import NODE, items_of
+from tests.items.util import NODE, answered, items_of
 from tests.netns import netns_available
 
 pytestmark = pytest.mark.live
@@ -178,7 +178,7 @@ def test_hpack_dynamic_table_reuse(rec: Recording, items: list[dict]) -> None:
 def test_rst_stream_is_an_item_error(items: list[dict]) -> None:
     [slow] = [it for it in items if it["request"]["path"] == "/slow"]
     assert slow["error"]["type"] == "connection" and "CANCEL" in slow["error"]["msg"]
-    assert "response" not in slow
+    assert slow["response"]["status"] == 0 and slow["response"]["headers"] == {}
     [after] = [it for it in items if it["request"]["path"] == "/after-reset"]
     assert after["response"]["status"] == 200 and "error" not in after
 
@@ -285,7 +285,7 @@ def test_mid_stream_pickup_degrades_gracefully(rec: Recording, items: list[dict]
     cut = tmp_path / "cut.pcap"
     _cut_before(rec.pcap, cut, H2_PORT, "/big")
     full = {(it["request"]["url"], it["response"]["status"]) for it in items
-            if it["protocol"]["abbr"] == "HTTP/2" and "response" in it}
+            if it["protocol"]["abbr"] == "HTTP/2" and answered(it)}
     later = [it for it in items_of(cut) if it["protocol"]["abbr"] == "HTTP/2"
              and it["request"]["url"] not in ("/slow", "/after-reset", "/after-upgrade", "/upgraded?via=h2c")]
     assert [it["request"]["url"] for it in later] == ["/big", "/gzip", "/missing", "/echo",
@@ -369,8 +369,8 @@ def test_lost_segment_inside_a_body(rec: Recording, items: list[dict], tmp_path:
     lost = int(frames[1])
     cut = tmp_path / "lost.pcap"
     wrpcap(str(cut), [p for n, p in enumerate(rdpcap(str(rec.pcap)), 1) if n != lost])
-    full = {(it["request"]["url"], it["response"]["status"]) for it in items if "response" in it}
-    got = [it for it in items_of(cut) if it["protocol"]["abbr"] == "HTTP/2" and "response" in it]
+    full = {(it["request"]["url"], it["response"]["status"]) for it in items if answered(it)}
+    got = [it for it in items_of(cut) if it["protocol"]["abbr"] == "HTTP/2" and answered(it)]
     [big] = [it for it in got if it["request"]["path"] == "/big"]
     assert "missing from the capture" in big["error"]["msg"]
     after = [it for it in got if it["request"]["path"].startswith(("/gzip", "/missing", "/echo", "/again/"))]

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PCAPS, oracle, sample_pcaps
-from tests.items.util import sample_items
+from tests.items.util import answered, sample_items
 
 Key = tuple[tuple[str, int], tuple[str, int]]
 
@@ -61,7 +61,7 @@ def test_http_status_codes_per_stream_equal_tshark(pcap: Path) -> None:
     ours: dict[Key, list[int]] = defaultdict(list)
     cut: dict[Key, list[int]] = defaultdict(list)
     for item in sample_items(pcap.name):
-        if item["protocol"]["name"] == "http" and "response" in item:
+        if item["protocol"]["name"] == "http" and answered(item):
             k = key(item["src"]["ip"], item["src"]["port"], item["dst"]["ip"], item["dst"]["port"])
             ours[k].append(item["response"]["status"])
             if cut_by_capture(item):
@@ -96,6 +96,6 @@ def test_dns_flows_and_counts_equal_tshark(pcap: Path) -> None:
                                               item["dst"]["port"]))
         if (item.get("error") or {}).get("type") != "pair-not-found":
             ours[k][0] += 1  # an item that holds a query (an answer alone takes its question section)
-        if "response" in item:
+        if answered(item):
             ours[k][1] += 1
     assert dict(ours) == expected

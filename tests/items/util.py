@@ -76,3 +76,10 @@ def udp(src: tuple[str, int], dst: tuple[str, int], payload: bytes, ts: int) -> 
 def sample_items(name: str) -> tuple[dict, ...]:
     """Items of one bundled sample capture (computed once per test session)."""
     return tuple(items_of(PCAPS / name))
+
+
+def answered(item: dict) -> bool:
+    """Did the request of this HTTP or DNS item get its response (an unanswered one still has a
+    `response`, with status 0 / code "")?"""
+    resp = item["response"]
+    return bool(resp["status"]) if item["protocol"]["name"] == "http" else resp["code"] != ""

@@ -64,9 +64,11 @@ def test_unresolved_endpoints_have_the_full_shape_and_http_falls_back_to_host(ap
     frames = _get("2026-12-06T11:50:00Z", ("203.0.113.9", 80))
     items = run_frames(frames, names=NameTable(k8s=resolver.history))
     dst = items[0]["dst"]
+    no_process = {"cgroupId": 0, "containerId": "", "socketId": 0, "processId": 0, "parentProcessId": 0,
+                  "hostProcessId": 0, "hostParentProcessId": 0, "processName": ""}  # no eBPF here
     assert dst == {"ip": "203.0.113.9", "port": "80", "name": "web.payments", "namespace": "", "pod": None,
-                   "service": None, "endpointSlice": None, "resolutionMechanism": "http-header"}
+                   "service": None, "endpointSlice": None, "resolutionMechanism": "http-header", **no_process}
     assert items[0]["src"]["resolutionMechanism"] == "ip"
     assert kfl.compile('dst.namespace == ""').match(items[0])
-    plain = run_frames(frames)[0]["dst"]  # without Kubernetes names: the old shape, Host as the name
-    assert plain == {"ip": "203.0.113.9", "port": "80", "name": "web.payments", "namespace": ""}
+    plain = run_frames(frames)[0]["dst"]  # without Kubernetes names: the same shape, Host as the name
+    assert plain == dst

@@ -81,22 +81,24 @@ def test_cli_run_env_and_single_script_file(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "not a folder or a .js file" in missing.stderr
 
 
-def test_on_packet_captured_gets_every_streamed_packet(tmp_path: Path) -> None:
+def test_on_packet_captured_gets_every_packet(tmp_path: Path) -> None:
     script = """// Packets
     var RFC3339 = /^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{9}Z$/;
     function onPacketCaptured(info) {
       var ok = RFC3339.test(info.timestamp) && info.captureLength <= info.length &&
           info.truncated === false && typeof info.fragmented === "boolean";
-      console.log(ok ? "packet" : "bad", info.stream);
+      console.log(ok ? "packet" : "bad", info.stream || "-");
     }
     """
     run = run_pipeline(tmp_path, {"p.js": script}, batch_items=300)
     seen = [ln.split() for ln in run.lines("Packets") if ln.startswith(("packet ", "bad "))]
     counters = run.pipeline.capture.counters
     assert [stream for kind, stream in seen if kind == "bad"] == []
-    # every TCP/UDP packet of the capture, once: the capture's own counter and tshark agree
-    assert len(seen) == counters["packets_streamed"] == tshark_count(DEMO_PCAP, "tcp or udp")
-    assert len({stream for _kind, stream in seen}) == counters["streams"]
+    # every packet of the capture, once; those of TCP/UDP streams name their stream
+    assert len(seen) == counters["packets_read"] == tshark_count(DEMO_PCAP, "frame")
+    in_streams = [stream for _kind, stream in seen if stream != "-"]
+    assert len(in_streams) == counters["packets_streamed"] == tshark_count(DEMO_PCAP, "tcp or udp")
+    assert len(set(in_streams)) == counters["streams"]
     assert run.errors("Packets") == []
 
 
