@@ -253,7 +253,7 @@ def _s3_put(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
 
 @command("slack")
 def _slack(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
-    vendor.slack(cmd[1], cmd[2], cmd[3], cmd[4])
+    vendor.slack(cmd[1], cmd[2], cmd[3], cmd[4], on_error=lambda text: c.error(f"vendor.slack: {text}"))
 
 
 @command("prometheus.metric")

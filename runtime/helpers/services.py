@@ -129,6 +129,11 @@ class Services:
         return self._outbox
 
     def close_outbox(self, timeout_s: float) -> int:
+        """Let queued fire-and-forget posts (vendor.slack, notifications) go out, then close the
+        outbox; returns the artifacts still spooled."""
+        from wrappers.http_client import drain_background
+
+        drain_background(min(timeout_s, 10.0))
         if self._outbox is None:
             return 0
         left = int(self._outbox.close(timeout_s) or 0)

@@ -90,6 +90,7 @@ class ScriptHost:
         self.items_seen = 0
         self.identity = ScriptIdentity(self.title, sid, source.sha256)
         self.commands = Commands(self.identity, services, self.options)
+        self.webhooks = vendor.WebhookBudget(lambda text: services.console.error(self.title, text, "limit"))
         self._proc: IsolateProcess | None = None
         self._inflight: tuple[Batch, list[Any]] | None = None
         # lean: batches carry no item text (see runtime.v8.source.item_only_forwarded)
@@ -321,7 +322,7 @@ class ScriptHost:
                 dry_run.append(f"vendor.webhook({method!r}, {url!r})")
                 return {"responses": [[signal["key"], {"body": ""}]]}
             try:
-                answer: dict[str, str] = {"body": vendor.webhook(method, url, body, headers)}
+                answer: dict[str, str] = {"body": vendor.webhook(method, url, body, headers, self.webhooks)}
             except HelperError as exc:
                 answer = {"error": str(exc)}
             return {"responses": [[signal["key"], answer]]}

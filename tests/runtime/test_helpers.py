@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tests.runtime.conftest import Recorder, run_pipeline
 from tests.runtime.items import http_item
+from wrappers.http_client import drain_background
 
 
 def tshark_streams(pcap: Path) -> set[str]:
@@ -196,6 +197,7 @@ def test_webhook_returns_the_response_and_slack_posts(rec: Recorder) -> None:
         with rec.host(script) as h:
             rec.feed(h, [http_item(1), http_item(2)])
             h.run_job("r")
+        assert drain_background(10.0) == 0  # vendor.slack is sent in the background
     finally:
         server.shutdown()
         server.server_close()

@@ -4,6 +4,6 @@ adapter over the egress home in `wrappers` (object stores and the outbox, the HT
 from runtime.helpers.vendor.prometheus import prometheus_metric
 from runtime.helpers.vendor.s3 import RUN_ID, s3_put
 from runtime.helpers.vendor.slack import slack
-from runtime.helpers.vendor.webhook import webhook
+from runtime.helpers.vendor.webhook import WebhookBudget, webhook
 
-__all__ = ["RUN_ID", "prometheus_metric", "s3_put", "slack", "webhook"]
+__all__ = ["RUN_ID", "prometheus_metric", "s3_put", "slack", "webhook", "WebhookBudget"]

@@ -1,14 +1,20 @@
-"""`vendor.slack(webhook, pretext, text, color)`: one message to a Slack incoming webhook."""
+"""`vendor.slack(webhook, pretext, text, color)`: one message to a Slack incoming webhook.
+
+Fire and forget, as in Kubeshark: the message is queued for the background sender
+(`wrappers.http_client.post_json_in_background`), so a slow Slack never blocks the pipeline; a
+failure (or a full queue) is reported to `on_error`."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from runtime.helpers.files import HelperError
-from wrappers.http_client import HttpError, post_json
+from wrappers.http_client import Pending, post_json_in_background
 
 
-def slack(url: str, pretext: str, text: str, color: str) -> None:
+def slack(
+    url: str, pretext: str, text: str, color: str, on_error: Callable[[str], None] | None = None
+) -> Pending:
     """Kubeshark's shape: one attachment as the top-level body, with a Timestamp field."""
     attachment = {
         "pretext": pretext,
@@ -16,7 +22,5 @@ def slack(url: str, pretext: str, text: str, color: str) -> None:
         "color": color,
         "fields": [{"title": "Timestamp", "value": time.strftime("%Y-%m-%d %H:%M:%S %z"), "short": False}],
     }
-    try:
-        post_json(url, attachment)
-    except HttpError as exc:
-        raise HelperError(str(exc)) from exc
+    report = (lambda exc: on_error(str(exc))) if on_error else None
+    return post_json_in_background(url, attachment, on_error=report)
