@@ -58,17 +58,19 @@ class Throttled(HttpError):
 
 
 class HostBreaker:
-    """Consecutive transport failures per host (`scheme://host:port`), or to any host when not
-    `per_host`; thread-safe."""
+    """Consecutive calls per host (`scheme://host:port`), or to any host when not `per_host`, that
+    got no answer — or, with `slow_s`, no answer within `slow_s` seconds; thread-safe."""
 
     def __init__(
         self,
         threshold: int = BREAKER_THRESHOLD,
         cooldown_s: float = BREAKER_COOLDOWN_S,
         per_host: bool = True,
+        slow_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.threshold = threshold
+        self.slow_s = slow_s
         self.per_host = per_host
         self.cooldown_s = cooldown_s
         self._clock = clock
@@ -101,8 +103,9 @@ class HostBreaker:
             first = host not in self._told
             self._told.add(host)
         who = f"{host} did not answer" if self.per_host else "no host answered"
+        within = f" within {self.slow_s:g} s" if self.slow_s is not None else ""
         raise Throttled(
-            f"{who} the last {self.threshold} calls; calls fail at once for {self.cooldown_s:g} s",
+            f"{who}{within} the last {self.threshold} calls; calls fail at once for {self.cooldown_s:g} s",
             host,
             first,
         )
@@ -160,22 +163,26 @@ def request(
         raise HttpError(f"URL must be http(s): {url!r}")
     for breaker in breakers:
         breaker.check(url)
+    started = time.monotonic()
     req = urllib.request.Request(
         url, data=body or None, method=method, headers={str(k): str(v) for k, v in (headers or {}).items()}
     )
     try:
         answer = _exchange(req, where, timeout_s, max_body, any_status)
     except HttpError as exc:
+        took = time.monotonic() - started
         for breaker in breakers:
-            breaker.record(url, answered=exc.status is not None)
+            answered = exc.status is not None and (breaker.slow_s is None or took <= breaker.slow_s)
+            breaker.record(url, answered=answered)
         raise
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         for breaker in breakers:
             breaker.record(url, answered=False)
         reason = getattr(exc, "reason", None) or exc
         raise HttpError(f"{where}: {reason}") from exc
+    took = time.monotonic() - started
     for breaker in breakers:
-        breaker.record(url, answered=True)
+        breaker.record(url, answered=breaker.slow_s is None or took <= breaker.slow_s)
     return answer
 
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from wrappers.http_client import Pending, post_json_in_background
 
+TIMEOUT_S = 5.0
+
 
 def slack(
     url: str, pretext: str, text: str, color: str, on_error: Callable[[str], None] | None = None
@@ -23,4 +25,4 @@ def slack(
         "fields": [{"title": "Timestamp", "value": time.strftime("%Y-%m-%d %H:%M:%S %z"), "short": False}],
     }
     report = (lambda exc: on_error(str(exc))) if on_error else None
-    return post_json_in_background(url, attachment, on_error=report)
+    return post_json_in_background(url, attachment, on_error=report, timeout_s=TIMEOUT_S)

@@ -2,9 +2,9 @@
 
 The script waits for the answer, so each script's calls have a budget (`WebhookBudget`): a timeout
 per call (`TIMEOUT_S`) and circuit breakers — after 3 calls in a row to one host (or 10 to any
-hosts) that got no answer, calls to that host (to any host) throw at once for a 30 s cool-off, and
-one console line says the script is throttled. A server that never answers costs a script a few
-timeouts, not one per item.
+hosts) that got no answer within `SLOW_S`, calls to that host (to any host) throw at once for a
+30 s cool-off, and one console line says the script is throttled. A server that never answers, or
+answers slowly, costs a script a few timeouts, not one per item.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from runtime.helpers.files import HelperError
 from wrappers.http_client import HostBreaker, HttpError, Throttled, request
 
 TIMEOUT_S = 5.0
+# an answer that took longer than this counts as none for the breakers: a slow server stalls too
+SLOW_S = 2.0
 # calls in a row to any hosts that got no answer before every call throws at once for a cool-off
 ANY_HOST_THRESHOLD = 10
 
@@ -26,7 +28,10 @@ class WebhookBudget:
 
     def __init__(self, tell: Callable[[str], None] | None = None) -> None:
         self.tell = tell
-        self.breakers = (HostBreaker(), HostBreaker(ANY_HOST_THRESHOLD, per_host=False))
+        self.breakers = (
+            HostBreaker(slow_s=SLOW_S),
+            HostBreaker(ANY_HOST_THRESHOLD, per_host=False, slow_s=SLOW_S),
+        )
 
     @property
     def refused(self) -> int:
