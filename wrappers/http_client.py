@@ -297,12 +297,15 @@ def post_json_in_background(
 ) -> Pending:
     """`post_json` on the background sender, so a slow endpoint never blocks the caller.
 
-    A failure goes to `on_error`; so does the first post dropped because the queue is full (the
-    following ones are counted in `BACKGROUND.dropped` until a post is queued again)."""
+    A failure goes to `on_error` — of the posts refused while their host cools off, and of those
+    dropped because the queue is full, only the first (the others are counted)."""
 
     def send() -> None:
         try:
             post_json(url, doc, headers, timeout_s=timeout_s, breakers=(BACKGROUND.breaker,))
+        except Throttled as exc:
+            if on_error and exc.first:
+                on_error(exc)
         except HttpError as exc:
             if on_error:
                 on_error(exc)
