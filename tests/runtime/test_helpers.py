@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import socket
 import subprocess
 import tarfile
 import threading
@@ -289,3 +291,28 @@ def test_wrapper_gets_the_item_itself(rec: Recorder) -> None:
         wrapper = h.commands.wrapper
         assert wrapper.counters["items"] == 4
         assert wrapper.matches[0] == 2
+
+
+def test_a_silent_webhook_host_is_throttled_and_the_script_told(rec: Recorder, monkeypatch) -> None:
+    monkeypatch.setattr(importlib.import_module("runtime.helpers.vendor.webhook"), "TIMEOUT_S", 0.3)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    host = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    script = f"""// Silent
+    var thrown = [];
+    for (var i = 0; i < 6; i++) {{
+      try {{ vendor.webhook("POST", "{host}/hook", "x"); }} catch (e) {{ thrown.push(e.message); }}
+    }}
+    console.log(JSON.stringify(thrown));
+    """
+    try:
+        with rec.host(script):
+            pass
+    finally:
+        silent.close()
+    thrown = json.loads(rec.lines_of("Silent")[0])
+    throttled = f"vendor.webhook: throttled: {host} did not answer within 2 s the last 3 calls; calls fail " \
+        "at once for 30 s"
+    assert thrown == [f"vendor.webhook: POST {host}/hook: timed out"] * 3 + [throttled] * 3
+    assert rec.stderr == [f"Silent:ERROR] {throttled}"]  # told once
