@@ -172,7 +172,7 @@ def test_a_breaker_counts_slow_answers_as_none(base: str) -> None:
     assert [p for _m, p, _h, _b in _Handler.received] == ["/sleep", "/sleep"]
 
 
-def test_background_posts_go_through_a_bounded_queue(silent: str) -> None:
+def test_background_posts_go_through_a_bounded_queue() -> None:
     sender = BackgroundSender(max_queue=2)
     sent: list[int] = []
     gate = threading.Event()
