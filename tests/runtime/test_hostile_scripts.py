@@ -124,6 +124,9 @@ attempt("mkdirTemp", function () { file.mkdirTemp("x", "dirlink"); });
 pcap.snapshot([], "in");
 attempt("snapshot", function () { pcap.snapshot([], "dirlink"); });
 pcap.nameResolutionHistory();
+vendor.s3.put("bucket", "hard.txt");
+vendor.s3.put("bucket", "filelink");
+vendor.s3.put("bucket", "dirlink/secret.txt");
 console.log(JSON.stringify(thrown));
 """
 
@@ -246,10 +249,13 @@ def test_hostile_scripts_beside_the_seed(
 
 def _check_each(run: Run, endpoints: dict[str, str]) -> None:
     # the link tricks are refused (test_containment.py checks each message)
-    refusals = ("not followed", "refused", "escapes the data folder", "no such folder", "no packets")
+    refusals = ("not followed", "refused", "escapes the data folder", "no such folder", "no packets",
+                "no file")
     assert json.loads(run.lines("Links")[0]) == [
         'write up: file.write: path "../data-evil/x" escapes the data folder']
-    assert len(run.errors("Links")) >= 12 and all(any(r in e for r in refusals) for e in run.errors("Links"))
+    s3 = [e for e in run.errors("Links") if e.startswith("vendor.s3.put: ")]
+    assert len(s3) == 3 and "has other hard links (refused)" in s3[0], s3
+    assert len(run.errors("Links")) >= 15 and all(any(r in e for r in refusals) for e in run.errors("Links"))
     # ArrayBuffers outside the V8 heap: filled ones stop the script, unfilled ones are refused
     [stopped] = run.errors("Filled")
     assert stopped.startswith("script stopped: memory — its process held ") and "384 MiB" in stopped

@@ -9,10 +9,12 @@ run id is the start time of this process, so a restart never collides with an ea
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
-from runtime.helpers.files import HelperError
+from runtime.helpers.files import DataDir, HelperError
 from wrappers.context import ScriptContext
 from wrappers.options import env_lookup
 from wrappers.outbox import SpoolError
@@ -26,22 +28,28 @@ def s3_put(
 ) -> str:
     """Spool `<data_dir>/<path>` for `bucket`; returns the object URL.
 
-    Raises HelperError on bad input and when the spool cannot take the file (full disk)."""
-    data_dir = Path(ctx.data_dir).resolve()
-    src = (data_dir / path).resolve()
-    if not src.is_relative_to(data_dir):
-        raise HelperError(f"{path!r} is outside the data folder")
-    if not src.is_file():
-        raise HelperError(f"no file {path!r} in the data folder")
+    Raises HelperError on bad input — a path outside the data folder, through a link, or a file with
+    other hard links — and when the spool cannot take the file (full disk)."""
     if not key_id and not secret:
         key_id = ctx.env.get("AWS_ACCESS_KEY_ID", "")
         secret = ctx.env.get("AWS_SECRET_ACCESS_KEY", "")
+    name = os.path.basename(path.rstrip("/"))
     node = ctx.node.get("name", "node")
     ip = ctx.node.get("ip", "")
-    key = f"{node}_{ip}_{RUN_ID}/{os.path.basename(src)}"
+    key = f"{node}_{ip}_{RUN_ID}/{name}"
     try:
         config = upload_config(bucket, env_lookup(ctx.env), region, key_id, secret)
-        ctx.outbox.submit(config, key, src)
+        # read through the data folder's containment (no link followed, no hard link to a file
+        # outside), into a private copy the outbox spools
+        with DataDir(Path(ctx.data_dir)).open_read(path) as src, tempfile.TemporaryDirectory(
+            prefix=".kflpcap-s3put-", dir=ctx.data_dir
+        ) as tmp:
+            copy = Path(tmp) / (name or "artifact")
+            with open(copy, "wb") as out:
+                shutil.copyfileobj(src, out)
+            ctx.outbox.submit(config, key, copy)
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise HelperError(f"no file {path!r} in the data folder") from exc
     except (StoreError, SpoolError) as exc:
         raise HelperError(str(exc)) from exc
     return object_url(config, key)
