@@ -93,6 +93,8 @@ class Commands:
         self.options = options
         self.wrapper: Any = None
         self._context: Any = None
+        # the script's synchronous HTTP calls: timeouts and breakers (docs/security.md)
+        self.webhooks = vendor.WebhookBudget(lambda text: self.error(text, "limit"))
         self.failed = 0
 
     def log(self, text: str) -> None:
@@ -315,13 +317,13 @@ def _s3_put(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
 
 
 @now("vendor.webhook", lambda a: f"vendor.webhook({a[0]!r}, {a[1]!r})")
-def _webhook(_c: Commands, args: list[Any]) -> str:
-    return vendor.webhook(args[0], args[1], args[2], args[3])
+def _webhook(c: Commands, args: list[Any]) -> str:
+    return vendor.webhook(args[0], args[1], args[2], args[3], c.webhooks)
 
 
 @now("vendor.webhookForm", lambda a: f"vendor.webhookForm({a[0]!r}, {a[1]!r}, fields={sorted(a[2])!r})")
-def _webhook_form(_c: Commands, args: list[Any]) -> str:
-    return vendor.webhook_form(args[0], args[1], args[2])
+def _webhook_form(c: Commands, args: list[Any]) -> str:
+    return vendor.webhook_form(args[0], args[1], args[2], c.webhooks)
 
 
 @now("vendor.elastic", lambda a: f"vendor.elastic(url={a[0] or a[5]!r}, index={a[1]!r})")
@@ -361,7 +363,7 @@ def _gcs_clear(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
 
 @command("slack")
 def _slack(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
-    vendor.slack(cmd[1], cmd[2], cmd[3], cmd[4])
+    vendor.slack(cmd[1], cmd[2], cmd[3], cmd[4], on_error=lambda text: c.error(f"vendor.slack: {text}"))
 
 
 @command("slackBot")

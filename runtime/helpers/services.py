@@ -28,13 +28,22 @@ def _run_id() -> str:
 
 @dataclass
 class Limits:
-    """Per-script limits: time budget of one call into V8 and the V8 heap."""
+    """Per-script limits: time budget of one call into V8, the V8 heap and the script's whole process."""
 
     call_timeout_s: float = 5.0
     heap_bytes: int = 256 * MIB
+    # the script's child process as a whole — V8 heap, ArrayBuffer backing stores (outside the heap),
+    # the child's own Python: its resident memory is watched and its data segment capped (see
+    # runtime/v8/process.py); None = twice the heap limit plus 256 MiB
+    memory_bytes: int | None = None
     # a batch call hands control back to Python after this long (and is resumed at once), so the
     # time budget applies to one hook run, not to a whole batch
     slice_ms: int = 500
+
+    @property
+    def process_bytes(self) -> int:
+        """The memory limit of the script's process."""
+        return self.memory_bytes if self.memory_bytes is not None else 2 * self.heap_bytes + 256 * MIB
 
 
 class Clock:
@@ -131,6 +140,11 @@ class Services:
         return self._outbox
 
     def close_outbox(self, timeout_s: float) -> int:
+        """Let queued fire-and-forget posts (vendor.slack, notifications) go out, then close the
+        outbox; returns the artifacts still spooled."""
+        from wrappers.http_client import drain_background
+
+        drain_background(min(timeout_s, 10.0))
         if self._outbox is None:
             return 0
         left = int(self._outbox.close(timeout_s) or 0)

@@ -10,6 +10,7 @@ reads and writes are described in `runtime/v8/protocol.py`.
 from __future__ import annotations
 
 import os
+import resource
 import sys
 from typing import Any, BinaryIO
 
@@ -59,6 +60,26 @@ def _evaluate(mr: object, payload: bytes, functions: dict[bytes, Any], op: int) 
     return OK, str(result)
 
 
+def _data_bytes() -> int:
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"VmData:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _cap_data(memory: int) -> None:
+    """Cap the data segment at what the fresh isolate holds plus `memory` (0 = lift the cap).
+
+    V8 reserves a few hundred MiB of address space when an isolate starts, so the cap counts from
+    there; an allocation past it fails (an ArrayBuffer: a RangeError the script sees)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    soft = resource.RLIM_INFINITY if not memory else _data_bytes() + memory
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
 def serve(inp: BinaryIO, out: BinaryIO) -> None:
     """Answer requests until `Q` or end of input; always closes the isolate."""
     from py_mini_racer import MiniRacer
@@ -76,12 +97,14 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
                 return
             if op == OP_NEW:
                 functions.clear()
+                heap, _, memory = (payload or b"0").partition(b",")
+                _cap_data(0)
                 if mr is not None:
                     mr.close()
                 mr = MiniRacer()
-                limit = int(payload or b"0")
-                if limit:
-                    mr.set_hard_memory_limit(limit)
+                if int(heap):
+                    mr.set_hard_memory_limit(int(heap))
+                _cap_data(int(memory or b"0"))
                 status, text = OK, mr.v8_version
             elif mr is None:
                 status, text = NO_ISOLATE, "no isolate"

@@ -21,7 +21,7 @@ from runtime.helpers.env import global_names
 from runtime.helpers.services import MIB, Services
 from runtime.v8 import protocol as proto
 from runtime.v8.batch import Batch
-from runtime.v8.process import IsolateGone, IsolateProcess
+from runtime.v8.process import IsolateGone, IsolateProcess, MemoryExceeded
 from runtime.v8.source import ScriptSource, js_string
 
 # a query the script has not used for this many items stops being evaluated for it
@@ -45,6 +45,14 @@ class LoadError(Exception):
 
 class ScriptFault(Exception):
     """The script went over a limit or its V8 process died; it is stopped."""
+
+    def __init__(self, text: str, memory: bool = False) -> None:
+        super().__init__(text)
+        self.memory = memory
+
+
+def _gone(exc: IsolateGone) -> ScriptFault:
+    return ScriptFault(str(exc), memory=isinstance(exc, MemoryExceeded))
 
 
 def _first_line(text: str, path_name: str, lines: int) -> str:
@@ -168,7 +176,7 @@ class ScriptHost:
         name = src.path.name
         code = src.text + "\n//# sourceURL=" + name
         lines = src.text.count("\n") + 1
-        self._proc = IsolateProcess()
+        self._proc = IsolateProcess(self.services.limits.process_bytes)
         try:
             for _ in range(MAX_LOAD_ROUNDS):
                 self._proc.new_isolate(self.services.limits.heap_bytes)
@@ -201,6 +209,9 @@ class ScriptHost:
                 break
             else:
                 raise LoadError(f"{name}: top-level code kept asking for new KFL queries")
+        except MemoryExceeded as exc:
+            self._close_proc()
+            raise LoadError(f"{name}: script stopped: memory — {exc}") from exc
         except IsolateGone as exc:
             self._close_proc()
             raise LoadError(f"{name}: {exc}") from exc
@@ -230,10 +241,11 @@ class ScriptHost:
         """Time passed on the runtime clock: the script's wrappers rotate their repositories."""
         self.commands.tick(now_ns)
 
-    def fault(self, text: str) -> None:
+    def fault(self, text: str, memory: bool = False) -> None:
         """Report a script over its limits (or whose V8 died) and stop it."""
-        self.stop_reason = text
-        self.services.console.error(self.title, f"{text}; script stopped", "limit")
+        self.stop_reason = f"memory: {text}" if memory else text
+        line = f"script stopped: memory — {text}" if memory else f"{text}; script stopped"
+        self.services.console.error(self.title, line, "limit")
         self.close("stopped")
         self.state = "stopped"
 
@@ -266,7 +278,7 @@ class ScriptHost:
         try:
             self._proc.send_eval(code, self.services.limits.call_timeout_s)
         except IsolateGone as exc:
-            raise ScriptFault(str(exc)) from exc
+            raise _gone(exc) from exc
 
     def _receive(self) -> dict[str, Any]:
         assert self._proc is not None
@@ -274,7 +286,7 @@ class ScriptHost:
         try:
             answer = self._proc.receive(limits.call_timeout_s + 5.0)
         except IsolateGone as exc:
-            raise ScriptFault(str(exc)) from exc
+            raise _gone(exc) from exc
         if answer.status == proto.TIMED_OUT:
             raise ScriptFault(f"a call exceeded the time budget of {limits.call_timeout_s:g} s (terminated)")
         if answer.status == proto.OUT_OF_MEMORY:
@@ -362,7 +374,7 @@ class ScriptHost:
                         self.services.limits.call_timeout_s,
                     )
                 except IsolateGone as exc:
-                    raise ScriptFault(str(exc)) from exc
+                    raise _gone(exc) from exc
                 result = self._receive()
                 continue
             if signal is not None:
@@ -416,7 +428,7 @@ class ScriptHost:
                 proto.JS_BATCH, [orjson.dumps(header), body], self.services.limits.call_timeout_s
             )
         except IsolateGone as exc:
-            self.fault(str(exc))
+            self.fault(str(exc), isinstance(exc, MemoryExceeded))
             return False
         self._inflight = (batch, objs)
         return True
@@ -430,7 +442,7 @@ class ScriptHost:
         try:
             self._drive(self._receive(), objs, batch, with_packets)
         except ScriptFault as exc:
-            self.fault(str(exc))
+            self.fault(str(exc), exc.memory)
             return
         self.items_seen += len(objs)
         self._drop_unused()
@@ -449,7 +461,7 @@ class ScriptHost:
             code = template.replace("__UPDATE__", json.dumps(self._update_with_names()))
             return self._drive(self._call(code), [], None, False, rerun=template)
         except ScriptFault as exc:
-            self.fault(str(exc))
+            self.fault(str(exc), exc.memory)
             return None
 
     def run_job(self, tag: str) -> tuple[bool, str | None]:

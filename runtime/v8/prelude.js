@@ -325,6 +325,7 @@
       if (typeof fn === "function") {
         const mark = OUT.length;
         EV = i;
+        const printed = CONSOLE_USED;
         let arg;
         if (kind === 112) {
           arg = packetInfo(B.lines[i]);
@@ -341,6 +342,7 @@
         if (PENDING) {
           OUT.length = mark;
           MARKED = -1;
+          CONSOLE_USED = printed;
           PENDING.at = i;
           return finish(null);
         }
@@ -382,6 +384,12 @@
   }
 
   function finish(yieldAt) {
+    if (CONSOLE_LEFT_OUT) {
+      emit(["error", "console: " + CONSOLE_LEFT_OUT + " lines left out: one call may print " +
+        CONSOLE_CALL + " characters"]);
+    }
+    CONSOLE_USED = 0;
+    CONSOLE_LEFT_OUT = 0;
     const r = { c: OUT, h: hooksDefined() };
     if (PENDING) r.s = PENDING;
     if (yieldAt !== null) r.y = yieldAt;
@@ -502,18 +510,49 @@
 
   // ---- console -------------------------------------------------------------------------------
 
-  function joined(args) {
+  // the arguments as one line of at most CONSOLE_LINE characters, with a note when cut (a line is
+  // never built longer: arguments of hundreds of MB must not reach V8's string length limit)
+  function consoleText(args) {
     const parts = [];
+    let size = 0;
+    let cut = 0;
     for (let i = 0; i < args.length; i++) {
       const a = args[i];
-      if (a !== null && typeof a === "object" && a[ITEM] !== undefined) parts.push("[object Object]");
-      else parts.push(typeof a === "symbol" ? a.toString() : String(a));
+      let part;
+      if (a !== null && typeof a === "object" && a[ITEM] !== undefined) part = "[object Object]";
+      else part = typeof a === "symbol" ? a.toString() : String(a);
+      if (i > 0) part = " " + part;
+      const room = CONSOLE_LINE - size;
+      if (part.length > room) {
+        cut += part.length - room;
+        part = part.slice(0, room);
+      }
+      parts.push(part);
+      size += part.length;
     }
-    return parts.join(" ");
+    const text = parts.join("");
+    if (!cut) return text;
+    return text + " … [console line cut: " + cut + " more characters; a line is capped at " +
+      CONSOLE_LINE + "]";
+  }
+  // console output is capped: a line at CONSOLE_LINE characters (cut, with a note), one call's
+  // lines at CONSOLE_CALL characters (the rest left out and counted in one note at its end)
+  const CONSOLE_LINE = 1024 * 1024;
+  const CONSOLE_CALL = 16 * 1024 * 1024;
+  let CONSOLE_USED = 0;
+  let CONSOLE_LEFT_OUT = 0;
+  function consoleLine(kind, args) {
+    const text = consoleText(args);
+    if (CONSOLE_LEFT_OUT || CONSOLE_USED + text.length > CONSOLE_CALL) {
+      CONSOLE_LEFT_OUT++;
+      return;
+    }
+    CONSOLE_USED += text.length;
+    emit([kind, text]);
   }
   const console = {
-    log(...args) { emit(["log", joined(args)]); },
-    error(...args) { emit(["error", joined(args)]); },
+    log(...args) { consoleLine("log", args); },
+    error(...args) { consoleLine("error", args); },
     clear() { emit(["clear"]); },
   };
 

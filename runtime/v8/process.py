@@ -1,4 +1,11 @@
-"""The parent's handle on one script's V8 child process (see `runtime/v8/child.py`)."""
+"""The parent's handle on one script's V8 child process (see `runtime/v8/child.py`).
+
+Memory: the V8 heap limit does not cover ArrayBuffer backing stores, which live outside the heap.
+So the process as a whole is bounded twice: the child caps its own data segment (`RLIMIT_DATA`, an
+allocation past it fails — a `RangeError` for an ArrayBuffer), and the parent watches the child's
+resident memory (`/proc/<pid>/statm`) while a call is in flight and when its answer comes; a child
+over its limit is killed and the call raises `MemoryExceeded`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import select
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 
 from runtime.v8 import protocol as proto
@@ -14,10 +22,18 @@ from runtime.v8 import protocol as proto
 # How long past its own time budget a call may take before the child is killed: V8 terminates a
 # running call at the budget; a child that does not answer by then is stuck (or dead).
 GRACE_S = 5.0
+# how often the parent looks at the child's resident memory while it waits for an answer
+WATCH_S = 0.05
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_MIB = 1024 * 1024
 
 
 class IsolateGone(Exception):
     """The child process died or had to be killed; the message says why."""
+
+
+class MemoryExceeded(IsolateGone):
+    """The child process went over its memory limit and was killed."""
 
 
 @dataclass
@@ -35,9 +51,12 @@ class Answer:
 
 
 class IsolateProcess:
-    """One child process with one V8 isolate. Use as a context manager or call `close()`."""
+    """One child process with one V8 isolate. Use as a context manager or call `close()`.
 
-    def __init__(self) -> None:
+    `memory_bytes` (0 = none) bounds the whole process: its data segment and resident memory."""
+
+    def __init__(self, memory_bytes: int = 0) -> None:
+        self.memory_bytes = memory_bytes
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         env = dict(os.environ)
         env.pop("PYTHONSTARTUP", None)
@@ -63,7 +82,7 @@ class IsolateProcess:
 
     def new_isolate(self, heap_limit: int) -> str:
         """Replace the child's isolate by a fresh one; returns the V8 version."""
-        self.send(proto.OP_NEW, str(heap_limit).encode())
+        self.send(proto.OP_NEW, f"{heap_limit},{self.memory_bytes}".encode())
         answer = self.receive(GRACE_S + 30.0)
         return answer.text
 
@@ -96,10 +115,17 @@ class IsolateProcess:
     def receive(self, wait_s: float) -> Answer:
         stdout = self._proc.stdout
         assert stdout is not None
-        ready, _, _ = select.select([stdout], [], [], wait_s)
-        if not ready:
-            self.kill()
-            raise IsolateGone(f"V8 did not stop within {wait_s:.0f} s; its process was killed")
+        deadline = time.monotonic() + wait_s
+        while True:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([stdout], [], [], min(left, WATCH_S) if self.memory_bytes else left)
+            if ready:
+                break
+            self._watch()
+            if time.monotonic() >= deadline:
+                self.kill()
+                raise IsolateGone(f"V8 did not stop within {wait_s:.0f} s; its process was killed")
+        self._watch()
         head = proto.read_exact(stdout, proto.HEAD.size)
         if not head:
             raise IsolateGone(self._death())
@@ -109,6 +135,27 @@ class IsolateProcess:
             raise IsolateGone(self._death())
         self._pending = False
         return Answer(status, data)
+
+    def resident_bytes(self) -> int:
+        """The child's resident memory now (0 once it is gone)."""
+        try:
+            with open(f"/proc/{self._proc.pid}/statm", "rb") as f:
+                return int(f.read().split()[1]) * _PAGE
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    def _watch(self) -> None:
+        """Kill the child when it holds more than its memory limit."""
+        if not self.memory_bytes:
+            return
+        held = self.resident_bytes()
+        if held > self.memory_bytes:
+            self.kill()
+            self._pending = False
+            raise MemoryExceeded(
+                f"its process held {held // _MIB} MiB, over the limit of {self.memory_bytes // _MIB} MiB "
+                "(V8 heap, ArrayBuffers and the process itself)"
+            )
 
     def _death(self) -> str:
         try:

@@ -4,10 +4,11 @@ Two layers:
 
 1. **Frames on the pipe** (`runtime/v8/process.py` writes requests, `runtime/v8/child.py` answers):
    `>IB` (payload length, op or status) then the payload. Requests: `OP_NEW` a fresh isolate
-   (payload: heap limit in bytes as text), `OP_EVAL` evaluate (8-byte big-endian float timeout in
-   seconds + UTF-8 code), `OP_CALL` call a global function with string arguments (timeout + NUL-
-   separated UTF-8 name and arguments; a string argument crosses into V8 about twice as fast as the
-   same text inside code), `OP_QUIT`. Answers: a status and UTF-8 text.
+   (payload: `<heap limit>,<process memory limit>` in bytes as text, 0 = none), `OP_EVAL`
+   evaluate (8-byte big-endian float timeout in seconds + UTF-8 code), `OP_CALL` call a global
+   function with string arguments (timeout + NUL-separated UTF-8 name and arguments; a string
+   argument crosses into V8 about twice as fast as the same text inside code), `OP_QUIT`.
+   Answers: a status and UTF-8 text.
 
 2. **JSON messages** between `runtime/v8/host.py` and the prelude (`runtime/v8/prelude.js`): the
    entry points the host calls (`JS_*`), the header of a batch (`BATCH_*`), the keys of the object

@@ -161,3 +161,39 @@ def test_cli_run_with_faulty_scripts_exits_and_leaves_no_process(tmp_path: Path)
     while _processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _processes_with(marker) == []
+
+
+@pytest.mark.parametrize("fill", [True, False])
+def test_arraybuffers_outside_the_heap_are_bounded(tmp_path: Path, fill: bool) -> None:
+    # 32 × 64 MiB = 2 GiB of backing stores, which the V8 heap limit does not count
+    hog = (
+        "// Hog\nvar keep = [], done = false;\nfunction onItemCaptured(d) {\n  if (done) return;\n"
+        "  done = true;\n  try {\n    for (var i = 0; i < 32; i++) {\n"
+        f"      var a = new Uint8Array(64 * 1024 * 1024);{' a.fill(1);' if fill else ''} keep.push(a);\n"
+        "    }\n  } catch (e) { console.log('refused after', keep.length, e.name); }\n}\n"
+    )
+    run = run_pipeline(tmp_path, {"hog.js": hog, "w.js": WITNESS}, limits=Limits(heap_bytes=64 * MIB))
+    if fill:  # resident memory: the watchdog stops the script
+        [stopped] = run.errors("Hog")
+        held = int(stopped.split()[7])
+        assert held > 384 and stopped == (
+            f"script stopped: memory — its process held {held} MiB, over the limit of 384 MiB "
+            "(V8 heap, ArrayBuffers and the process itself)"
+        )
+    else:  # untouched pages: the data segment cap refuses the allocation
+        refused = [ln for ln in run.lines("Hog") if ln.startswith("refused after ")]
+        assert refused and int(refused[0].split()[2]) < 8 and refused[0].endswith("RangeError")
+    _witness_ok(run)
+
+
+def test_a_huge_console_line_is_cut_with_a_note(tmp_path: Path) -> None:
+    big = (
+        "// Big\nvar done = false;\nfunction onItemCaptured(d) {\n  if (done) return;\n  done = true;\n"
+        "  var s = 'x'.repeat(200 * 1024 * 1024);\n  console.log(s);\n  console.log('after');\n}\n"
+    )
+    run = run_pipeline(tmp_path, {"big.js": big, "w.js": WITNESS})
+    assert run.errors("Big") == []
+    cut, after = run.lines("Big")[1:]
+    assert cut == "x" * MIB + f" … [console line cut: {199 * MIB} more characters; a line is capped at {MIB}]"
+    assert after == "after"
+    _witness_ok(run)

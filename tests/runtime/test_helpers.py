@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import socket
 import subprocess
 import tarfile
 import threading
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from tests.runtime.conftest import Recorder, run_pipeline
 from tests.runtime.items import http_item
+from wrappers.http_client import drain_background
 
 
 def tshark_streams(pcap: Path) -> set[str]:
@@ -196,6 +199,7 @@ def test_webhook_returns_the_response_and_slack_posts(rec: Recorder) -> None:
         with rec.host(script) as h:
             rec.feed(h, [http_item(1), http_item(2)])
             h.run_job("r")
+        assert drain_background(10.0) == 0  # vendor.slack is sent in the background
     finally:
         server.shutdown()
         server.server_close()
@@ -324,3 +328,28 @@ def test_vendor_argument_errors_are_thrown_at_once(rec: Recorder) -> None:
         "true",
         "true",
     ]
+
+
+def test_a_silent_webhook_host_is_throttled_and_the_script_told(rec: Recorder, monkeypatch) -> None:
+    monkeypatch.setattr(importlib.import_module("runtime.helpers.vendor.webhook"), "TIMEOUT_S", 0.3)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    host = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    script = f"""// Silent
+    var thrown = [];
+    for (var i = 0; i < 6; i++) {{
+      try {{ vendor.webhook("POST", "{host}/hook", "x"); }} catch (e) {{ thrown.push(e.message); }}
+    }}
+    console.log(JSON.stringify(thrown));
+    """
+    try:
+        with rec.host(script):
+            pass
+    finally:
+        silent.close()
+    thrown = json.loads(rec.lines_of("Silent")[0])
+    throttled = f"vendor.webhook: throttled: {host} did not answer within 2 s the last 3 calls; calls fail " \
+        "at once for 30 s"
+    assert thrown == [f"vendor.webhook: POST {host}/hook: timed out"] * 3 + [throttled] * 3
+    assert rec.stderr == [f"Silent:ERROR] {throttled}"]  # told once

@@ -4,13 +4,23 @@ timeouts, the body cap, redirects, and every failure as one HttpError."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from wrappers.http_client import HttpError, post_json, post_json_in_background, request
+from wrappers.http_client import (
+    BackgroundSender,
+    HostBreaker,
+    HttpError,
+    Throttled,
+    post_json,
+    post_json_in_background,
+    request,
+)
 
 RELEASE = threading.Event()  # the slow handler waits for this (the test sets it once it saw the timeout)
 
@@ -29,7 +39,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         type(self).received.append((self.command, self.path, dict(self.headers), body))
-        if self.path == "/slow":
+        if self.path == "/sleep":
+            time.sleep(0.2)
+            self._answer(200, b"slept")
+        elif self.path == "/slow":
             RELEASE.wait(10)
             self._answer(200, b"late")
         elif self.path == "/fail":
@@ -120,3 +133,55 @@ def test_background_posts_report_failures_to_on_error(base: str) -> None:
     post_json_in_background(f"{base}/ok", {"n": 2}, on_error=errors.append).join(10)
     assert [e.status for e in errors] == [503]
     assert sorted(json.loads(b)["n"] for _m, _p, _h, b in _Handler.received) == [1, 2]
+
+
+@pytest.fixture
+def silent() -> Iterator[str]:
+    """A server that accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
+def test_a_breaker_fails_calls_to_a_silent_host_at_once(base: str, silent: str) -> None:
+    breaker = HostBreaker(threshold=3, cooldown_s=60.0)
+    errors = []
+    for _ in range(5):
+        with pytest.raises(HttpError) as err:
+            request("POST", f"{silent}/x", b"x", timeout_s=0.2, breakers=(breaker,))
+        errors.append(err.value)
+    assert [type(e).__name__ for e in errors] == ["HttpError"] * 3 + ["Throttled"] * 2
+    assert all("timed out" in str(e) for e in errors[:3])
+    assert [e.first for e in errors[3:]] == [True, False]  # type: ignore[attr-defined]
+    assert str(errors[3]) == f"{silent} did not answer the last 3 calls; calls fail at once for 60 s"
+    # other hosts are not affected
+    assert request("GET", f"{base}/ok", breakers=(breaker,)).body == b"ok:"
+    assert breaker.refused == 2
+
+
+def test_a_breaker_counts_slow_answers_as_none(base: str) -> None:
+    breaker = HostBreaker(threshold=2, cooldown_s=60.0, slow_s=0.05)
+    assert request("GET", f"{base}/sleep", breakers=(breaker,)).body == b"slept"  # 0.2 s: slow
+    assert request("GET", f"{base}/sleep", breakers=(breaker,)).body == b"slept"
+    with pytest.raises(Throttled, match=r"did not answer within 0.05 s the last 2 calls"):
+        request("GET", f"{base}/ok", breakers=(breaker,))
+    assert [p for _m, p, _h, _b in _Handler.received] == ["/sleep", "/sleep"]
+
+
+def test_background_posts_go_through_a_bounded_queue() -> None:
+    sender = BackgroundSender(max_queue=2)
+    sent: list[int] = []
+    gate = threading.Event()
+    results = [sender.submit(lambda: (gate.wait(10), sent.append(1))) for _ in range(5)]
+    # one is being sent (or queued), two wait in the queue; the rest are dropped, the first told
+    dropped = [tell for pending, tell in results if pending is None]
+    assert len(dropped) in (2, 3) and dropped[0] is True and not any(dropped[1:])
+    assert sender.dropped == len(dropped)
+    gate.set()
+    assert sender.drain(10) == 0 and len(sent) == 5 - len(dropped)
+    pending, tell = sender.submit(lambda: sent.append(2))
+    assert pending is not None and pending.join(10) and not tell

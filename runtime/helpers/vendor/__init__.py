@@ -10,11 +10,12 @@ from runtime.helpers.vendor.prometheus import ScriptMetrics
 from runtime.helpers.vendor.s3 import s3_clear, s3_put
 from runtime.helpers.vendor.slack import slack, slack_bot
 from runtime.helpers.vendor.upload import RUN_ID
-from runtime.helpers.vendor.webhook import webhook, webhook_form
+from runtime.helpers.vendor.webhook import WebhookBudget, webhook, webhook_form
 
 __all__ = [
     "RUN_ID",
     "ScriptMetrics",
+    "WebhookBudget",
     "azure_put",
     "elastic",
     "gcs_clear",

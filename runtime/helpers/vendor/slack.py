@@ -1,4 +1,9 @@
 """`vendor.slack(webhook, pretext, text, color)`: one message to a Slack incoming webhook.
+
+Fire and forget, as in Kubeshark: the message is queued for the background sender
+(`wrappers.http_client.post_json_in_background`), so a slow Slack never blocks the pipeline; a
+failure (or a full queue) is reported to `on_error`.
+
 `vendor.slackBot(token, channelId, pretext, text, color, fields?, files?)`: a message by a bot
 through the Slack Web API, with files shared into the channel.
 
@@ -15,20 +20,24 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 from runtime.helpers.files import HelperError
-from wrappers.http_client import HttpError, post_json, request
+from wrappers.http_client import HttpError, Pending, post_json_in_background, request
 
 SLACK_API = "https://slack.com/api"
+TIMEOUT_S = 5.0
 
 
 def _timestamp() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %z")
 
 
-def slack(url: str, pretext: str, text: str, color: str) -> None:
+def slack(
+    url: str, pretext: str, text: str, color: str, on_error: Callable[[str], None] | None = None
+) -> Pending:
     """Kubeshark's shape: one attachment as the top-level body, with a Timestamp field."""
     attachment = {
         "pretext": pretext,
@@ -36,10 +45,8 @@ def slack(url: str, pretext: str, text: str, color: str) -> None:
         "color": color,
         "fields": [{"title": "Timestamp", "value": _timestamp(), "short": False}],
     }
-    try:
-        post_json(url, attachment)
-    except HttpError as exc:
-        raise HelperError(str(exc)) from exc
+    report = (lambda exc: on_error(str(exc))) if on_error else None
+    return post_json_in_background(url, attachment, on_error=report, timeout_s=TIMEOUT_S)
 
 
 class SlackBot:
