@@ -131,7 +131,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             str(m.get("pcap", {}).get("size")),
             r.data_key,
         )
-    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    Console(width=200 if not sys.stdout.isatty() else None, markup=False).print(table)
     return 0
 
 

@@ -22,9 +22,9 @@ from runtime.engine.stats import RunStats
 from tests.product.stats_sample import sample_stats
 
 
-def render(stats: dict) -> str:
+def render(stats: dict, width: int = 240) -> str:
     out = io.StringIO()
-    print_summary(stats, Console(file=out, width=240, color_system=None))
+    print_summary(stats, Console(file=out, width=width, color_system=None))
     return out.getvalue()
 
 
@@ -122,3 +122,23 @@ def test_progress_without_a_known_size_still_counts() -> None:
     with RunProgress(Console(file=out, width=200, force_terminal=True, color_system=None)) as progress:
         progress.update(stats, now=1.0)
     assert "capturing" in out.getvalue() and "42 packets" in out.getvalue()
+
+
+BOTO_BUCKET = ('Invalid bucket name "a/b": Bucket name must match the regex "^[a-zA-Z0-9.\\-_]{1,255}$" '
+               'or be '
+               'an ARN matching the regex "^arn:(aws).*:(s3|s3-object-lambda):[a-z\\-0-9]*:[0-9]{12}:'
+               'accesspoint[/:][a-zA-Z0-9\\-.]{1,63}$"')
+
+
+@pytest.mark.parametrize("text", [BOTO_BUCKET, "[a-z0-9] [bold]loud[/bold]", "[/] [/x] [link=x]"])
+def test_error_texts_with_brackets_are_shown_verbatim(text: str) -> None:
+    stats = sample_stats()
+    stats["scripts"]["Broken"]["error"] = text
+    stats["input"]["warnings"] = [f"in.pcap: {text}"]
+    stats["matches"][0]["query"] = f'request.path == "{text}"'
+    stats["uploads"]["failed"] = [{"key": f"p/{text}", "error": text}]
+    stats["repositories"][0]["location"] = f"s3://b/{text}.pcap.gz"
+    shown = render(stats, width=2000)
+    for needle in (text, f"in.pcap: {text}", f"p/{text}"):
+        assert needle in shown
+    assert failures(stats)[0] == f"script Broken: {text}"
