@@ -315,10 +315,11 @@ class KflPcapS3:
     # ---- after upload ---------------------------------------------------------------------------------
 
     def _uploaded(self, urls: list[str], summary: str) -> None:
+        """On the upload thread, once the store confirmed the repository (the console is thread-safe;
+        this runs after `close` too, while the outbox drains at shutdown)."""
         assert self.opts is not None
         msg = f"New PCAP: {urls[0]}; {summary}"
-        if self.opts.verbose:
-            self.ctx.console(f"kflPcapS3: uploaded {urls[0]}")
+        self.ctx.console(f"kflPcapS3: Uploaded: {urls[0]}; {summary}")
         if self.opts.slack_webhook:
             body = {"color": "#ff0000", "pretext": "Notification", "text": msg}
             post_json_in_background(self.opts.slack_webhook, body)

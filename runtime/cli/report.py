@@ -226,17 +226,22 @@ def print_summary(stats: Stats, console: Console | None = None) -> None:
 
 
 def failures(stats: Stats) -> list[str]:
-    """One line per failed script or upload (the reasons for exit code 1)."""
+    """One line per failed script or upload, and one for uploads still pending at the end, however
+    the store failed (refused, never answered, too slow): the reasons for exit code 1."""
     out = [f"script {title}: {script.get('error', '')}"
            for title, script in sorted(dict(stats.get("scripts") or {}).items())
            if script.get("status") == "failed"]
-    out += [f"upload {f.get('key', '')}: {f.get('error', '')}"
-            for f in dict(stats.get("uploads") or {}).get("failed") or []]
+    uploads = dict(stats.get("uploads") or {})
+    out += [f"upload {f.get('key', '')}: {f.get('error', '')}" for f in uploads.get("failed") or []]
+    if uploads.get("pending"):
+        out.append(f"{uploads['pending']:,} upload(s) not confirmed by the store at the end "
+                   "(kept in the spool, sent at the next start)")
     return out
 
 
 def exit_code(stats: Stats, usage_error: bool = False) -> int:
-    """2 for bad usage or bad input, else 1 when a script or an upload failed, else 0."""
+    """2 for bad usage or bad input, else 1 when a script or an upload failed or uploads are still
+    pending at the end, else 0."""
     if usage_error or dict(stats.get("input") or {}).get("errors"):
         return EXIT_USAGE
     return EXIT_FAILED if failures(stats) else EXIT_OK

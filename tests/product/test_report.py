@@ -84,6 +84,7 @@ def test_exit_codes() -> None:
     assert exit_code(clean, usage_error=True) == EXIT_USAGE
 
     broken = sample_stats()
+    broken["uploads"]["pending"] = 0
     assert exit_code(broken) == EXIT_FAILED
     assert failures(broken) == [f"script Broken: {broken['scripts']['Broken']['error']}"]
 
@@ -142,3 +143,17 @@ def test_error_texts_with_brackets_are_shown_verbatim(text: str) -> None:
     for needle in (text, f"in.pcap: {text}", f"p/{text}"):
         assert needle in shown
     assert failures(stats)[0] == f"script Broken: {text}"
+
+
+def test_uploads_pending_at_the_end_fail_the_run_whatever_the_store_did() -> None:
+    # a store that refused connections leaves its last error; one that accepted and never answered
+    # leaves none: both runs end with bundles in the spool, and both exit 1
+    refused, silent = RunStats().snapshot(), RunStats().snapshot()
+    refused["uploads"].update(pending=3, spool_bytes=900, retries=4,
+                              failed=[{"key": "n/kfl_0/a.pcap.gz", "error": "Connection refused"}])
+    silent["uploads"].update(pending=3, spool_bytes=900)
+    for stats in (refused, silent):
+        assert exit_code(stats) == EXIT_FAILED
+        assert failures(stats)[-1] == ("3 upload(s) not confirmed by the store at the end "
+                                       "(kept in the spool, sent at the next start)")
+        assert "uploads pending" in render(stats)

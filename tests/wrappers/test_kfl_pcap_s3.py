@@ -120,6 +120,26 @@ def test_slack_webhook_hears_of_each_uploaded_repository(capture, tmp_path: Path
     assert run.wrapper.written[0]["location"] in msg["text"]
 
 
+def test_console_says_spooled_then_uploaded_only_what_the_store_confirmed(capture, tmp_path: Path) -> None:
+    pcap, truth = capture
+    options = {"kflArr": SEED_QUERIES, "maxL4Streams": 5}
+    run = drive(pcap, tmp_path / "data", options, synthetic_items(truth))
+    root = tmp_path / "data" / "repositories"
+    keys = [str(Path(e["location"]).relative_to(root)) for e in run.wrapper.written]
+    spooled = [line for line in run.lines if line.startswith("kflPcapS3: New PCAP (spooled): ")]
+    uploaded = [line for line in run.lines if line.startswith("kflPcapS3: Uploaded: ")]
+    assert len(keys) > 4 and run.left_spooled == 0
+    assert sorted(line.split(": ")[2].split(";")[0] for line in spooled) == sorted(keys)
+    assert sorted(line.split(": ")[2].split(";")[0] for line in uploaded) == sorted(
+        e["location"] for e in run.wrapper.written)
+    # a store that refuses connections: every repository is spooled, none said uploaded
+    down = {"S3_BUCKET": "down", "S3_ENDPOINT": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "k",
+            "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1"}
+    run = drive(pcap, tmp_path / "down", options, synthetic_items(truth), env=down, close_timeout=0.5)
+    assert len([line for line in run.lines if "New PCAP (spooled): " in line]) == len(keys)
+    assert run.left_spooled == len(keys) and not [line for line in run.lines if "Uploaded" in line]
+
+
 def test_verify_fails_after_tampering_with_a_local_copy(capture, tmp_path: Path) -> None:
     pcap, truth = capture
     drive(pcap, tmp_path / "data", {"kflArr": SEED_QUERIES, "maxL4Streams": 40}, synthetic_items(truth))
