@@ -73,6 +73,7 @@ class KflPcapS3:
         self.ctx = ctx
         self.opts: Options | None = None
         self.configured = False
+        self._first_options: Any = None
         self.active = False
         self.closed = False
         self.queries: list[Any] = []
@@ -136,7 +137,12 @@ class KflPcapS3:
         if self.closed:
             return
         if not self.configured:
+            self._first_options = options
             self._configure(options)
+        elif options != self._first_options:
+            self._error_once("options", "kflPcapS3: these options differ from the first call's and are "
+                             "ignored: the first call configures the wrapper (reload the script to change "
+                             f"them); first {_brief(self._first_options)}, now {_brief(options)}")
         if not self.active:
             return
         if self.writer is not None and self.writer.messages:
@@ -335,6 +341,14 @@ class KflPcapS3:
         if tag not in self._warned:
             self._warned.add(tag)
             self.ctx.error(text)
+
+
+def _brief(options: Any) -> str:
+    """Options for a message, secrets left out."""
+    if not isinstance(options, dict):
+        return repr(options)
+    secret = ("awsSecretAccessKey", "slackAuthToken", "slackWebhook")
+    return repr({k: "…" if k in secret else v for k, v in options.items()})
 
 
 def _ends(item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -262,12 +262,12 @@ def test_reload_continues_streams_without_writing_packets_twice(capture, tmp_pat
 def test_options_problems_are_named_and_valid_queries_keep_working(capture, tmp_path: Path) -> None:
     pcap, truth = capture
     options = {"kflArr": ["http and response.status ==", "dns"], "maxMinutes": "soon", "colour": "red",
-               "slackAuthChannelId": "C123", "objectLockMode": "FOREVER"}
+               "slackAuthChannelId": "C123", "format": "zip"}
     run = drive(pcap, tmp_path / "data", options, synthetic_items(truth))
     text = "\n".join(run.errors)
     assert "unknown option 'colour'" in text
     assert "option maxMinutes must be a number of minutes > 0, got 'soon'" in text
-    assert "objectLockMode must be COMPLIANCE or GOVERNANCE" in text
+    assert 'option format must be "pcap.gz" or "tar.gz"' in text
     assert "kflArr[0] is not valid KFL" in text and "^" in text
     assert len(run.errors) == 4
     assert run.wrapper.opts.slack_channel_id == "C123" and run.wrapper.opts.max_minutes == 60
@@ -289,6 +289,58 @@ def test_unusable_options_write_nothing(capture, tmp_path: Path, options: dict, 
     else:
         assert run.errors == [] and "kflPcapS3: Inactive" in run.lines
     assert not (tmp_path / "data" / "repositories").exists()
+
+
+BUCKET_DOWN = {"s3Bucket": "b", "s3Endpoint": "http://127.0.0.1:9"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"s3Prefix": "../x"}, "option s3Prefix must be folder names without '.', '..'"),
+     ({"s3Prefix": "a/./b", **BUCKET_DOWN}, "option s3Prefix must be folder names"),
+     ({"s3Prefix": "a\nb"}, "option s3Prefix must be folder names"),
+     ({"s3Bucket": "a/b"}, "option s3Bucket must be a bucket name"),
+     ({"objectLockMode": "COMPLIANCE", "objectLockDays": 1}, "option objectLockMode needs an S3 bucket"),
+     ({"objectLockMode": "FOREVER", "objectLockDays": 1, **BUCKET_DOWN},
+      "option objectLockMode must be COMPLIANCE or GOVERNANCE, got 'FOREVER'"),
+     ({"objectLockMode": "GOVERNANCE", **BUCKET_DOWN},
+      "option objectLockMode needs objectLockDays > 0")],
+    ids=["climbing-prefix", "dot-prefix", "control-prefix", "bucket-name", "lock-without-bucket",
+         "lock-mode", "lock-without-days"],
+)
+def test_destination_and_retention_problems_leave_the_wrapper_off(
+    capture, tmp_path: Path, options: dict, message: str
+) -> None:
+    """Going on would write elsewhere than asked, unprotected, or retry forever: a clear error at the
+    first call, nothing written or spooled."""
+    pcap, truth = capture
+    run = drive(pcap, tmp_path / "data", {"kflArr": SEED_QUERIES, **options}, synthetic_items(truth),
+                close_timeout=1)
+    assert len(run.errors) == 1, run.errors
+    assert run.errors[0].startswith(f"kflPcapS3: {message}")
+    assert run.errors[0].endswith("; the wrapper stays off")
+    assert not run.wrapper.active and run.wrapper.written == [] and run.left_spooled == 0
+    assert not (tmp_path / "data" / "repositories").exists()
+    assert list((tmp_path / "data" / "spool" / "failed").iterdir()) == []
+
+
+def test_later_calls_with_other_options_are_reported_once(capture, tmp_path: Path) -> None:
+    pcap, truth = capture
+    first = {"kflArr": ["dns"], "slackAuthToken": "xoxb-secret"}
+    seen: list[dict] = []
+
+    def later_calls(wrapper, _cap) -> None:
+        """The script passes other options from some call on (Kubeshark keeps the first ones)."""
+        for item in [i for i in seen if i["protocol"]["name"] == "http"][:5]:
+            wrapper.handle(item, {**first, "kflArr": ["http"]})
+            wrapper.handle(item, dict(first))  # the same options again: nothing to say
+
+    run = drive(pcap, tmp_path / "data", first, synthetic_items(truth, seen), before_close=later_calls)
+    (warning,) = run.errors
+    assert "options differ from the first call's and are ignored" in warning
+    assert "'kflArr': ['dns']" in warning and "'kflArr': ['http']" in warning
+    assert "xoxb-secret" not in warning
+    assert run.wrapper.opts.kfl_arr == ["dns"]
 
 
 def test_env_fallbacks_and_kubeshark_tar_layout(capture, tmp_path: Path) -> None:
