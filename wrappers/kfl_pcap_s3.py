@@ -6,9 +6,10 @@ streams, reaches `maxBytes` of packets, is `maxMinutes` old on the runtime clock
 `close` (shutdown, unload, reload). Writing takes every packet of its streams captured since the
 previous repository (a per-stream packet cursor), in parts of at most `maxL4Streams` streams; the
 writer thread (wrappers.repo_writer) merges them by timestamp into one PCAP, gzips it, adds the
-manifest (docs/wrapper.md) chained by SHA-256 to the previous manifest of the same node and query, and
-commits both to the outbox in one atomic bundle. Streams still open continue into the next
-repository; closed ones are unpinned once their packets are in a job.
+manifest (docs/wrapper.md) chained by SHA-256 to the previous manifest of the same node, script and
+query (their folder `<prefix>/<node>/<script slug>/kfl_<i>`), and commits both to the outbox in one
+atomic bundle. Streams still open continue into the next repository; closed ones are unpinned once
+their packets are in a job.
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ _HANDOVER: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], dict[str, tuple[
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text) or "node"
+
+
+def script_slug(title: str) -> str:
+    """The folder of a script's repositories: its title in lower case, words joined by `-`, at most
+    40 characters ("KFL PCAP S3" -> "kfl-pcap-s3"). Titles are unique among loaded scripts."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].strip("-") or "script"
 
 
 class KflPcapS3:
@@ -302,10 +309,11 @@ class KflPcapS3:
 
     def _destination(self, opts: Options) -> Destination:
         node = _safe(str(self.ctx.node.get("name") or "node"))
+        slug = script_slug(self.ctx.title)
         ident = store_ident(opts.store)
 
-        def folder_of(i: int) -> str:
-            return "/".join(x for x in (opts.prefix, node, f"kfl_{i}") if x)
+        def folder_of(i: int) -> str:  # one folder and hash chain per (node, script, query)
+            return "/".join(x for x in (opts.prefix, node, slug, f"kfl_{i}") if x)
 
         return Destination(
             store=opts.store,

@@ -65,7 +65,7 @@ class Destination:
     """Where and how a wrapper writes (fixed at configuration)."""
 
     store: dict[str, Any]
-    folder_of: Callable[[int], str]  # query index -> `<prefix>/<node>/kfl_<i>`
+    folder_of: Callable[[int], str]  # query index -> `<prefix>/<node>/<script slug>/kfl_<i>`
     chain_id_of: Callable[[int], str]
     fmt: str
     title: str

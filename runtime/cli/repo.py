@@ -87,8 +87,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     text = "one repository: manifest summary, streams, names, hash-chain position, Object Lock retention"
     p = sub.add_parser("show", help=text, description=f"{text}\n\nTARGET is the object's full location "
-                       f"(s3://bucket/prefix/node/kfl_0/….json or a file path), or a STORE followed by the "
-                       f"KEY in it (the manifest's or the capture's).\n\n{HELP}",
+                       f"(s3://bucket/prefix/node/script/kfl_0/….json or a file path), or a STORE followed "
+                       f"by the KEY in it (the manifest's or the capture's).\n\n{HELP}",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", metavar="TARGET", help="object location, or STORE when KEY follows")
     p.add_argument("key", metavar="KEY", nargs="?", help="the key in STORE")

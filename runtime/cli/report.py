@@ -194,9 +194,9 @@ def _wireshark_hint(stats: Stats) -> Text | None:
     if first.startswith("s3://"):
         name = first.rsplit("/", 1)[-1]
         pending = dict(stats.get("uploads") or {}).get("pending", 0)
-        where = (f"Repositories are spooled for upload to {first.rsplit('/', 3)[0]}/ ({pending} bundle(s) "
+        where = (f"Repositories are spooled for upload to {first.rsplit('/', 4)[0]}/ ({pending} bundle(s) "
                  "still waiting; they are sent at the next start)" if pending
-                 else f"Repositories were uploaded to {first.rsplit('/', 3)[0]}/")
+                 else f"Repositories were uploaded to {first.rsplit('/', 4)[0]}/")
         return Text(f"{where}\nOpen one in Wireshark: aws s3 cp {first} . && wireshark {name}")
     root = first.split("/repositories/", 1)[0] + "/repositories" if "/repositories/" in first else str(
         Path(first).parent)

@@ -58,8 +58,9 @@ def test_summary_of_an_empty_run_has_no_problem_section() -> None:
 
 def test_s3_locations_get_a_download_hint() -> None:
     stats = RunStats().snapshot()
-    stats["repositories"] = [{"script": "s", "query": "dns", "location": "s3://bucket/p/node/kfl_0/x.pcap.gz"}]
-    assert "aws s3 cp s3://bucket/p/node/kfl_0/x.pcap.gz . && wireshark x.pcap.gz" in render(stats)
+    stats["repositories"] = [{"script": "s", "query": "dns",
+                              "location": "s3://bucket/p/node/seed/kfl_0/x.pcap.gz"}]
+    assert "aws s3 cp s3://bucket/p/node/seed/kfl_0/x.pcap.gz . && wireshark x.pcap.gz" in render(stats)
     assert "Repositories were uploaded to s3://bucket/p/" in render(stats)
     stats["uploads"]["pending"] = 2
     assert "Repositories are spooled for upload to s3://bucket/p/ (2 bundle(s) still waiting" in render(stats)
@@ -68,14 +69,14 @@ def test_s3_locations_get_a_download_hint() -> None:
 def test_local_locations_get_folder_and_zcat_hints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     stats = RunStats().snapshot()
-    repo = tmp_path / "data" / "repositories" / "node" / "kfl_0" / "x.pcap.gz"
+    repo = tmp_path / "data" / "repositories" / "node" / "seed" / "kfl_0" / "x.pcap.gz"
     stats["repositories"] = [{"script": "s", "query": "dns", "location": str(repo)}]
     text = render(stats)
     assert "Repositories were written to data/repositories/ " in text
     assert "(list them: kflpcap repo list data/repositories)" in text
-    assert "wireshark data/repositories/node/kfl_0/x.pcap.gz" in text
-    assert "wireshark <(zcat data/repositories/node/kfl_0/x.pcap.gz)" in text
-    assert "zcat data/repositories/node/kfl_0/x.pcap.gz > repo.pcap" in text
+    assert "wireshark data/repositories/node/seed/kfl_0/x.pcap.gz" in text
+    assert "wireshark <(zcat data/repositories/node/seed/kfl_0/x.pcap.gz)" in text
+    assert "zcat data/repositories/node/seed/kfl_0/x.pcap.gz > repo.pcap" in text
 
 
 def test_exit_codes() -> None:

@@ -273,7 +273,7 @@ def test_streams_of_two_link_types_share_one_pcapng_repository(tmp_path: Path) -
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, out
     root = tmp_path / "data" / "repositories"
-    (export,) = sorted(root.glob("n1/kfl_0/*.pcap.gz"))
+    (export,) = sorted(root.glob("n1/kfl-pcap-s3-small-repositories/kfl_0/*.pcap.gz"))
     assert gzip.decompress(export.read_bytes())[:4] == bytes.fromhex("0a0d0d0a")  # pcapng
     want = {tuple(t) for p in (null_loop, ether) for t in oracle(p)["http500_streams"]}
     assert tshark_500_tuples(export) == want
