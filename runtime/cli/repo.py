@@ -118,7 +118,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 2
     table = Table(title=f"{len(repos)} repositories in {args.store}")
     for col in ("time", "query", "streams", "endpoints", "packets", "bytes", "key"):
-        table.add_column(col, justify="right" if col in ("streams", "packets", "bytes") else "left")
+        table.add_column(col, justify="right" if col in ("streams", "packets", "bytes") else "left",
+                         no_wrap=col in ("time", "key"))  # a key stays whole, to copy or grep
     for r in repos:
         m = r.manifest
         q = m.get("query", {})

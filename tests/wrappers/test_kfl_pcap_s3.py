@@ -150,7 +150,7 @@ def test_verify_fails_after_tampering_with_a_local_copy(capture, tmp_path: Path)
     listing = repo_cli("list", str(root))
     assert listing.returncode == 0
     assert "kfl_0/" in listing.stdout and "http and response.status" in listing.stdout
-    victim = sorted(root.glob("node-1/kflpcap-test/kfl_1/*.pcap.gz"))[1]
+    victim = sorted(root.glob("node-1/kflpcaps3-test/kfl_1/*.pcap.gz"))[1]
     os.chmod(victim, 0o644)
     data = bytearray(gzip.decompress(victim.read_bytes()))
     data[-1] ^= 0xFF  # one flipped bit in the last packet
@@ -158,14 +158,14 @@ def test_verify_fails_after_tampering_with_a_local_copy(capture, tmp_path: Path)
     bad = repo_cli("verify", str(root))
     assert bad.returncode == 1
     assert f"{victim.name} is" in bad.stdout and "SHA-256" in bad.stdout
-    broken = sorted(root.glob("node-1/kflpcap-test/kfl_1/*.pcap.gz"))[2]
+    broken = sorted(root.glob("node-1/kflpcaps3-test/kfl_1/*.pcap.gz"))[2]
     os.chmod(broken, 0o644)
     raw = bytearray(broken.read_bytes())
     raw[len(raw) // 2] ^= 0xFF  # corrupt the compressed stream itself
     broken.write_bytes(bytes(raw))
     corrupt = repo_cli("verify", "-q", str(root))
     assert corrupt.returncode == 1 and f"{broken.name} is not a readable capture" in corrupt.stdout
-    manifest = sorted(root.glob("node-1/kflpcap-test/kfl_1/*.json"))[0]
+    manifest = sorted(root.glob("node-1/kflpcaps3-test/kfl_1/*.json"))[0]
     os.chmod(manifest, 0o644)
     manifest.write_text(manifest.read_text().replace('"reason"', '"reason "'))
     worse = repo_cli("verify", "-q", str(root))
@@ -350,7 +350,7 @@ def test_env_fallbacks_and_kubeshark_tar_layout(capture, tmp_path: Path) -> None
                 env=env)
     assert run.errors == []
     root = tmp_path / "data" / "repositories"
-    tars = sorted(root.glob("forensics/cluster-a/node-1/kflpcap-test/kfl_1/kfl_1_kubeshark_*.tar.gz"))
+    tars = sorted(root.glob("forensics/cluster-a/node-1/kflpcaps3-test/kfl_1/kfl_1_kubeshark_*.tar.gz"))
     assert len(tars) == 1
     with tarfile.open(tars[0]) as tar:
         names = sorted(tar.getnames())
