@@ -146,7 +146,7 @@ class KflPcapS3:
         if not self.configured:
             self._first_options = options
             self._configure(options)
-        elif options is not None and options != self._first_options:  # no options: nothing to ignore
+        elif options is not None and options is not self._first_options and options != self._first_options:
             self._error_once("options", "kflPcapS3: these options differ from the first call's and are "
                              "ignored: the first call configures the wrapper (reload the script to change "
                              f"them); first {_brief(self._first_options)}, now {_brief(options)}")
