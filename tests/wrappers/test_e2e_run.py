@@ -182,6 +182,51 @@ def test_run_with_s3_down_then_a_quiet_next_run_delivers(tmp_path: Path) -> None
         assert verify(store).problems == []
 
 
+@pytest.mark.slow
+def test_a_store_that_accepts_and_never_answers_fails_the_run_like_one_that_refuses(tmp_path: Path) -> None:
+    """Uploads still pending at the end exit 1 whatever the failure mode (README, exit codes)."""
+    import socket
+    import threading
+
+    from bench.trafficgen import write_capture
+
+    pcap = tmp_path / "t.pcap"
+    write_capture(pcap, packets=600, seed=4)
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "dense.js").write_text(DENSE_SCRIPT)
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(silent.accept()[0])  # accepted, never read nor answered
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    env = {"S3_BUCKET": "silent", "S3_ENDPOINT": f"http://127.0.0.1:{silent.getsockname()[1]}",
+           "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1"}
+    try:
+        proc = kflpcap_run(pcap, scripts, tmp_path / "data", env)
+        out, _ = proc.communicate(timeout=240)
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        silent.close()
+    assert held, "the store was never asked"
+    assert proc.returncode == 1, out
+    spooled = [p for p in (tmp_path / "data" / "spool").iterdir() if p.name[0].isdigit()]
+    assert f"{len(spooled)} upload(s) not confirmed by the store at the end" in out
+    assert out.count("New PCAP (spooled): ") == len(spooled) and "Uploaded: " not in out
+
+
 @pytest.mark.s3
 @pytest.mark.slow
 def test_run_killed_with_sigkill_while_flushing(seaweed, tmp_path: Path) -> None:
