@@ -452,3 +452,18 @@ def test_full_spool_disk_keeps_the_repository_and_retries(capture, tmp_path: Pat
         assert not [p for p in (data / "spool").iterdir() if p.name.startswith(".tmp-")]
     finally:
         subprocess.run(["umount", "-l", str(data)], check=True)
+
+
+def test_repo_list_and_show_print_queries_with_brackets_verbatim(capture, tmp_path: Path) -> None:
+    pcap, truth = capture
+    query = 'dns or request.path == "[/:][bold]x"'
+    run = drive(pcap, tmp_path / "data", {"kflArr": [query]}, synthetic_items(truth))
+    assert run.errors == [] and run.wrapper.written
+    root = tmp_path / "data" / "repositories"
+    listing = repo_cli("list", str(root))
+    assert listing.returncode == 0, listing.stderr
+    assert "[/:][bold]x" in listing.stdout
+    (manifest,) = root.glob("**/kfl_0/*.json")
+    shown = repo_cli("show", str(manifest))
+    assert shown.returncode == 0, shown.stderr
+    assert query in shown.stdout
