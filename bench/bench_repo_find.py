@@ -40,7 +40,8 @@ def _udp_packet(src: str, sport: int, dst: str, dport: int, payload: bytes) -> b
 
 
 def write_repositories(root: Path, repos: int, nodes: int, queries: int = 2) -> int:
-    """`repos` repositories in the local-store layout under `root` (`<node>/kfl_<i>/…`), chained per
+    """`repos` repositories in the local-store layout under `root` (`<node>/bench/kfl_<i>/…`, the
+    script titled "bench"), chained per
     node and query; returns the number of streams written."""
     chains = [(n, q) for n in range(nodes) for q in range(queries)]
     heads: dict[tuple[int, int], tuple[int, str | None]] = {c: (0, None) for c in chains}
@@ -49,7 +50,7 @@ def write_repositories(root: Path, repos: int, nodes: int, queries: int = 2) -> 
         node, query = chains[r % len(chains)]
         seq, previous = heads[(node, query)]
         start = BASE_NS + r * 60 * 1_000_000_000
-        folder = root / f"node-{node:02d}" / f"kfl_{query}"
+        folder = root / f"node-{node:02d}" / "bench" / f"kfl_{query}"
         folder.mkdir(parents=True, exist_ok=True)
         packets, streams = [], []
         for s in range(1 + r % 2):

@@ -5,7 +5,7 @@ from wrappers.context import ScriptContext
 from wrappers.http_client import HttpError
 from wrappers.kfl_pcap_s3 import KflPcapS3
 from wrappers.manifest_cache import ManifestCache
-from wrappers.outbox import Outbox, SpoolError, SpoolFullError
+from wrappers.outbox import Outbox, SpoolError, SpoolFullError, has_spooled
 from wrappers.pcapfile import write_pcap, write_pcapng
 from wrappers.repo_export import ExportRefused, export
 from wrappers.repo_find import Filters, FindResult, find
@@ -28,6 +28,7 @@ __all__ = [
     "Store",
     "StoreError",
     "export",
+    "has_spooled",
     "find",
     "open_store",
     "show",

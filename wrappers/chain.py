@@ -1,7 +1,7 @@
 """Hash-chain heads of the repositories, persisted in the data folder across restarts.
 
-One chain per destination folder (`<store>|<prefix>/<node>/kfl_<i>`): the next sequence number, the
-SHA-256 of the last manifest and the last Unix second used in a name. The state file is rewritten
+One chain per destination folder (`<store>|<prefix>/<node>/<script slug>/kfl_<i>`): the next sequence
+number, the SHA-256 of the last manifest and the last Unix second used in a name. The state file is rewritten
 atomically after each committed repository, before the outbox may upload it; bundles still in the
 spool carry their chain link too, so a crash between the two writes is repaired at the next start.
 """

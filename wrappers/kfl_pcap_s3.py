@@ -6,9 +6,10 @@ streams, reaches `maxBytes` of packets, is `maxMinutes` old on the runtime clock
 `close` (shutdown, unload, reload). Writing takes every packet of its streams captured since the
 previous repository (a per-stream packet cursor), in parts of at most `maxL4Streams` streams; the
 writer thread (wrappers.repo_writer) merges them by timestamp into one PCAP, gzips it, adds the
-manifest (docs/wrapper.md) chained by SHA-256 to the previous manifest of the same node and query, and
-commits both to the outbox in one atomic bundle. Streams still open continue into the next
-repository; closed ones are unpinned once their packets are in a job.
+manifest (docs/wrapper.md) chained by SHA-256 to the previous manifest of the same node, script and
+query (their folder `<prefix>/<node>/<script slug>/kfl_<i>`), and commits both to the outbox in one
+atomic bundle. Streams still open continue into the next repository; closed ones are unpinned once
+their packets are in a job.
 """
 
 from __future__ import annotations
@@ -70,6 +71,12 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text) or "node"
 
 
+def script_slug(title: str) -> str:
+    """The folder of a script's repositories: its title in lower case, words joined by `-`, at most
+    40 characters ("KFL PCAP S3" -> "kfl-pcap-s3"). Titles are unique among loaded scripts."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].strip("-") or "script"
+
+
 class KflPcapS3:
     """The Python side of `wrapper.kflPcapS3`, one per loaded script (docs/architecture.md)."""
 
@@ -77,6 +84,7 @@ class KflPcapS3:
         self.ctx = ctx
         self.opts: Options | None = None
         self.configured = False
+        self._first_options: Any = None
         self.active = False
         self.closed = False
         self.queries: list[Any] = []
@@ -140,7 +148,12 @@ class KflPcapS3:
         if self.closed:
             return
         if not self.configured:
+            self._first_options = options
             self._configure(options)
+        elif options is not None and options is not self._first_options and options != self._first_options:
+            self._error_once("options", "kflPcapS3: these options differ from the first call's and are "
+                             "ignored: the first call configures the wrapper (reload the script to change "
+                             f"them); first {_brief(self._first_options)}, now {_brief(options)}")
         if not self.active:
             return
         if self.writer is not None and self.writer.messages:
@@ -308,10 +321,11 @@ class KflPcapS3:
 
     def _destination(self, opts: Options) -> Destination:
         node = _safe(str(self.ctx.node.get("name") or "node"))
+        slug = script_slug(self.ctx.title)
         ident = store_ident(opts.store)
 
-        def folder_of(i: int) -> str:
-            return "/".join(x for x in (opts.prefix, node, f"kfl_{i}") if x)
+        def folder_of(i: int) -> str:  # one folder and hash chain per (node, script, query)
+            return "/".join(x for x in (opts.prefix, node, slug, f"kfl_{i}") if x)
 
         return Destination(
             store=opts.store,
@@ -327,10 +341,11 @@ class KflPcapS3:
     # ---- after upload ---------------------------------------------------------------------------------
 
     def _uploaded(self, urls: list[str], summary: str) -> None:
+        """On the upload thread, once the store confirmed the repository (the console is thread-safe;
+        this runs after `close` too, while the outbox drains at shutdown)."""
         assert self.opts is not None
         msg = f"New PCAP: {urls[0]}; {summary}"
-        if self.opts.verbose:
-            self.ctx.console(f"kflPcapS3: uploaded {urls[0]}")
+        self.ctx.console(f"kflPcapS3: Uploaded: {urls[0]}; {summary}")
         if self.opts.slack_webhook:
             body = {"color": "#ff0000", "pretext": "Notification", "text": msg}
             post_json_in_background(self.opts.slack_webhook, body)
@@ -346,6 +361,14 @@ class KflPcapS3:
         if tag not in self._warned:
             self._warned.add(tag)
             self.ctx.error(text)
+
+
+def _brief(options: Any) -> str:
+    """Options for a message, secrets left out."""
+    if not isinstance(options, dict):
+        return repr(options)
+    secret = ("awsSecretAccessKey", "slackAuthToken", "slackWebhook")
+    return repr({k: "…" if k in secret else v for k, v in options.items()})
 
 
 def _ends(item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,12 +1,16 @@
 """Options of `wrapper.kflPcapS3(data, options)` (docs/wrapper.md): Kubeshark's names, env fallbacks, checks.
 
-Every problem becomes one line naming the option; a bad value falls back to the default so the
-wrapper keeps working, and only a missing or empty `kflArr` leaves it inactive.
+Every problem becomes one line naming the option. A bad tuning value (maxMinutes, format, …) falls
+back to the default so the wrapper keeps working; a bad destination or retention leaves it off,
+because going on would write somewhere else or unprotected: a missing or empty `kflArr`, an
+`s3Prefix` with `.`/`..` parts or control characters, an invalid bucket name, an `objectLockMode`
+that is not COMPLIANCE/GOVERNANCE, lacks `objectLockDays`, or has no bucket to lock objects in.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +19,8 @@ from typing import Any
 from wrappers.stores import store_config
 
 MiB = 1 << 20
+# the bucket names botocore accepts (stricter AWS rules are the server's to enforce)
+BUCKET_NAME = re.compile(r"[A-Za-z0-9.\-_]{1,255}")
 
 KNOWN = {
     "kflArr", "awsRegion", "awsAccessKeyId", "awsSecretAccessKey", "s3Bucket", "s3Endpoint", "s3Prefix",
@@ -104,23 +110,35 @@ def parse_options(
     opts.slack_webhook = text("slackWebhook", "SLACK_WEBHOOK")
     opts.slack_auth_token = text("slackAuthToken", "SLACK_AUTH_TOKEN")
     opts.slack_channel_id = text("slackChannelId") or text("slackAuthChannelId", "SLACK_CHANNEL_ID")
-    opts.prefix = "/".join(p for p in text("s3Prefix", "S3_PREFIX").split("/") if p)
+    fatal: list[str] = []  # problems that leave the wrapper off
+    prefix = text("s3Prefix", "S3_PREFIX")
+    parts = [p for p in prefix.split("/") if p]
+    if any(p in (".", "..") for p in parts) or any(ord(c) < 32 or c in "\\\x7f" for c in prefix):
+        fatal.append(f"option s3Prefix must be folder names without '.', '..', '\\' or control characters, "
+                     f"got {prefix!r}")
+    opts.prefix = "/".join(parts)
 
     lock_mode = text("objectLockMode", "S3_OBJECT_LOCK_MODE").upper()
     if lock_mode and lock_mode not in ("COMPLIANCE", "GOVERNANCE"):
-        problems.append(f"option objectLockMode must be COMPLIANCE or GOVERNANCE, got {lock_mode!r}")
-        lock_mode = ""
+        fatal.append(f"option objectLockMode must be COMPLIANCE or GOVERNANCE, got {lock_mode!r}")
     lock_days = pick("objectLockDays", (int, float), positive, "a number of days > 0")
     if lock_days is None and env("S3_OBJECT_LOCK_DAYS"):
         try:
             lock_days = float(env("S3_OBJECT_LOCK_DAYS"))
         except ValueError:
             problems.append("env S3_OBJECT_LOCK_DAYS must be a number of days")
-    if lock_mode and not lock_days:
-        problems.append("option objectLockMode needs objectLockDays > 0 (no lock)")
-        lock_mode = ""
+    if lock_mode and not (isinstance(lock_days, float | int) and lock_days > 0):
+        fatal.append("option objectLockMode needs objectLockDays > 0")
 
     bucket = text("s3Bucket", "S3_BUCKET")
+    if bucket and not BUCKET_NAME.fullmatch(bucket):
+        fatal.append(f"option s3Bucket must be a bucket name (letters, digits, '.', '-', '_'), "
+                     f"got {bucket!r}")
+    if lock_mode and not bucket:
+        fatal.append("option objectLockMode needs an S3 bucket (s3Bucket / S3_BUCKET): the local store "
+                     "cannot lock files")
+    if fatal:
+        return None, [*problems, *(f"{p}; the wrapper stays off" for p in fatal)]
     if bucket:
         # explicit keys (options or the script's env) are recorded for the spool; keys only in the
         # process environment are left to boto3's default credential chain

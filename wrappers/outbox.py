@@ -59,6 +59,17 @@ def spool_error(exc: OSError, what: str) -> SpoolError:
     return SpoolError(f"spool: {what}: {exc}")
 
 
+def has_spooled(data_dir: Path | str) -> bool:
+    """Whether an earlier process left committed bundles in the spool of `data_dir` (to upload)."""
+    spool = Path(data_dir) / "spool"
+    try:
+        children = list(spool.iterdir())
+    except OSError:
+        return False
+    leftovers = (".tmp-", ".del-")
+    return any(c.is_dir() and c.name != "failed" and not c.name.startswith(leftovers) for c in children)
+
+
 class Bundle:
     """Files being staged for one atomic commit. Write each with `path(name)`, then `add(key, name)`."""
 

@@ -65,7 +65,7 @@ class Destination:
     """Where and how a wrapper writes (fixed at configuration)."""
 
     store: dict[str, Any]
-    folder_of: Callable[[int], str]  # query index -> `<prefix>/<node>/kfl_<i>`
+    folder_of: Callable[[int], str]  # query index -> `<prefix>/<node>/<script slug>/kfl_<i>`
     chain_id_of: Callable[[int], str]
     fmt: str
     title: str
@@ -199,7 +199,8 @@ class RepoWriter:
             "streams": len(job.streams), "packets": len(packets), "bytes_raw": raw_size, "bytes_gz": size,
         }))
         self.messages.append(
-            ("console", f"kflPcapS3: New PCAP: {folder}/{data_name}; {summary}; snapshot time: {ms:.0f}ms")
+            ("console", f"kflPcapS3: New PCAP (spooled): {folder}/{data_name}; {summary}; "
+                        f"snapshot time: {ms:.0f}ms")
         )
 
     def _manifest(self, job: Job, packets: list, link: Link) -> dict[str, Any]:

@@ -87,8 +87,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     text = "one repository: manifest summary, streams, names, hash-chain position, Object Lock retention"
     p = sub.add_parser("show", help=text, description=f"{text}\n\nTARGET is the object's full location "
-                       f"(s3://bucket/prefix/node/kfl_0/….json or a file path), or a STORE followed by the "
-                       f"KEY in it (the manifest's or the capture's).\n\n{HELP}",
+                       f"(s3://bucket/prefix/node/script/kfl_0/….json or a file path), or a STORE followed "
+                       f"by the KEY in it (the manifest's or the capture's).\n\n{HELP}",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", metavar="TARGET", help="object location, or STORE when KEY follows")
     p.add_argument("key", metavar="KEY", nargs="?", help="the key in STORE")
@@ -118,7 +118,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 2
     table = Table(title=f"{len(repos)} repositories in {args.store}")
     for col in ("time", "query", "streams", "endpoints", "packets", "bytes", "key"):
-        table.add_column(col, justify="right" if col in ("streams", "packets", "bytes") else "left")
+        table.add_column(col, justify="right" if col in ("streams", "packets", "bytes") else "left",
+                         no_wrap=col in ("time", "key"))  # a key stays whole, to copy or grep
     for r in repos:
         m = r.manifest
         q = m.get("query", {})
@@ -131,7 +132,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             str(m.get("pcap", {}).get("size")),
             r.data_key,
         )
-    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    Console(width=200 if not sys.stdout.isatty() else None, markup=False).print(table)
     return 0
 
 

@@ -63,7 +63,7 @@ def print_shown(shown: Shown, where: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=200 if not sys.stdout.isatty() else None, highlight=False)
+    console = Console(width=200 if not sys.stdout.isatty() else None, highlight=False, markup=False)
     m = shown.manifest
     pcap, q, node, win = m.get("pcap", {}), m.get("query", {}), m.get("node", {}), m.get("window", {})
     chain = shown.chain

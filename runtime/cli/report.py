@@ -31,6 +31,11 @@ def human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def _add_row(table: Table, *cells: str, style: str | None = None) -> None:
+    """A row of plain text: what a script, a capture or a store said is never read as rich markup."""
+    table.add_row(*(Text(c) for c in cells), style=style)
+
+
 def _total_matches(stats: Stats) -> int:
     return sum(m.get("matches", 0) for m in list(stats.get("matches") or []))
 
@@ -92,28 +97,29 @@ def _overview(stats: Stats) -> Table:
     packets = int(stats.get("packets", 0))
     rate = f" ({packets / elapsed:,.0f}/s)" if elapsed > 0 else ""
     streams = dict(stats.get("streams") or {})
-    table.add_row("source", str(stats.get("source", "")))
-    table.add_row("elapsed", f"{elapsed:.1f} s")
-    table.add_row("packets", f"{packets:,}{rate}, {human_bytes(stats.get('bytes', 0))}")
+    _add_row(table, "source", str(stats.get("source", "")))
+    _add_row(table, "elapsed", f"{elapsed:.1f} s")
+    _add_row(table, "packets", f"{packets:,}{rate}, {human_bytes(stats.get('bytes', 0))}")
     per_l4 = streams.get("tcp", 0) + streams.get("udp", 0)
     if per_l4:
-        table.add_row("streams", f"{per_l4:,} (tcp {streams.get('tcp', 0):,}, udp {streams.get('udp', 0):,})")
+        tcp, udp = streams.get("tcp", 0), streams.get("udp", 0)
+        _add_row(table, "streams", f"{per_l4:,} (tcp {tcp:,}, udp {udp:,})")
     else:
-        table.add_row("streams", f"{streams.get('total', 0):,}")
+        _add_row(table, "streams", f"{streams.get('total', 0):,}")
     drops = dict(stats.get("drops") or {})
     if drops:
-        table.add_row("not streamed", ", ".join(f"{k} {v:,}" for k, v in sorted(drops.items())))
+        _add_row(table, "not streamed", ", ".join(f"{k} {v:,}" for k, v in sorted(drops.items())))
     store = dict(stats.get("store") or {})
     if store.get("evicted_streams") or store.get("truncated_streams"):
-        table.add_row("stream store", f"evicted {store.get('evicted_streams', 0):,} streams, "
+        _add_row(table, "stream store", f"evicted {store.get('evicted_streams', 0):,} streams, "
                                       f"truncated {store.get('truncated_streams', 0):,}")
     items = dict(stats.get("items") or {})
-    table.add_row("items", ", ".join(f"{k} {v:,}" for k, v in sorted(items.items(), key=lambda kv: -kv[1]))
+    _add_row(table, "items", ", ".join(f"{k} {v:,}" for k, v in sorted(items.items(), key=lambda kv: -kv[1]))
                   or "0")
     k8s = dict(stats.get("k8s") or {})
     if k8s:
         state = "stale (names as last known)" if k8s.get("stale") else "current"
-        table.add_row("kubernetes", f"names {state}; {k8s.get('events', 0):,} watch events, "
+        _add_row(table, "kubernetes", f"names {state}; {k8s.get('events', 0):,} watch events, "
                                     f"{k8s.get('errors', 0):,} API errors")
     return table
 
@@ -124,7 +130,7 @@ def _matches(stats: Stats) -> Table:
                          ("streams", "right")):
         table.add_column(col, justify=justify)
     for m in stats.get("matches") or []:
-        table.add_row(str(m.get("script", "")), str(m.get("index", "")), str(m.get("query", "")),
+        _add_row(table, str(m.get("script", "")), str(m.get("index", "")), str(m.get("query", "")),
                       f"{m.get('matches', 0):,}", f"{m.get('streams', 0):,}")
     return table
 
@@ -139,12 +145,12 @@ def _repositories(stats: Stats) -> Table:
     for r in repos:
         raw += r.get("bytes_raw", 0)
         gz += r.get("bytes_gz", 0)
-        table.add_row(str(r.get("script", "")), str(r.get("index", "")), _short(str(r.get("location", ""))),
+        _add_row(table, str(r.get("script", "")), str(r.get("index", "")), _short(str(r.get("location", ""))),
                       f"{r.get('streams', 0):,}", f"{r.get('packets', 0):,}",
                       human_bytes(r.get("bytes_raw", 0)), human_bytes(r.get("bytes_gz", 0)))
     if len(repos) > 1:
         table.add_section()
-        table.add_row("total", "", "", "", "", human_bytes(raw), human_bytes(gz), style="bold")
+        _add_row(table, "total", "", "", "", "", human_bytes(raw), human_bytes(gz), style="bold")
     return table
 
 
@@ -153,20 +159,20 @@ def _problems(stats: Stats) -> Table | None:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for kind, n in sorted(dict(stats.get("errors") or {}).items()):
-        table.add_row(f"{kind} errors", f"{n:,}")
+        _add_row(table, f"{kind} errors", f"{n:,}")
     for title, script in sorted(dict(stats.get("scripts") or {}).items()):
         if script.get("status") == "failed":
-            table.add_row("script failed", f"{title} ({script.get('file', '')}): {script.get('error', '')}")
+            _add_row(table, "script failed", f"{title} ({script.get('file', '')}): {script.get('error', '')}")
     for line in dict(stats.get("input") or {}).get("errors") or []:
-        table.add_row("bad input", str(line))
+        _add_row(table, "bad input", str(line))
     for line in dict(stats.get("input") or {}).get("warnings") or []:
-        table.add_row("input warning", str(line))
+        _add_row(table, "input warning", str(line))
     uploads = dict(stats.get("uploads") or {})
     if uploads.get("pending"):
         spooled = human_bytes(uploads.get("spool_bytes", 0))
-        table.add_row("uploads pending", f"{uploads['pending']:,} ({spooled} spooled, sent at next start)")
+        _add_row(table, "uploads pending", f"{uploads['pending']:,} ({spooled} spooled, sent at next start)")
     for failed in uploads.get("failed") or []:
-        table.add_row("upload failed", f"{failed.get('key', '')}: {failed.get('error', '')}")
+        _add_row(table, "upload failed", f"{failed.get('key', '')}: {failed.get('error', '')}")
     return table if table.row_count else None
 
 
@@ -188,9 +194,9 @@ def _wireshark_hint(stats: Stats) -> Text | None:
     if first.startswith("s3://"):
         name = first.rsplit("/", 1)[-1]
         pending = dict(stats.get("uploads") or {}).get("pending", 0)
-        where = (f"Repositories are spooled for upload to {first.rsplit('/', 3)[0]}/ ({pending} bundle(s) "
+        where = (f"Repositories are spooled for upload to {first.rsplit('/', 4)[0]}/ ({pending} bundle(s) "
                  "still waiting; they are sent at the next start)" if pending
-                 else f"Repositories were uploaded to {first.rsplit('/', 3)[0]}/")
+                 else f"Repositories were uploaded to {first.rsplit('/', 4)[0]}/")
         return Text(f"{where}\nOpen one in Wireshark: aws s3 cp {first} . && wireshark {name}")
     root = first.split("/repositories/", 1)[0] + "/repositories" if "/repositories/" in first else str(
         Path(first).parent)
@@ -220,17 +226,22 @@ def print_summary(stats: Stats, console: Console | None = None) -> None:
 
 
 def failures(stats: Stats) -> list[str]:
-    """One line per failed script or upload (the reasons for exit code 1)."""
+    """One line per failed script or upload, and one for uploads still pending at the end, however
+    the store failed (refused, never answered, too slow): the reasons for exit code 1."""
     out = [f"script {title}: {script.get('error', '')}"
            for title, script in sorted(dict(stats.get("scripts") or {}).items())
            if script.get("status") == "failed"]
-    out += [f"upload {f.get('key', '')}: {f.get('error', '')}"
-            for f in dict(stats.get("uploads") or {}).get("failed") or []]
+    uploads = dict(stats.get("uploads") or {})
+    out += [f"upload {f.get('key', '')}: {f.get('error', '')}" for f in uploads.get("failed") or []]
+    if uploads.get("pending"):
+        out.append(f"{uploads['pending']:,} upload(s) not confirmed by the store at the end "
+                   "(kept in the spool, sent at the next start)")
     return out
 
 
 def exit_code(stats: Stats, usage_error: bool = False) -> int:
-    """2 for bad usage or bad input, else 1 when a script or an upload failed, else 0."""
+    """2 for bad usage or bad input, else 1 when a script or an upload failed or uploads are still
+    pending at the end, else 0."""
     if usage_error or dict(stats.get("input") or {}).get("errors"):
         return EXIT_USAGE
     return EXIT_FAILED if failures(stats) else EXIT_OK

@@ -346,9 +346,17 @@ class Pipeline:
             self.source.stop()
 
     def start(self) -> None:
-        """Open the sources and load the scripts (run() calls it)."""
+        """Open the sources and load the scripts (run() calls it). A spool an earlier run left
+        bundles in starts uploading now, whatever the scripts do with this run's traffic."""
         if self.capture is None:
             self._open()
+            from wrappers import SpoolError, has_spooled
+
+            if has_spooled(self.services.data.root):
+                try:
+                    self.services.outbox  # noqa: B018 (made on first use: starts the uploader)
+                except SpoolError as exc:  # another process holds the spool: it uploads them
+                    self.console.error("kflpcap", str(exc), "upload")
 
     def run(self) -> int:
         """Read every source to its end (or `stop()`), then shut down. Returns 0."""

@@ -26,10 +26,12 @@ def sample_stats() -> dict:
     ]
     stats["repositories"] = [
         {"script": "KFL PCAP S3", "index": 0, "query": "http and response.status == 500",
-         "location": "kflpcap-data/store/demo-node/kfl_0/20261127T163445Z_000001.pcap.gz", "streams": 18,
+         "location": "kflpcap-data/store/demo-node/kfl-pcap-s3/kfl_0/20261127T163445Z_000001.pcap.gz",
+         "streams": 18,
          "packets": 420, "bytes_raw": 120_000, "bytes_gz": 30_000},
         {"script": "KFL PCAP S3", "index": 1, "query": "dns",
-         "location": "kflpcap-data/store/demo-node/kfl_1/20261127T163445Z_000001.pcap.gz", "streams": 46,
+         "location": "kflpcap-data/store/demo-node/kfl-pcap-s3/kfl_1/20261127T163445Z_000001.pcap.gz",
+         "streams": 46,
          "packets": 110, "bytes_raw": 11_000, "bytes_gz": 3_000},
     ]
     stats["errors"] = {"hook": 2, "load": 1}

@@ -28,7 +28,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedP
 
 
 def _repository_flows(data: Path, index: int) -> set[str]:
-    pcaps = sorted(data.glob(f"**/demo-node/kfl_{index}/*.pcap.gz"))
+    pcaps = sorted(data.glob(f"**/demo-node/kfl-pcap-s3/kfl_{index}/*.pcap.gz"))
     assert pcaps, f"no repository written for query {index}"
     return set().union(*(l4_flows(p) for p in pcaps))
 

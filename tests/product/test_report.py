@@ -22,9 +22,9 @@ from runtime.engine.stats import RunStats
 from tests.product.stats_sample import sample_stats
 
 
-def render(stats: dict) -> str:
+def render(stats: dict, width: int = 240) -> str:
     out = io.StringIO()
-    print_summary(stats, Console(file=out, width=240, color_system=None))
+    print_summary(stats, Console(file=out, width=width, color_system=None))
     return out.getvalue()
 
 
@@ -58,8 +58,9 @@ def test_summary_of_an_empty_run_has_no_problem_section() -> None:
 
 def test_s3_locations_get_a_download_hint() -> None:
     stats = RunStats().snapshot()
-    stats["repositories"] = [{"script": "s", "query": "dns", "location": "s3://bucket/p/node/kfl_0/x.pcap.gz"}]
-    assert "aws s3 cp s3://bucket/p/node/kfl_0/x.pcap.gz . && wireshark x.pcap.gz" in render(stats)
+    stats["repositories"] = [{"script": "s", "query": "dns",
+                              "location": "s3://bucket/p/node/seed/kfl_0/x.pcap.gz"}]
+    assert "aws s3 cp s3://bucket/p/node/seed/kfl_0/x.pcap.gz . && wireshark x.pcap.gz" in render(stats)
     assert "Repositories were uploaded to s3://bucket/p/" in render(stats)
     stats["uploads"]["pending"] = 2
     assert "Repositories are spooled for upload to s3://bucket/p/ (2 bundle(s) still waiting" in render(stats)
@@ -68,14 +69,14 @@ def test_s3_locations_get_a_download_hint() -> None:
 def test_local_locations_get_folder_and_zcat_hints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     stats = RunStats().snapshot()
-    repo = tmp_path / "data" / "repositories" / "node" / "kfl_0" / "x.pcap.gz"
+    repo = tmp_path / "data" / "repositories" / "node" / "seed" / "kfl_0" / "x.pcap.gz"
     stats["repositories"] = [{"script": "s", "query": "dns", "location": str(repo)}]
     text = render(stats)
     assert "Repositories were written to data/repositories/ " in text
     assert "(list them: kflpcap repo list data/repositories)" in text
-    assert "wireshark data/repositories/node/kfl_0/x.pcap.gz" in text
-    assert "wireshark <(zcat data/repositories/node/kfl_0/x.pcap.gz)" in text
-    assert "zcat data/repositories/node/kfl_0/x.pcap.gz > repo.pcap" in text
+    assert "wireshark data/repositories/node/seed/kfl_0/x.pcap.gz" in text
+    assert "wireshark <(zcat data/repositories/node/seed/kfl_0/x.pcap.gz)" in text
+    assert "zcat data/repositories/node/seed/kfl_0/x.pcap.gz > repo.pcap" in text
 
 
 def test_exit_codes() -> None:
@@ -84,6 +85,7 @@ def test_exit_codes() -> None:
     assert exit_code(clean, usage_error=True) == EXIT_USAGE
 
     broken = sample_stats()
+    broken["uploads"]["pending"] = 0
     assert exit_code(broken) == EXIT_FAILED
     assert failures(broken) == [f"script Broken: {broken['scripts']['Broken']['error']}"]
 
@@ -122,3 +124,37 @@ def test_progress_without_a_known_size_still_counts() -> None:
     with RunProgress(Console(file=out, width=200, force_terminal=True, color_system=None)) as progress:
         progress.update(stats, now=1.0)
     assert "capturing" in out.getvalue() and "42 packets" in out.getvalue()
+
+
+BOTO_BUCKET = ('Invalid bucket name "a/b": Bucket name must match the regex "^[a-zA-Z0-9.\\-_]{1,255}$" '
+               'or be '
+               'an ARN matching the regex "^arn:(aws).*:(s3|s3-object-lambda):[a-z\\-0-9]*:[0-9]{12}:'
+               'accesspoint[/:][a-zA-Z0-9\\-.]{1,63}$"')
+
+
+@pytest.mark.parametrize("text", [BOTO_BUCKET, "[a-z0-9] [bold]loud[/bold]", "[/] [/x] [link=x]"])
+def test_error_texts_with_brackets_are_shown_verbatim(text: str) -> None:
+    stats = sample_stats()
+    stats["scripts"]["Broken"]["error"] = text
+    stats["input"]["warnings"] = [f"in.pcap: {text}"]
+    stats["matches"][0]["query"] = f'request.path == "{text}"'
+    stats["uploads"]["failed"] = [{"key": f"p/{text}", "error": text}]
+    stats["repositories"][0]["location"] = f"s3://b/{text}.pcap.gz"
+    shown = render(stats, width=2000)
+    for needle in (text, f"in.pcap: {text}", f"p/{text}"):
+        assert needle in shown
+    assert failures(stats)[0] == f"script Broken: {text}"
+
+
+def test_uploads_pending_at_the_end_fail_the_run_whatever_the_store_did() -> None:
+    # a store that refused connections leaves its last error; one that accepted and never answered
+    # leaves none: both runs end with bundles in the spool, and both exit 1
+    refused, silent = RunStats().snapshot(), RunStats().snapshot()
+    refused["uploads"].update(pending=3, spool_bytes=900, retries=4,
+                              failed=[{"key": "n/kfl_0/a.pcap.gz", "error": "Connection refused"}])
+    silent["uploads"].update(pending=3, spool_bytes=900)
+    for stats in (refused, silent):
+        assert exit_code(stats) == EXIT_FAILED
+        assert failures(stats)[-1] == ("3 upload(s) not confirmed by the store at the end "
+                                       "(kept in the spool, sent at the next start)")
+        assert "uploads pending" in render(stats)

@@ -59,8 +59,9 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second() -> None:
 def test_readme_first_command_runs_the_demo_in_a_fresh_folder(tmp_path: Path) -> None:
     done = kflpcap(*FIRST.split(" && ")[1].split()[1:], cwd=tmp_path, argv=installed_entry_point())
     assert done.returncode == 0, done.stderr
-    pcaps = sorted((tmp_path / "kflpcap-data" / "repositories").glob("*/kfl_*/*.pcap.gz"))
-    assert {p.parent.name for p in pcaps} == {"kfl_0", "kfl_1"}
+    pcaps = sorted((tmp_path / "kflpcap-data" / "repositories").glob("*/*/kfl_*/*.pcap.gz"))
+    assert {p.parent.relative_to(p.parents[2]).as_posix() for p in pcaps} == {
+        "kfl-pcap-s3/kfl_0", "kfl-pcap-s3/kfl_1"}
     assert "Repositories written: 2" in done.stderr
     assert "http and response.status == 500" in done.stderr
     assert "Repositories were written to kflpcap-data/repositories/" in done.stderr
@@ -101,7 +102,7 @@ def test_truncated_capture_is_a_warning_and_its_part_is_kept(tmp_path: Path, onl
     done = kflpcap("run", "--pcap", str(cut), "--scripts", str(only_seed), "--data-dir", "d", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "input warning" in done.stderr and "cut.pcap" in done.stderr
-    assert list((tmp_path / "d" / "repositories").glob("*/kfl_0/*.pcap.gz"))
+    assert list((tmp_path / "d" / "repositories").glob("*/kfl-pcap-s3/kfl_0/*.pcap.gz"))
 
 
 def test_exit_1_when_a_script_fails_and_it_is_listed(tmp_path: Path, only_seed: Path) -> None:
@@ -146,7 +147,7 @@ def test_bpf_limits_what_the_scripts_see(tmp_path: Path, only_seed: Path) -> Non
     done = kflpcap("run", "--pcap", str(DEMO_PCAP), "--bpf", "udp port 53", "--scripts", str(only_seed),
                    "--data-dir", "d", "--node", "n1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    repos = tmp_path / "d" / "repositories" / "n1"
+    repos = tmp_path / "d" / "repositories" / "n1" / "kfl-pcap-s3"
     assert not list(repos.glob("kfl_0/*.pcap.gz"))
     udp = {flow for pcap in repos.glob("kfl_1/*.pcap.gz") for flow in l4_flows(pcap)}
     want = json.loads(DEMO_JSON.read_text())["dns_flows"]
@@ -182,3 +183,26 @@ def test_sigterm_stops_a_run_waiting_on_a_stalled_pipe(tmp_path: Path, only_seed
     err = (tmp_path / "stderr").read_bytes()
     assert proc.returncode == 0, err
     assert b"SIGTERM: stopping" in err and b"Repositories written: 0" in err
+
+
+def test_two_scripts_keep_their_repositories_in_their_own_folders_and_chains(
+    tmp_path: Path, only_seed: Path
+) -> None:
+    """The seed keeps HTTP-500 connections as its kfl_0; a second script's kfl_0 is DNS: neither folder
+    nor hash chain is shared, and each holds exactly its own query's streams."""
+    (only_seed / "dns_keeper.js").write_text(
+        "// DNS Keeper\nfunction onItemCaptured(data) { wrapper.kflPcapS3(data, {kflArr: ['dns']}); }\n")
+    done = kflpcap("run", "--pcap", str(DEMO_PCAP), "--scripts", str(only_seed), "--data-dir", "d",
+                   "--node", "n1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    repos = tmp_path / "d" / "repositories" / "n1"
+    folders = {p.parent.relative_to(repos).as_posix() for p in repos.glob("**/*.pcap.gz")}
+    assert folders == {"kfl-pcap-s3/kfl_0", "kfl-pcap-s3/kfl_1", "dns-keeper/kfl_0"}
+    want = json.loads(DEMO_JSON.read_text())
+    for folder, flows in (("kfl-pcap-s3/kfl_1", want["dns_flows"]), ("dns-keeper/kfl_0", want["dns_flows"])):
+        assert {f for p in (repos / folder).glob("*.pcap.gz") for f in l4_flows(p)} == set(flows), folder
+    manifests = [json.loads(p.read_text()) for p in (repos / "dns-keeper" / "kfl_0").glob("*.json")]
+    assert [m["seq"] for m in manifests] == [0] and manifests[0]["previous_manifest_sha256"] is None
+    assert manifests[0]["script"]["title"] == "DNS Keeper"
+    verified = kflpcap("repo", "verify", "d/repositories", cwd=tmp_path)
+    assert verified.returncode == 0 and "3 chains" in verified.stdout + verified.stderr, verified.stdout

@@ -75,7 +75,8 @@ def test_an_internal_error_still_flushes_and_prints_the_summary(tmp_path: Path, 
     assert "kflpcap run: internal error (RuntimeError: injected [fault]): flushing what was read" in err
     assert "failed: kflpcap: internal error: RuntimeError: injected [fault]" in err
     assert "Traceback" not in err and "Repositories written: " in err
-    assert list((tmp_path / "d" / "repositories").glob("*/kfl_1/*.pcap.gz"))  # the DNS read before the fault
+    # the DNS read before the fault
+    assert list((tmp_path / "d" / "repositories").glob("*/kfl-pcap-s3/kfl_1/*.pcap.gz"))
 
 
 def test_an_error_in_the_summary_still_ends_with_the_repositories_and_exit_1(
@@ -90,8 +91,8 @@ def test_an_error_in_the_summary_still_ends_with_the_repositories_and_exit_1(
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert "failed: kflpcap: internal error in the summary: KeyError: 'figures'" in err
-    assert {p.parent.name for p in (tmp_path / "d" / "repositories").glob("*/kfl_*/*.pcap.gz")} == {
-        "kfl_0", "kfl_1"}
+    repos = (tmp_path / "d" / "repositories").glob("*/kfl-pcap-s3/kfl_*/*.pcap.gz")
+    assert {p.parent.name for p in repos} == {"kfl_0", "kfl_1"}
 
 
 def test_stdin_bytes_are_counted_in_the_summary(tmp_path: Path, only_seed: Path) -> None:

@@ -100,12 +100,12 @@ def test_live_run_keeps_exactly_the_500s_and_dns(livenet: LiveNet, seaweed: Seaw
         keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
         for key in keys:
             if key.endswith(".pcap.gz"):
-                assert key.startswith("live-node/kfl_"), key
+                assert key.startswith("live-node/kfl-pcap-s3/kfl_"), key
                 path = tmp_path / key.replace("/", "_")
                 client.download_file(bucket, key, str(path))
-                flows[int(key.split("/")[1].removeprefix("kfl_"))] |= l4_flows(path)
+                flows[int(key.split("/")[2].removeprefix("kfl_"))] |= l4_flows(path)
     else:
-        for path in (tmp_path / "data" / "repositories" / "live-node").glob("kfl_*/*.pcap.gz"):
+        for path in (tmp_path / "data" / "repositories" / "live-node").glob("kfl-pcap-s3/kfl_*/*.pcap.gz"):
             flows[int(path.parent.name.removeprefix("kfl_"))] |= l4_flows(path)
     reference = tmp_path / "reference.pcap"
     assert flows[0] == set(want["http500_streams"]) == http500_streams(reference)

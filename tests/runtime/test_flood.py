@@ -23,7 +23,7 @@ BUDGET = 6 << 20
 def repository_packets(data: Path, query: int) -> Counter:
     """(timestamp, frame) of every packet in the query's local repositories."""
     packets: Counter = Counter()
-    for repo in (data / "repositories").glob(f"*/kfl_{query}/*.pcap.gz"):
+    for repo in (data / "repositories").glob(f"*/*/kfl_{query}/*.pcap.gz"):
         raw = gzip.decompress(repo.read_bytes())
         path = repo.with_suffix("")
         path.write_bytes(raw)

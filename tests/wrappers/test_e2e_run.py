@@ -147,7 +147,7 @@ def kflpcap_run(pcap: Path, scripts: Path, data: Path, env: dict[str, str], **kw
 
 @pytest.mark.s3
 @pytest.mark.slow
-def test_run_with_s3_down_then_next_run_delivers(tmp_path: Path) -> None:
+def test_run_with_s3_down_then_a_quiet_next_run_delivers(tmp_path: Path) -> None:
     from bench.trafficgen import write_capture
     from tests.seaweed import SeaweedS3
 
@@ -166,16 +166,65 @@ def test_run_with_s3_down_then_next_run_delivers(tmp_path: Path) -> None:
         spooled = [p for p in (tmp_path / "data" / "spool").iterdir() if p.name[0].isdigit()]
         assert len(spooled) > 2 and "New PCAP" in out
         server.start()
-        empty = tmp_path / "empty.pcap"
-        write_capture(empty, packets=1, seed=5)
-        second = kflpcap_run(empty, scripts, tmp_path / "data", server.env(bucket))
+        # the next run is quiet: its script never calls the wrapper, nothing is uploaded by it; the
+        # backlog is drained all the same
+        quiet = tmp_path / "quiet"
+        quiet.mkdir()
+        (quiet / "quiet.js").write_text("// Quiet\nfunction onItemCaptured(data) {}\n")
+        second = kflpcap_run(pcap, quiet, tmp_path / "data", server.env(bucket))
         out2, _ = second.communicate(timeout=240)
         assert second.returncode == 0, out2
+        assert f"{len(spooled)} spooled bundle(s) from an earlier run: uploading them" in out2
         assert not [p for p in (tmp_path / "data" / "spool").iterdir() if p.name[0].isdigit()]
         store = open_store(f"s3://{bucket}", endpoint=server.endpoint, region=server.region,
                            access_key_id=server.access_key, secret_access_key=server.secret_key)
-        assert len([k for k in store.list() if k.endswith(".pcap.gz")]) >= len(spooled)
+        assert len([k for k in store.list() if k.endswith(".pcap.gz")]) == len(spooled)
         assert verify(store).problems == []
+
+
+@pytest.mark.slow
+def test_a_store_that_accepts_and_never_answers_fails_the_run_like_one_that_refuses(tmp_path: Path) -> None:
+    """Uploads still pending at the end exit 1 whatever the failure mode (README, exit codes)."""
+    import socket
+    import threading
+
+    from bench.trafficgen import write_capture
+
+    pcap = tmp_path / "t.pcap"
+    write_capture(pcap, packets=600, seed=4)
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "dense.js").write_text(DENSE_SCRIPT)
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(silent.accept()[0])  # accepted, never read nor answered
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    env = {"S3_BUCKET": "silent", "S3_ENDPOINT": f"http://127.0.0.1:{silent.getsockname()[1]}",
+           "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1"}
+    try:
+        proc = kflpcap_run(pcap, scripts, tmp_path / "data", env)
+        out, _ = proc.communicate(timeout=240)
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        silent.close()
+    assert held, "the store was never asked"
+    assert proc.returncode == 1, out
+    spooled = [p for p in (tmp_path / "data" / "spool").iterdir() if p.name[0].isdigit()]
+    assert f"{len(spooled)} upload(s) not confirmed by the store at the end" in out
+    assert out.count("New PCAP (spooled): ") == len(spooled) and "Uploaded: " not in out
 
 
 @pytest.mark.s3
@@ -269,7 +318,7 @@ def test_streams_of_two_link_types_share_one_pcapng_repository(tmp_path: Path) -
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, out
     root = tmp_path / "data" / "repositories"
-    (export,) = sorted(root.glob("n1/kfl_0/*.pcap.gz"))
+    (export,) = sorted(root.glob("n1/kfl-pcap-s3-small-repositories/kfl_0/*.pcap.gz"))
     assert gzip.decompress(export.read_bytes())[:4] == bytes.fromhex("0a0d0d0a")  # pcapng
     want = {tuple(t) for p in (null_loop, ether) for t in oracle(p)["http500_streams"]}
     assert tshark_500_tuples(export) == want

@@ -120,6 +120,26 @@ def test_slack_webhook_hears_of_each_uploaded_repository(capture, tmp_path: Path
     assert run.wrapper.written[0]["location"] in msg["text"]
 
 
+def test_console_says_spooled_then_uploaded_only_what_the_store_confirmed(capture, tmp_path: Path) -> None:
+    pcap, truth = capture
+    options = {"kflArr": SEED_QUERIES, "maxL4Streams": 5}
+    run = drive(pcap, tmp_path / "data", options, synthetic_items(truth))
+    root = tmp_path / "data" / "repositories"
+    keys = [str(Path(e["location"]).relative_to(root)) for e in run.wrapper.written]
+    spooled = [line for line in run.lines if line.startswith("kflPcapS3: New PCAP (spooled): ")]
+    uploaded = [line for line in run.lines if line.startswith("kflPcapS3: Uploaded: ")]
+    assert len(keys) > 4 and run.left_spooled == 0
+    assert sorted(line.split(": ")[2].split(";")[0] for line in spooled) == sorted(keys)
+    assert sorted(line.split(": ")[2].split(";")[0] for line in uploaded) == sorted(
+        e["location"] for e in run.wrapper.written)
+    # a store that refuses connections: every repository is spooled, none said uploaded
+    down = {"S3_BUCKET": "down", "S3_ENDPOINT": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "k",
+            "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1"}
+    run = drive(pcap, tmp_path / "down", options, synthetic_items(truth), env=down, close_timeout=0.5)
+    assert len([line for line in run.lines if "New PCAP (spooled): " in line]) == len(keys)
+    assert run.left_spooled == len(keys) and not [line for line in run.lines if "Uploaded" in line]
+
+
 def test_verify_fails_after_tampering_with_a_local_copy(capture, tmp_path: Path) -> None:
     pcap, truth = capture
     drive(pcap, tmp_path / "data", {"kflArr": SEED_QUERIES, "maxL4Streams": 40}, synthetic_items(truth))
@@ -130,7 +150,7 @@ def test_verify_fails_after_tampering_with_a_local_copy(capture, tmp_path: Path)
     listing = repo_cli("list", str(root))
     assert listing.returncode == 0
     assert "kfl_0/" in listing.stdout and "http and response.status" in listing.stdout
-    victim = sorted(root.glob("node-1/kfl_1/*.pcap.gz"))[1]
+    victim = sorted(root.glob("node-1/kflpcaps3-test/kfl_1/*.pcap.gz"))[1]
     os.chmod(victim, 0o644)
     data = bytearray(gzip.decompress(victim.read_bytes()))
     data[-1] ^= 0xFF  # one flipped bit in the last packet
@@ -138,14 +158,14 @@ def test_verify_fails_after_tampering_with_a_local_copy(capture, tmp_path: Path)
     bad = repo_cli("verify", str(root))
     assert bad.returncode == 1
     assert f"{victim.name} is" in bad.stdout and "SHA-256" in bad.stdout
-    broken = sorted(root.glob("node-1/kfl_1/*.pcap.gz"))[2]
+    broken = sorted(root.glob("node-1/kflpcaps3-test/kfl_1/*.pcap.gz"))[2]
     os.chmod(broken, 0o644)
     raw = bytearray(broken.read_bytes())
     raw[len(raw) // 2] ^= 0xFF  # corrupt the compressed stream itself
     broken.write_bytes(bytes(raw))
     corrupt = repo_cli("verify", "-q", str(root))
     assert corrupt.returncode == 1 and f"{broken.name} is not a readable capture" in corrupt.stdout
-    manifest = sorted(root.glob("node-1/kfl_1/*.json"))[0]
+    manifest = sorted(root.glob("node-1/kflpcaps3-test/kfl_1/*.json"))[0]
     os.chmod(manifest, 0o644)
     manifest.write_text(manifest.read_text().replace('"reason"', '"reason "'))
     worse = repo_cli("verify", "-q", str(root))
@@ -242,12 +262,12 @@ def test_reload_continues_streams_without_writing_packets_twice(capture, tmp_pat
 def test_options_problems_are_named_and_valid_queries_keep_working(capture, tmp_path: Path) -> None:
     pcap, truth = capture
     options = {"kflArr": ["http and response.status ==", "dns"], "maxMinutes": "soon", "colour": "red",
-               "slackAuthChannelId": "C123", "objectLockMode": "FOREVER"}
+               "slackAuthChannelId": "C123", "format": "zip"}
     run = drive(pcap, tmp_path / "data", options, synthetic_items(truth))
     text = "\n".join(run.errors)
     assert "unknown option 'colour'" in text
     assert "option maxMinutes must be a number of minutes > 0, got 'soon'" in text
-    assert "objectLockMode must be COMPLIANCE or GOVERNANCE" in text
+    assert 'option format must be "pcap.gz" or "tar.gz"' in text
     assert "kflArr[0] is not valid KFL" in text and "^" in text
     assert len(run.errors) == 4
     assert run.wrapper.opts.slack_channel_id == "C123" and run.wrapper.opts.max_minutes == 60
@@ -271,6 +291,58 @@ def test_unusable_options_write_nothing(capture, tmp_path: Path, options: dict, 
     assert not (tmp_path / "data" / "repositories").exists()
 
 
+BUCKET_DOWN = {"s3Bucket": "b", "s3Endpoint": "http://127.0.0.1:9"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"s3Prefix": "../x"}, "option s3Prefix must be folder names without '.', '..'"),
+     ({"s3Prefix": "a/./b", **BUCKET_DOWN}, "option s3Prefix must be folder names"),
+     ({"s3Prefix": "a\nb"}, "option s3Prefix must be folder names"),
+     ({"s3Bucket": "a/b"}, "option s3Bucket must be a bucket name"),
+     ({"objectLockMode": "COMPLIANCE", "objectLockDays": 1}, "option objectLockMode needs an S3 bucket"),
+     ({"objectLockMode": "FOREVER", "objectLockDays": 1, **BUCKET_DOWN},
+      "option objectLockMode must be COMPLIANCE or GOVERNANCE, got 'FOREVER'"),
+     ({"objectLockMode": "GOVERNANCE", **BUCKET_DOWN},
+      "option objectLockMode needs objectLockDays > 0")],
+    ids=["climbing-prefix", "dot-prefix", "control-prefix", "bucket-name", "lock-without-bucket",
+         "lock-mode", "lock-without-days"],
+)
+def test_destination_and_retention_problems_leave_the_wrapper_off(
+    capture, tmp_path: Path, options: dict, message: str
+) -> None:
+    """Going on would write elsewhere than asked, unprotected, or retry forever: a clear error at the
+    first call, nothing written or spooled."""
+    pcap, truth = capture
+    run = drive(pcap, tmp_path / "data", {"kflArr": SEED_QUERIES, **options}, synthetic_items(truth),
+                close_timeout=1)
+    assert len(run.errors) == 1, run.errors
+    assert run.errors[0].startswith(f"kflPcapS3: {message}")
+    assert run.errors[0].endswith("; the wrapper stays off")
+    assert not run.wrapper.active and run.wrapper.written == [] and run.left_spooled == 0
+    assert not (tmp_path / "data" / "repositories").exists()
+    assert list((tmp_path / "data" / "spool" / "failed").iterdir()) == []
+
+
+def test_later_calls_with_other_options_are_reported_once(capture, tmp_path: Path) -> None:
+    pcap, truth = capture
+    first = {"kflArr": ["dns"], "slackAuthToken": "xoxb-secret"}
+    seen: list[dict] = []
+
+    def later_calls(wrapper, _cap) -> None:
+        """The script passes other options from some call on (Kubeshark keeps the first ones)."""
+        for item in [i for i in seen if i["protocol"]["name"] == "http"][:5]:
+            wrapper.handle(item, {**first, "kflArr": ["http"]})
+            wrapper.handle(item, dict(first))  # the same options again: nothing to say
+
+    run = drive(pcap, tmp_path / "data", first, synthetic_items(truth, seen), before_close=later_calls)
+    (warning,) = run.errors
+    assert "options differ from the first call's and are ignored" in warning
+    assert "'kflArr': ['dns']" in warning and "'kflArr': ['http']" in warning
+    assert "xoxb-secret" not in warning
+    assert run.wrapper.opts.kfl_arr == ["dns"]
+
+
 def test_env_fallbacks_and_kubeshark_tar_layout(capture, tmp_path: Path) -> None:
     pcap, truth = capture
     env = {"S3_PREFIX": "forensics/cluster-a"}
@@ -278,7 +350,7 @@ def test_env_fallbacks_and_kubeshark_tar_layout(capture, tmp_path: Path) -> None
                 env=env)
     assert run.errors == []
     root = tmp_path / "data" / "repositories"
-    tars = sorted(root.glob("forensics/cluster-a/node-1/kfl_1/kfl_1_kubeshark_*.tar.gz"))
+    tars = sorted(root.glob("forensics/cluster-a/node-1/kflpcaps3-test/kfl_1/kfl_1_kubeshark_*.tar.gz"))
     assert len(tars) == 1
     with tarfile.open(tars[0]) as tar:
         names = sorted(tar.getnames())
@@ -380,3 +452,18 @@ def test_full_spool_disk_keeps_the_repository_and_retries(capture, tmp_path: Pat
         assert not [p for p in (data / "spool").iterdir() if p.name.startswith(".tmp-")]
     finally:
         subprocess.run(["umount", "-l", str(data)], check=True)
+
+
+def test_repo_list_and_show_print_queries_with_brackets_verbatim(capture, tmp_path: Path) -> None:
+    pcap, truth = capture
+    query = 'dns or request.path == "[/:][bold]x"'
+    run = drive(pcap, tmp_path / "data", {"kflArr": [query]}, synthetic_items(truth))
+    assert run.errors == [] and run.wrapper.written
+    root = tmp_path / "data" / "repositories"
+    listing = repo_cli("list", str(root))
+    assert listing.returncode == 0, listing.stderr
+    assert "[/:][bold]x" in listing.stdout
+    (manifest,) = root.glob("**/kfl_0/*.json")
+    shown = repo_cli("show", str(manifest))
+    assert shown.returncode == 0, shown.stderr
+    assert query in shown.stdout

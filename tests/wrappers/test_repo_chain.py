@@ -59,7 +59,7 @@ def test_second_search_reads_the_cache_and_a_changed_object_is_fetched_again(sto
     assert {h.repo.node for h in first.hits} == {"node-01"} and len(first.hits) == 9  # 6 repos, 1-2 streams
     second = find([store], Filters(nodes=["node-01"]), cache)
     assert second.fetched == 0 and [h.to_json() for h in second.hits] == [h.to_json() for h in first.hits]
-    rewrite(manifests(store_dir / "node-01" / "kfl_0")[1], lambda d: d.update(reason="edited"))
+    rewrite(manifests(store_dir / "node-01" / "bench" / "kfl_0")[1], lambda d: d.update(reason="edited"))
     third = find([store], Filters(nodes=["node-01"]), cache)
     assert third.fetched == 1
 
@@ -71,7 +71,7 @@ def test_a_manifest_edited_mid_chain_stops_the_export_naming_it(store_dir, tmp_p
     ok = export(clean, tmp_path / "ok.pcapng")
     assert len(ok.checks) == 3 and not ok.problems
     assert ok.outputs[0].packets == sum(h.record["packets"] for h in clean.hits) > 0
-    edited, after = manifests(store_dir / "node-00" / "kfl_0")[1:3]
+    edited, after = manifests(store_dir / "node-00" / "bench" / "kfl_0")[1:3]
     rewrite(edited, lambda d: d.update(reason="edited"))
     result = find([store], Filters(nodes=["node-00"], queries=["0"]), cache)
     with pytest.raises(ExportRefused) as refused:
@@ -90,7 +90,7 @@ def test_a_manifest_edited_mid_chain_stops_the_export_naming_it(store_dir, tmp_p
 
 
 def test_a_missing_manifest_is_a_gap_and_show_names_the_chain_position(store_dir, tmp_path) -> None:
-    folder = store_dir / "node-01" / "kfl_1"
+    folder = store_dir / "node-01" / "bench" / "kfl_1"
     first, middle, last = manifests(folder)
     env = {**os.environ, "KFLPCAP_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     show = subprocess.run([sys.executable, "-m", "runtime", "repo", "show", str(store_dir),

@@ -200,7 +200,7 @@ def test_tampering_stops_export_naming_the_object(runs, env, bucket, seaweed, tm
     s3 = boto_client(env)
     copy = seaweed.create_bucket(f"tampered-{what}", object_lock=True)
     keys = clone(s3, bucket, copy)
-    manifest = next(k for k in keys if k.startswith("B/kfl_1/") and k.endswith(".json"))
+    manifest = next(k for k in keys if k.startswith("B/kfl-pcap-s3/kfl_1/") and k.endswith(".json"))
     if what == "pcap":
         target = manifest.removesuffix(".json") + ".pcap.gz"
         body = bytearray(s3.get_object(Bucket=copy, Key=target)["Body"].read())
@@ -233,7 +233,7 @@ def test_tampering_stops_export_naming_the_object(runs, env, bucket, seaweed, tm
 
 def test_show_prints_object_lock_mode_and_retention(runs, env, bucket) -> None:
     s3 = boto_client(env)
-    key = next(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="A/kfl_1/")["Contents"]
+    key = next(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="A/kfl-pcap-s3/kfl_1/")["Contents"]
                if o["Key"].endswith(".pcap.gz"))
     manifest_key = key.removesuffix(".pcap.gz") + ".json"
     proc = kflpcap("repo", "show", f"s3://{bucket}/{key}", env=env)

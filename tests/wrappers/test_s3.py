@@ -88,7 +88,7 @@ def test_repositories_are_locked_create_only_and_verifiable(seaweed, capture, tm
     assert ok.returncode == 0 and "OK: " in ok.stdout, ok.stdout + ok.stderr
     listing = subprocess.run([*cli, "list", f"s3://{bucket}/ev"], capture_output=True, text=True,
                              env=env, cwd=ROOT, timeout=120)
-    assert listing.returncode == 0 and "node-1/kfl_1/" in listing.stdout
+    assert listing.returncode == 0 and "node-1/kflpcaps3-test/kfl_1/" in listing.stdout
 
 
 def test_bucket_without_object_lock_is_a_clear_error(seaweed, capture, tmp_path: Path) -> None:

@@ -225,3 +225,13 @@ def test_permanent_store_errors(seaweed, tmp_path: Path) -> None:
     with pytest.raises(StoreError) as err:
         down.list()
     assert not err.value.permanent
+
+
+def test_a_request_botocore_refuses_to_send_is_permanent(tmp_path: Path) -> None:
+    """An invalid bucket name (vendor.s3.put takes any): retrying cannot cure it."""
+    path, sha = artifact(tmp_path, b"x")
+    store = S3Store("a/b", endpoint="http://127.0.0.1:9", region="us-east-1", access_key_id="k",
+                    secret_access_key="s")
+    with pytest.raises(StoreError) as caught:
+        store.put("n/x", path, sha)
+    assert caught.value.permanent and "Invalid bucket name" in str(caught.value)

@@ -142,8 +142,10 @@ class S3Store(BucketKeys):
         return object_url(self._config, key)
 
     def _error(self, exc: Exception, what: str) -> StoreError:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError, ParamValidationError
 
+        if isinstance(exc, ParamValidationError):  # a request botocore refuses to send: never cured
+            return ConfigError(f"{self.url}: {what}: {exc}")
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "")
             err: StoreError = StoreError(f"{self.url}: {what}: {code}: {exc}")
