@@ -54,6 +54,7 @@ class _Repo:
     added: int = 0
     bytes_est: int = 0
     bytes_checked_ns: int = 0
+    lost_at: int = 0  # the capture's lost packets (kernel drops) when the window began
 
 
 # stream store -> (chain id, query) -> released cursors; outlives a wrapper (unload/reload)
@@ -110,7 +111,8 @@ class KflPcapS3:
                 self.ctx.error(f"kflPcapS3: kflArr[{i}] is not valid KFL (this query is skipped):\n{exc}")
                 self.queries.append(None)
         now = self.ctx.clock()
-        self.repos = [_Repo(now) for _ in opts.kfl_arr]
+        lost = self.ctx.events.lost()
+        self.repos = [_Repo(now, lost_at=lost) for _ in opts.kfl_arr]
         self.matches = [0] * len(opts.kfl_arr)
         self.ctx.events.configured(list(opts.kfl_arr))
         dest = self._destination(opts)
@@ -206,6 +208,7 @@ class KflPcapS3:
                     self._flush(i, "maxMinutes", now_ns)
                 else:
                     repo.start_ns = now_ns
+                    repo.lost_at = self.ctx.events.lost()
             elif repo.streams and now_ns - repo.bytes_checked_ns >= BYTES_CHECK_NS:
                 repo.bytes_checked_ns = now_ns
                 repo.bytes_est = self._held_bytes(repo)
@@ -250,6 +253,7 @@ class KflPcapS3:
         now = self.ctx.clock() if now_ns is None else now_ns
         repo = self.repos[i]
         store = self.ctx.store
+        lost = self.ctx.events.lost()
         parts = []
         for s in repo.streams.values():
             info = store.info(s.sid)
@@ -262,9 +266,9 @@ class KflPcapS3:
             size = self.opts.max_l4_streams
             for k in range(0, len(written), size):
                 job = Job(i, self.opts.kfl_arr[i], reason, repo.start_ns, now, written[k : k + size], names,
-                          snaplens)
+                          snaplens, lost - repo.lost_at)
                 self.writer.submit(job, self._drain)
-        nxt = _Repo(now, bytes_checked_ns=now)
+        nxt = _Repo(now, bytes_checked_ns=now, lost_at=lost)
         for s, info, pkts in parts:
             start = s.start + len(pkts)
             if final or info is None or info.evicted or (info.closed and now - info.last_ts_ns > LINGER_NS):
