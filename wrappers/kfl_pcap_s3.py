@@ -54,7 +54,7 @@ class _Repo:
     added: int = 0
     bytes_est: int = 0
     bytes_checked_ns: int = 0
-    lost_at: int = 0  # the capture's lost packets (kernel drops) when the window began
+    lost_at: int = 0  # the capture's lost packets (kernel drops) when the last repository was written
 
 
 # stream store -> (chain id, query) -> released cursors; outlives a wrapper (unload/reload)
@@ -111,8 +111,7 @@ class KflPcapS3:
                 self.ctx.error(f"kflPcapS3: kflArr[{i}] is not valid KFL (this query is skipped):\n{exc}")
                 self.queries.append(None)
         now = self.ctx.clock()
-        lost = self.ctx.events.lost()
-        self.repos = [_Repo(now, lost_at=lost) for _ in opts.kfl_arr]
+        self.repos = [_Repo(now) for _ in opts.kfl_arr]
         self.matches = [0] * len(opts.kfl_arr)
         self.ctx.events.configured(list(opts.kfl_arr))
         dest = self._destination(opts)
@@ -208,7 +207,6 @@ class KflPcapS3:
                     self._flush(i, "maxMinutes", now_ns)
                 else:
                     repo.start_ns = now_ns
-                    repo.lost_at = self.ctx.events.lost()
             elif repo.streams and now_ns - repo.bytes_checked_ns >= BYTES_CHECK_NS:
                 repo.bytes_checked_ns = now_ns
                 repo.bytes_est = self._held_bytes(repo)
