@@ -7,8 +7,9 @@ Needs root (network namespaces, AF_PACKET) and tcpreplay (`apt-get install -y tc
 rate: two fresh namespaces joined by a veth pair without addresses; kflpcap captures one end
 (promiscuous, `--bpf ip`), tcpreplay sends the capture (bench.trafficgen's plain shape) into the other.
 Reported per rate: packets sent (tcpreplay), seen (kflpcap_packets_total), dropped by the kernel
-(`kflpcap_drops{reason="kernel"}`), unaccounted (sent - seen - dropped: should be 0), and the HTTP-500
-streams and DNS flows in the repositories against the generator's truth.
+(`kflpcap_drops{reason="kernel"}`), unaccounted (sent - seen - dropped: should be 0), the HTTP-500
+streams and DNS flows in the repositories against the generator's truth, and the kernel drops the
+manifests of each query report (`capture.kernel_drops`, summed: equal to dropped).
 """
 
 from __future__ import annotations
@@ -78,16 +79,19 @@ def packet_socket_open(ns: str, iface: str) -> bool:
     return f"*:{iface}" in res.stdout
 
 
-def exported(data_dir: Path) -> tuple[set[tuple], set[tuple]]:
-    """(HTTP-500 streams, DNS flows) in the manifests of the local store, as client/server tuples."""
+def exported(data_dir: Path) -> tuple[set[tuple], set[tuple], list[int]]:
+    """(HTTP-500 streams, DNS flows) in the manifests of the local store, as client/server tuples, and
+    per query the kernel drops its manifests report."""
     found: tuple[set[tuple], set[tuple]] = (set(), set())
+    drops = [0, 0]
     for path in (data_dir / "repositories").rglob("*.json"):
         manifest = json.loads(path.read_text())
         index = manifest["query"]["index"]
+        drops[index] += manifest.get("capture", {}).get("kernel_drops", 0)
         for s in manifest["streams"]:
             ends = (s["client"]["ip"], s["client"]["port"], s["server"]["ip"], s["server"]["port"])
             found[index].add(ends if index == 0 else (s["l4"], *ends))
-    return found
+    return (*found, drops)
 
 
 def one_rate(pcap: Path, truth: dict, rate: int, ring_mib: int, work: Path) -> dict:
@@ -119,13 +123,13 @@ def one_rate(pcap: Path, truth: dict, rate: int, ring_mib: int, work: Path) -> d
                 if got.get("seen", 0) + got.get("dropped", 0) >= sent:
                     break
                 time.sleep(0.5)
-            os.killpg(run.pid, signal.SIGTERM)
+            run.send_signal(signal.SIGTERM)  # kflpcap only: it stops its script processes itself
             _out, err = run.communicate(timeout=180)
         finally:
             if run.poll() is None:
                 os.killpg(run.pid, signal.SIGKILL)
                 run.communicate()
-    http500, dns = exported(data)
+    http500, dns, manifest_drops = exported(data)
     want500 = {tuple(t) for t in truth["http500_streams"]}
     want_dns = {tuple(t) for t in truth["dns_flows"]}
     seen, dropped = int(got.get("seen", 0)), int(got.get("dropped", 0))
@@ -133,7 +137,9 @@ def one_rate(pcap: Path, truth: dict, rate: int, ring_mib: int, work: Path) -> d
             "seen": seen, "dropped": dropped, "unaccounted": sent - seen - dropped,
             "http500": len(http500 & want500), "http500_truth": len(want500),
             "dns": len(dns & want_dns), "dns_truth": len(want_dns), "exit": run.returncode,
-            "lost_line": next((ln.strip() for ln in err.splitlines() if "dropped by the kernel" in ln), "")}
+            "manifest_drops": manifest_drops,
+            "lost_line": next((ln.strip() for ln in err.splitlines() if "dropped by the kernel" in ln), ""),
+            "stderr_tail": err.splitlines()[-25:] if run.returncode else []}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"capture: {pcap.name}, {truth['packets']:,} packets; ring {args.ring_mib} MiB; "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'rate':>8} {'achieved':>9} {'sent':>8} {'seen':>8} {'dropped':>8} {'unacc.':>7} "
-          f"{'500 streams':>12} {'dns flows':>10} {'exit':>4}")
+          f"{'500 streams':>12} {'dns flows':>10} {'in manifests':>14} {'exit':>4}")
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
         work = Path(tmp)
         (work / "scripts").mkdir()
@@ -160,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             r = one_rate(pcap, truth, rate, args.ring_mib, work)
             print(f"{r['rate']:>8,} {r['achieved_pps']:>9,} {r['sent']:>8,} {r['seen']:>8,} "
                   f"{r['dropped']:>8,} {r['unaccounted']:>7,} {r['http500']:>5}/{r['http500_truth']:<6} "
-                  f"{r['dns']:>4}/{r['dns_truth']:<5} {r['exit']:>4}", flush=True)
+                  f"{r['dns']:>4}/{r['dns_truth']:<5} {'/'.join(map(str, r['manifest_drops'])):>14} "
+                  f"{r['exit']:>4}", flush=True)
+            if r["exit"]:
+                print("    kflpcap run's last lines:\n      " + "\n      ".join(r["stderr_tail"]))
             if args.json:
                 with open(args.json, "a") as f:
                     f.write(json.dumps(r) + "\n")
