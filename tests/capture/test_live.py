@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +43,7 @@ print(sent)
 """
 
 
+REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120.0  # generous: the tests wait for events (a bound socket, an empty queue, an exit)
 HANG_GUARD_S = 600  # --duration, far beyond every wait: the tests stop the capture themselves
 
@@ -194,3 +196,41 @@ def test_kernel_drops_are_counted_exactly() -> None:
     assert summary["kernel_drops"] == sent - seen
     assert summary["kernel_freezes"] >= 1
     assert [r["packets"] for r in rows if r["dst_port"] == 9999] == [seen]
+
+
+VLAN_READER = """
+import json, sys, threading
+from capture.live import LiveSource
+src = LiveSource(sys.argv[1])
+threading.Timer(float(sys.argv[2]), src.stop).start()
+print("ready", flush=True)
+with src:
+    for _ts, lt, data, orig_len in src:
+        print(json.dumps([lt, data[:18].hex(), len(data), orig_len]), flush=True)
+"""
+
+
+TAGGED_SENDER = """
+import socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+head = bytes.fromhex("ffffffffffff" "020000000042") + struct.pack("!HHH", 0x8100, 42, 0x88B5)
+for i in range(int(sys.argv[2])):
+    s.send(head + bytes([i]) * 46)
+"""
+
+
+def test_vlan_tags_taken_off_by_the_kernel_are_put_back() -> None:
+    """Frames received with an 802.1Q tag keep it: the kernel moves it to the ring's header
+    (tp_vlan_tci), the capture puts it back where it was on the wire."""
+    with linked_pair() as link:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        reader = link.a.popen([sys.executable, "-c", VLAN_READER, link.a_if, "3"], stdout=subprocess.PIPE,
+                              text=True, env=env)
+        assert reader.stdout is not None and reader.stdout.readline() == "ready\n"
+        link.b.run([sys.executable, "-c", TAGGED_SENDER, link.b_if, "5"])
+        out, _ = reader.communicate(timeout=TIMEOUT_S)
+    frames = [json.loads(line) for line in out.splitlines()]
+    tagged = [f for f in frames if f[1][12:24] == "020000000042"]
+    assert [f[1][24:36] for f in tagged] == ["8100002a88b5"] * 5
+    assert [(f[2], f[3]) for f in tagged] == [(64, 64)] * 5
