@@ -231,6 +231,11 @@ class StreamStore:
             rec.fragments, rec.datagrams,
         )
 
+    def data_bytes(self, stream_id: str) -> int | None:
+        """`info(stream_id).bytes` without building the info (for walks over many streams)."""
+        rec = self._recs.get(stream_id)
+        return None if rec is None else rec.data_bytes
+
     def packets(self, stream_id: str, start: int = 0) -> list[Packet]:
         rec = self._recs.get(stream_id)
         if rec is None:

@@ -236,11 +236,12 @@ class KflPcapS3:
         return n
 
     def _held_bytes(self, repo: _Repo) -> int:
+        data_bytes = self.ctx.store.data_bytes  # every held stream, every 5 s: no StreamInfo built
         total = 0
         for s in repo.streams.values():
-            info = self.ctx.store.info(s.sid)
-            if info:
-                total += info.bytes - s.start_bytes
+            held = data_bytes(s.sid)
+            if held is not None:
+                total += held - s.start_bytes
         return total
 
     # ---- writing ---------------------------------------------------------------------------------------
