@@ -48,6 +48,7 @@ DEFAULT_RING_MIB = 32
 # offset_to_first_pkt, ...)
 BLOCK_HDR = struct.Struct("III")
 BLOCK_STATUS_OFF = 8
+BLOCK_STATUS = struct.Struct("I")
 # struct tpacket3_hdr: next_offset, sec, nsec, snaplen, len, status, mac, net, then tpacket_hdr_variant1
 # (rxhash, vlan_tci, vlan_tpid); struct sockaddr_ll follows at TPACKET_ALIGN(48)
 PKT_HDR = struct.Struct("IIIIIIHHIIH")
@@ -181,13 +182,14 @@ class LiveSource:
                     length += 4
                 out.append((sec * NS + nsec or time.time_ns(), lt, data, length))
             off += nxt
-        struct.pack_into("I", ring, base + BLOCK_STATUS_OFF, TP_STATUS_KERNEL)
+        BLOCK_STATUS.pack_into(ring, base + BLOCK_STATUS_OFF, TP_STATUS_KERNEL)
         return out
 
     def __iter__(self) -> Iterator[Packet]:
         ring = self._ring
         size = self._block_size
         blocks = self._blocks
+        status = BLOCK_STATUS.unpack_from
         poller = select.poll()
         poller.register(self._sock.fileno(), select.POLLIN | select.POLLERR)
         index = 0
@@ -195,7 +197,7 @@ class LiveSource:
         drain_until = 0.0  # once stopped: the blocks the kernel fills until then are still read
         while True:
             base = index * size
-            if ring[base + BLOCK_STATUS_OFF] & TP_STATUS_USER:
+            if status(ring, base + BLOCK_STATUS_OFF)[0] & TP_STATUS_USER:
                 packets = self._block(ring, base)
                 index = (index + 1) % blocks
                 if time.monotonic() >= next_stats:
@@ -215,7 +217,7 @@ class LiveSource:
                 events = poller.poll(wait * 1000)
             except InterruptedError:
                 continue
-            if ring[base + BLOCK_STATUS_OFF] & TP_STATUS_USER:
+            if status(ring, base + BLOCK_STATUS_OFF)[0] & TP_STATUS_USER:
                 continue
             if any(ev & select.POLLERR for _fd, ev in events):
                 err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
