@@ -267,7 +267,7 @@ class KflPcapS3:
                 job = Job(i, self.opts.kfl_arr[i], reason, repo.start_ns, now, written[k : k + size], names,
                           snaplens, lost - repo.lost_at)
                 self.writer.submit(job, self._drain)
-        nxt = _Repo(now, bytes_checked_ns=now, lost_at=lost)
+        nxt = _Repo(now, bytes_checked_ns=now, lost_at=lost if written else repo.lost_at)
         for s, info, pkts in parts:
             start = s.start + len(pkts)
             if final or info is None or info.evicted or (info.closed and now - info.last_ts_ns > LINGER_NS):
