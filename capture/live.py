@@ -167,6 +167,7 @@ class LiveSource:
         lt = self.linktype
         vlan_ok = lt == LT_ETHERNET
         skip_outgoing = self._loopback  # loopback shows every packet twice (out and in)
+        snaplen = self.snaplen
         unpack = PKT_HDR.unpack_from
         out: list[Packet] = []
         off = base + first
@@ -174,8 +175,8 @@ class LiveSource:
             nxt, sec, nsec, caplen, length, status, mac, _net, _hash, tci, tpid = unpack(ring, off)
             if not (skip_outgoing and ring[off + SLL_PKTTYPE_OFF] == socket.PACKET_OUTGOING):
                 start = off + mac
-                data = ring[start : start + caplen]
-                if vlan_ok and status & TP_STATUS_VLAN_VALID and caplen >= 12:
+                data = ring[start : start + min(caplen, snaplen)]
+                if vlan_ok and status & TP_STATUS_VLAN_VALID and len(data) >= 12:
                     # the tag was taken off by the driver: put it back where it was on the wire
                     proto = tpid if status & TP_STATUS_VLAN_TPID_VALID else ETH_P_8021Q
                     data = data[:12] + struct.pack("!HH", proto, tci & 0xFFFF) + data[12:]
