@@ -46,9 +46,10 @@ BLOCK_SIZE = 1 << 20
 DEFAULT_RING_MIB = 32
 # struct tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1 (block_status, num_pkts,
 # offset_to_first_pkt, ...)
-BLOCK_HDR = struct.Struct("III")
 BLOCK_STATUS_OFF = 8
 BLOCK_STATUS = struct.Struct("I")
+BLOCK_PACKETS_OFF = 12
+BLOCK_PACKETS = struct.Struct("II")
 # struct tpacket3_hdr: next_offset, sec, nsec, snaplen, len, status, mac, net, then tpacket_hdr_variant1
 # (rxhash, vlan_tci, vlan_tpid); struct sockaddr_ll follows at TPACKET_ALIGN(48)
 PKT_HDR = struct.Struct("IIIIIIHHIIH")
@@ -123,6 +124,8 @@ class LiveSource:
             mreq = struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
             sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
         except BaseException:
+            if hasattr(self, "_ring"):
+                self._ring.close()
             sock.close()
             raise
         self._sock = sock
@@ -131,12 +134,12 @@ class LiveSource:
         self._stopped = True
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self.read_stats()
-        self._closed = True
-        self._ring.close()
-        self._sock.close()
+        self.read_stats()  # the last figures, kept after the socket is gone
+        with self._stats_lock:
+            if not self._closed:
+                self._closed = True
+                self._ring.close()
+                self._sock.close()
 
     def __enter__(self) -> LiveSource:
         return self
@@ -162,8 +165,7 @@ class LiveSource:
 
     def _block(self, ring: mmap.mmap, base: int) -> list[Packet]:
         """The packets of the block at `base` (copied), then the block goes back to the kernel."""
-        _version, _priv, _status = BLOCK_HDR.unpack_from(ring, base)
-        num, first = struct.unpack_from("II", ring, base + 12)
+        num, first = BLOCK_PACKETS.unpack_from(ring, base + BLOCK_PACKETS_OFF)
         lt = self.linktype
         vlan_ok = lt == LT_ETHERNET
         skip_outgoing = self._loopback  # loopback shows every packet twice (out and in)
