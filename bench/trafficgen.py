@@ -10,6 +10,9 @@ What it writes (Ethernet link type, microsecond classic pcap, correct IP/TCP/UDP
     chains, some NXDOMAIN, some A+AAAA pairs on one socket; every 40th DNS flow is DNS over TCP
     (1-3 length-prefixed queries on one connection).
   * `ipv6_ratio` of the flows are IPv6.
+  * `plain=True`: the HTTP of a browser on plain sites instead — GETs with browser headers (Accept,
+    Accept-Language, Cookie, Referer, Sec-Fetch-*), 2-10 keep-alive exchanges per connection, JSON and
+    HTML bodies with Content-Length, none gzip-encoded or chunked (bench/README.md: "shapes").
 Sequence and acknowledgement numbers are exact, so tshark reassembles every stream and reports
 no lost segment, retransmission, dup-ack or malformed packet. Every 5-tuple is used once.
 Flows start spread over [start, start + duration] and overlap in time; packets are written in
@@ -25,7 +28,7 @@ Python API (import as `from bench.trafficgen import generate, write_capture, Tru
 
     generate(out: BinaryIO, *, packets: int, seed: int = 1, start: float = DEFAULT_START,
              duration: float | None = None, http500_ratio: float = 0.10, dns_ratio: float = 0.10,
-             ipv6_ratio: float = 0.0, truth: bool = False) -> Truth
+             ipv6_ratio: float = 0.0, truth: bool = False, plain: bool = False) -> Truth
         Write a pcap of about `packets` packets (it stops after the flow that reaches the target)
         to `out`. `duration` defaults to packets / 20 000 seconds. The returned Truth always has
         the counters; with `truth=True` it also lists every stream (costs memory on big captures).
@@ -47,6 +50,7 @@ Truth.to_dict() has the shape of tests/pcaps/oracle/*.json where both exist:
 CLI:
     python -m bench.trafficgen --packets 200000 --out F.pcap [--duration 10800] [--seed N]
         [--start EPOCH] [--http500-ratio R] [--dns-ratio R] [--ipv6-ratio R] [--truth F.json] [--gzip]
+        [--plain]
     `--out -` streams the pcap to stdout.
 """
 
@@ -231,7 +235,8 @@ _ZONES = ["example.com", "example.net", "example.org", "svc.cluster.local", "cor
 
 class _Generator:
     def __init__(self, out: BinaryIO, packets: int, seed: int, start: float, duration: float | None,
-                 http500_ratio: float, dns_ratio: float, ipv6_ratio: float, truth: bool) -> None:
+                 http500_ratio: float, dns_ratio: float, ipv6_ratio: float, truth: bool,
+                 plain: bool = False) -> None:
         self.out = out
         self.target = max(1, packets)
         self.rng = random.Random(seed)
@@ -241,6 +246,7 @@ class _Generator:
         self.http500_ratio = http500_ratio
         self.dns_ratio = dns_ratio
         self.ipv6_ratio = ipv6_ratio
+        self.plain = plain
         self.keep = truth
         self.truth = Truth()
         self.pending: list[tuple[int, bytes, bytes]] = []  # (µs since the start, headers, payload)
@@ -399,6 +405,8 @@ class _Generator:
         path = rng.choice(_PATHS)
         conn = "close" if last and rng.random() < 0.5 else "keep-alive"
         ua = rng.choice(_USER_AGENTS)
+        if self.plain:
+            return self._browser_request(host, path, ua, conn)
         if rng.random() < 0.2:
             body = rng.choice(self.post_bodies)
             return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {ua}\r\n"
@@ -408,6 +416,20 @@ class _Generator:
         q = f"?id={rng.randint(1, 99999)}" if rng.random() < 0.5 else ""
         return (f"GET {path}{q} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {ua}\r\nAccept: */*\r\n"
                 f"Accept-Encoding: gzip, deflate\r\nConnection: {conn}\r\n\r\n").encode()
+
+    def _browser_request(self, host: str, path: str, ua: str, conn: str) -> bytes:
+        """A GET as a browser sends it: many headers, a cookie, no compression asked for."""
+        rng = self.rng
+        q = f"?id={rng.randint(1, 99999)}&page={rng.randint(1, 40)}" if rng.random() < 0.5 else ""
+        return (f"GET {path}{q} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {ua}\r\n"
+                "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
+                "image/webp,*/*;q=0.8\r\n"
+                "Accept-Language: en-US,en;q=0.9,de;q=0.7\r\nAccept-Encoding: identity\r\n"
+                f"Referer: http://{host}/{rng.choice(_WORDS)}\r\n"
+                f"Cookie: session={rng.getrandbits(96):024x}; theme=dark; consent=1\r\n"
+                "Upgrade-Insecure-Requests: 1\r\nSec-Fetch-Dest: document\r\nSec-Fetch-Mode: navigate\r\n"
+                "Sec-Fetch-Site: same-origin\r\nCache-Control: max-age=0\r\n"
+                f"Connection: {conn}\r\n\r\n").encode()
 
     def _response(self, code: int, close: bool) -> tuple[bytes, _Blob | None]:
         rng = self.rng
@@ -420,7 +442,10 @@ class _Generator:
             ctype = ""
         elif code == 200:
             r = rng.random()
-            if r < 0.4:
+            if self.plain:  # no compressed and no chunked bodies
+                body, ctype = (rng.choice(self.json_bodies), "application/json") if r < 0.5 else (
+                    rng.choice(self.html_bodies), "text/html; charset=utf-8")
+            elif r < 0.4:
                 body, ctype = rng.choice(self.json_bodies), "application/json"
             elif r < 0.6:
                 body, ctype, enc = rng.choice(self.gzip_bodies), "application/json", "gzip"
@@ -483,7 +508,7 @@ class _Generator:
         rtt = 200 + int(rng.expovariate(1 / 8000))
         t = self._handshake(0, rtt)
         cs = ss = 1
-        n_ex = rng.randint(1, 5)
+        n_ex = rng.randint(2, 10) if self.plain else rng.randint(1, 5)
         r = self.http500_ratio
         bad = rng.randrange(n_ex) if int((index + 1) * r) > int(index * r) else -1
         codes = []
@@ -776,9 +801,9 @@ def _ip(b: bytes) -> str:
 
 def generate(out: BinaryIO, *, packets: int, seed: int = 1, start: float = DEFAULT_START,
              duration: float | None = None, http500_ratio: float = 0.10, dns_ratio: float = 0.10,
-             ipv6_ratio: float = 0.0, truth: bool = False) -> Truth:
+             ipv6_ratio: float = 0.0, truth: bool = False, plain: bool = False) -> Truth:
     """Write a pcap of about `packets` packets to `out` (see the module docstring)."""
-    gen = _Generator(out, packets, seed, start, duration, http500_ratio, dns_ratio, ipv6_ratio, truth)
+    gen = _Generator(out, packets, seed, start, duration, http500_ratio, dns_ratio, ipv6_ratio, truth, plain)
     enabled = gc.isenabled()
     gc.disable()  # millions of short-lived tuples, no cycles: the collector only costs time here
     try:
@@ -827,10 +852,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ipv6-ratio", type=float, default=0.0)
     ap.add_argument("--truth", default=None, help="write the ground-truth JSON here")
     ap.add_argument("--gzip", action="store_true", help="gzip the output")
+    ap.add_argument("--plain", action="store_true",
+                    help="browser-like GETs, 2-10 keep-alive exchanges, no compressed or chunked bodies")
     a = ap.parse_args(argv)
     t = write_capture(a.out, gzip=a.gzip, truth_path=a.truth, packets=a.packets, seed=a.seed, start=a.start,
                       duration=a.duration, http500_ratio=a.http500_ratio, dns_ratio=a.dns_ratio,
-                      ipv6_ratio=a.ipv6_ratio)
+                      ipv6_ratio=a.ipv6_ratio, plain=a.plain)
     print(f"trafficgen: {t.packets} packets, {t.bytes} bytes, {t.http_connections} http connections "
           f"({t.http500_connections} with 500), {t.dns_queries} dns queries", file=sys.stderr)
     return 0

@@ -97,6 +97,7 @@ class PacketSource:
     the others (a damaged or cut-short input read up to the damage) to `on_warning` (`on_error`
     when not given). `stdin_bytes` counts what was read from stdin. `heartbeat`, when set, is
     called whenever a live source waited without a packet (so a driver can tick its clocks).
+    `ring_mib` sizes each live interface's kernel ring; `counters()` has what the kernel lost.
     """
 
     def __init__(
@@ -105,8 +106,10 @@ class PacketSource:
         bpf: str | None = None,
         on_error: Callable[[str], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
+        ring_mib: int | None = None,
     ) -> None:
         self.specs = list(specs)
+        self.ring_mib = ring_mib
         self.bpf = bpf
         self.on_error = on_error
         self.on_warning = on_warning or on_error
@@ -126,6 +129,14 @@ class PacketSource:
     @property
     def stdin_bytes(self) -> int:
         return self._stdin_count[0]
+
+    def counters(self) -> dict[str, int]:
+        """What the kernel counted on the live interfaces so far: `kernel_drops` (packets that found the
+        ring full, lost) and `kernel_freezes` (times the ring was full); empty for files."""
+        if not self._live_sources:
+            return {}
+        stats = [src.read_stats() for src in self._live_sources]
+        return {"kernel_drops": sum(k.drops for k in stats), "kernel_freezes": sum(k.freezes for k in stats)}
 
     def snaplen(self, linktype: int) -> int:
         return self.snaplens.get(linktype, MAX_RECORD)
@@ -168,7 +179,7 @@ class PacketSource:
         from capture.live import LiveSource
 
         try:
-            src = LiveSource(name, bpf=self.bpf)
+            src = LiveSource(name, bpf=self.bpf, **({"ring_mib": self.ring_mib} if self.ring_mib else {}))
         except OSError as exc:
             self.failed.append(f"iface:{name}")
             self._error(f"iface:{name}: cannot capture: {exc}")
@@ -232,6 +243,8 @@ def open_sources(
     bpf: str | None = None,
     on_error: Callable[[str], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
+    ring_mib: int | None = None,
 ) -> PacketSource:
-    """Files (`.gz` too), `"-"` for stdin, `iface:NAME` for a live interface; read in order."""
-    return PacketSource(specs, bpf=bpf, on_error=on_error, on_warning=on_warning)
+    """Files (`.gz` too), `"-"` for stdin, `iface:NAME` for a live interface (a kernel ring of
+    `ring_mib` MiB); read in order."""
+    return PacketSource(specs, bpf=bpf, on_error=on_error, on_warning=on_warning, ring_mib=ring_mib)

@@ -78,6 +78,12 @@ class Netns:
             time.sleep(0.1)
         raise TimeoutError(f"nothing listens on {ip}:{port} in {self.name}")
 
+    def packet_socket_open(self, iface: str) -> bool:
+        """Whether a packet socket is bound to `iface` in the namespace (`ss -0`): a live capture
+        there gets every packet of the interface from then on."""
+        lines = self.run(["ss", "-a", "-0", "-n"], check=False).stdout.splitlines()
+        return any(f"*:{iface}" in line for line in lines)
+
     def stop_processes(self, timeout: float = 5.0) -> None:
         for proc in self.procs:
             if proc.poll() is None:

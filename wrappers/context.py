@@ -24,6 +24,9 @@ class WrapperEvents(Protocol):
     def written(self, record: dict[str, Any]) -> None:
         """A repository was written: index, query, location, streams, packets, bytes_raw, bytes_gz."""
 
+    def lost(self) -> int:
+        """Packets the live capture lost so far (the kernel's drops), for the manifests."""
+
 
 class NoEvents:
     """Figures nobody collects."""
@@ -36,6 +39,9 @@ class NoEvents:
 
     def written(self, record: dict[str, Any]) -> None:
         pass
+
+    def lost(self) -> int:
+        return 0
 
 
 @dataclass

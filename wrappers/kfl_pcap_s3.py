@@ -59,6 +59,7 @@ class _Repo:
     # check looks up only the open ones (a DNS query keeps thousands of closed UDP flows)
     closed_bytes: int = 0
     open: set[str] = field(default_factory=set)
+    lost_at: int = 0  # the capture's lost packets (kernel drops) when the last repository was written
 
 
 # stream store -> (chain id, query) -> released cursors; outlives a wrapper (unload/reload)
@@ -274,6 +275,7 @@ class KflPcapS3:
         now = self.ctx.clock() if now_ns is None else now_ns
         repo = self.repos[i]
         store = self.ctx.store
+        lost = self.ctx.events.lost()
         parts = []
         for s in repo.streams.values():
             info = store.info(s.sid)
@@ -286,9 +288,9 @@ class KflPcapS3:
             size = self.opts.max_l4_streams
             for k in range(0, len(written), size):
                 job = Job(i, self.opts.kfl_arr[i], reason, repo.start_ns, now, written[k : k + size], names,
-                          snaplens)
+                          snaplens, lost - repo.lost_at)
                 self.writer.submit(job, self._drain)
-        nxt = _Repo(now, bytes_checked_ns=now)
+        nxt = _Repo(now, bytes_checked_ns=now, lost_at=lost if written else repo.lost_at)
         for s, info, pkts in parts:
             start = s.start + len(pkts)
             if final or info is None or info.evicted or (info.closed and now - info.last_ts_ns > LINGER_NS):

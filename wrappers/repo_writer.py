@@ -56,6 +56,7 @@ class Job:
     streams: list[JobStream]
     names: dict[str, Any]
     snaplens: dict[int, int]
+    kernel_drops: int = 0  # packets the live capture lost during the window (the repository may lack some)
     attempts: int = 0
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -228,7 +229,7 @@ class RepoWriter:
                     "items": s.items,
                 }
             )
-        return {
+        manifest = {
             "kflpcap_manifest": 1,
             "seq": link.seq,
             "run": RUN_ID,
@@ -254,4 +255,7 @@ class RepoWriter:
             "names": job.names,
             "previous_manifest_sha256": link.head,
         }
+        if job.kernel_drops:
+            manifest["capture"] = {"kernel_drops": job.kernel_drops}
+        return manifest
 

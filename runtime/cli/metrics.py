@@ -80,6 +80,8 @@ class StatsCollector(Collector):
         yield _total("kflpcap_bytes", "Captured bytes read from the source.", s.get("bytes", 0))
         yield _counter("kflpcap_drops", "Packets not streamed or lost, by reason.", ["reason"],
                        (([str(k)], v) for k, v in _items(s.get("drops"))))
+        yield _total("kflpcap_ring_freezes", "Times a live interface's kernel ring was full (packets lost "
+                     "meanwhile count as kflpcap_drops{reason=\"kernel\"}).", s.get("ring_freezes", 0))
         streams = dict(s.get("streams") or {})
         if "total" in streams:
             streams["all"] = streams["total"]

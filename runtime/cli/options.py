@@ -12,6 +12,13 @@ from typing import Any
 from capture import CaptureConfig, NameTable
 
 
+def _ring_mib(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65536:
+        raise argparse.ArgumentTypeError("give 1 to 65536 MiB")
+    return value
+
+
 def _options(defaults: CaptureConfig) -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
     """name -> (flags, `add_argument` keywords) of every input option."""
     return {
@@ -23,6 +30,10 @@ def _options(defaults: CaptureConfig) -> dict[str, tuple[tuple[str, ...], dict[s
             "action": "append", "default": [], "metavar": "IFACE",
             "help": "capture live on IFACE (AF_PACKET, promiscuous; needs CAP_NET_RAW) until SIGINT/SIGTERM; "
             "repeatable (e.g. -i eth0)"}),
+        "ring_mib": (("--ring-mib",), {
+            "type": _ring_mib, "default": None, "metavar": "MIB",
+            "help": "kernel receive ring per live interface, in MiB (default 32): packets that find it "
+            "full are lost and counted as kernel drops (e.g. --ring-mib 256)"}),
         "bpf": (("--bpf",), {
             "default": None, "metavar": "FILTER",
             "help": "BPF filter on the input, tcpdump syntax (e.g. --bpf 'tcp port 80 or udp port 53')"}),
@@ -44,7 +55,7 @@ def _options(defaults: CaptureConfig) -> dict[str, tuple[tuple[str, ...], dict[s
 
 
 def add_input_options(parser: argparse.ArgumentParser | Any, *names: str, required: bool = False) -> None:
-    """Add the input options `names` ("pcap", "interface", "bpf", "names", "node", "tcp_idle",
+    """Add the input options `names` ("pcap", "interface", "ring_mib", "bpf", "names", "node", "tcp_idle",
     "udp_idle"; in the order given) to a parser or a group; `required`: the command needs `--pcap`."""
     options = _options(CaptureConfig())
     for name in names:

@@ -107,6 +107,10 @@ def _overview(stats: Stats) -> Table:
     else:
         _add_row(table, "streams", f"{streams.get('total', 0):,}")
     drops = dict(stats.get("drops") or {})
+    lost = drops.pop("kernel", 0)
+    if lost:
+        table.add_row("lost", f"{lost:,} packets dropped by the kernel (ring full "
+                              f"{stats.get('ring_freezes', 0):,} times; see --ring-mib)")
     if drops:
         _add_row(table, "not streamed", ", ".join(f"{k} {v:,}" for k, v in sorted(drops.items())))
     store = dict(stats.get("store") or {})

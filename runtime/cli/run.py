@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_argument_group("input")
-    add_input_options(src, "pcap", "interface", "bpf", "names", "node")
+    add_input_options(src, "pcap", "interface", "ring_mib", "bpf", "names", "node")
     src.add_argument("--demo", action="store_true",
                      help="the bundled demo capture through the bundled scripts folder (unless --scripts); "
                      "e.g. kflpcap run --demo")
@@ -185,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         names_file=args.names,
         k8s=(args.kubeconfig, args.context, args.k8s_wait) if k8s.wanted(args) else None,
         bpf=args.bpf,
+        ring_mib=args.ring_mib,
         limits=Limits(call_timeout_s=args.call_timeout, heap_bytes=args.heap_mib * MIB),
         batch_items=max(1, args.batch),
         watch=True,

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="One line per stream (client first), then the counters. Exit status 2 when an "
         "input is not a capture at all, else 0 (damaged files are read up to the damage).",
     )
-    add_input_options(p, "pcap", "interface", "bpf")
+    add_input_options(p, "pcap", "interface", "ring_mib", "bpf")
     p.add_argument("--duration", type=float, metavar="S", help="stop a live capture after S seconds")
     p.add_argument("--json", action="store_true", help='JSON lines; the counters as a last {"summary": ...}')
     add_input_options(p, "tcp_idle", "udp_idle")
@@ -117,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         print("kflpcap streams: give --pcap FILE (or -) and/or --interface NAME", file=sys.stderr)
         return 2
     try:
-        source = open_sources(specs, bpf=args.bpf, on_error=print_error, on_warning=print_warning)
+        source = open_sources(specs, bpf=args.bpf, on_error=print_error, on_warning=print_warning,
+                              ring_mib=args.ring_mib)
     except ValueError as exc:  # capture.bpf.BpfError
         print_error(str(exc))
         return 2
@@ -153,7 +154,7 @@ def _stream(cap: Capture, source: Any, printer: _Printer, args: argparse.Namespa
         info = cap.store.info(sid)
         if info is not None:
             printer.stream(info)
-    counters = cap.counters
+    counters = {**cap.counters, **source.counters()}
     counters["input_errors"] = len(source.errors)
     counters["inputs_not_captures"] = len(source.failed)
     counters["peak_rss_mb"] = round(_peak_rss_kib() / 1024, 1)

@@ -47,6 +47,7 @@ class PipelineConfig:
     names_file: str | None = None
     k8s: tuple[str | None, str | None, float] | None = None  # (kubeconfig, context, first-list wait s)
     bpf: str | None = None
+    ring_mib: int | None = None  # the kernel ring of each live interface (None: capture.live's default)
     limits: Limits = field(default_factory=Limits)
     batch_items: int = 1000
     live_flush_ms: float = 50.0
@@ -115,8 +116,11 @@ class Pipeline:
         )
         s.names = lambda: self.names.snapshot(brief=True)  # for repository manifests
         s.name_history = self._names_history
-        self.source = capture.open_sources(self.config.sources, bpf=self.config.bpf)
+        self.source = capture.open_sources(self.config.sources, bpf=self.config.bpf,
+                                           ring_mib=self.config.ring_mib)
         self._live = bool(getattr(self.source, "live", False))
+        source = self.source
+        self.stats.kernel_drops = lambda: source.counters().get("kernel_drops", 0)
         if self.config.k8s is not None:
             self._start_resolver(*self.config.k8s)
         if self.config.clock is None:
@@ -328,7 +332,7 @@ class Pipeline:
             stats.scripts[title] = {**info, "errors": kinds.get(title, {})}
         stats.packets = max(stats.packets, self.counters["packets"])
         if self.capture is not None:
-            stats.capture_counters(self.capture.counters)
+            stats.capture_counters({**self.capture.counters, **self.source.counters()})
 
     def _heartbeat(self) -> None:
         """Called by live sources while waiting for packets (outside the packet lock)."""

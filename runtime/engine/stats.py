@@ -7,6 +7,7 @@ the outbox reports its uploads through a callback. Readers on other threads (pro
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,9 @@ class ScriptWrapperEvents:
         with self.stats.lock:
             self.stats.repositories.append({**record, "script": self.title})
 
+    def lost(self) -> int:
+        return self.stats.kernel_drops()
+
 
 @dataclass
 class RunStats:
@@ -66,7 +70,8 @@ class RunStats:
     input: InputStats = field(default_factory=InputStats)
     packets: int = 0
     bytes: int = 0  # captured bytes read
-    drops: dict[str, int] = field(default_factory=dict)  # reason -> packets not streamed
+    drops: dict[str, int] = field(default_factory=dict)  # reason -> packets not streamed ("kernel": lost)
+    ring_freezes: int = 0  # times a live interface's kernel ring was full
     streams_total: int = 0
     streams_open: int = 0
     store: StoreStats = field(default_factory=StoreStats)
@@ -85,6 +90,8 @@ class RunStats:
     # the Kubernetes resolver's counters (stale, events, errors, relists), kept current by its thread
     k8s: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # packets the live capture lost so far, read now (the pipeline sets it to ask its source)
+    kernel_drops: Callable[[], int] = field(default=lambda: 0, repr=False, compare=False)
 
     # ---- pushed ------------------------------------------------------------------------------------
 
@@ -109,6 +116,9 @@ class RunStats:
         """Copy the capture's counters in (on the pipeline thread, at every tick and at the end)."""
         self.packets = max(self.packets, c.get("packets_read", 0))
         self.drops = {k[len("skipped_") :]: v for k, v in c.items() if k.startswith("skipped_") and v}
+        if c.get("kernel_drops"):
+            self.drops["kernel"] = c["kernel_drops"]
+        self.ring_freezes = c.get("kernel_freezes", 0)
         self.streams_total = c.get("streams", 0)
         self.streams_open = c.get("streams_open", 0)
         self.store = StoreStats(
@@ -144,6 +154,7 @@ class RunStats:
             "packets": self.packets,
             "bytes": self.bytes,
             "drops": dict(self.drops),
+            "ring_freezes": self.ring_freezes,
             "streams": {"total": self.streams_total, "open": self.streams_open},
             "store": {"bytes": store.bytes, "budget": store.budget, "evicted_streams": store.evicted_streams,
                       "evicted_packets": store.evicted_packets, "truncated_streams": store.truncated_streams},

@@ -208,3 +208,22 @@ def test_cli_streams_to_stdout_and_gzip(tmp_path: Path) -> None:
     subprocess.run([*args, "--out", str(tmp_path / "f.pcap.gz"), "--gzip"], cwd=REPO, check=True,
                    capture_output=True)
     assert gzip.decompress((tmp_path / "f.pcap.gz").read_bytes()) == out
+
+
+def test_plain_shape_browser_http_without_compressed_bodies(tmp_path: Path) -> None:
+    """The plain shape (bench/README.md): browser GETs on keep-alive connections, bodies sent as they
+    are; tshark reassembles it cleanly and agrees with the truth."""
+    pcap, tj = tmp_path / "plain.pcap", tmp_path / "plain.json"
+    write_capture(pcap, truth_path=tj, packets=4000, seed=5, plain=True, duration=120.0)
+    truth = json.loads(tj.read_text())
+    data = pcap.read_bytes()
+    assert b"Content-Encoding" not in data and b"Transfer-Encoding" not in data
+    assert b"Accept-Language: " in data and b"Cookie: session=" in data
+    rows = tshark_rows(pcap)
+    assert problems(rows) == []
+    seen = describe(rows)
+    assert truth["http500_streams"] and seen["http500_streams"] == truth["http500_streams"]
+    assert seen["dns_flows"] == sorted(truth["dns_flows"])
+    assert sum(seen["codes"].values()) == truth["http_exchanges"] >= 2 * truth["http_connections"]
+    ts = _timestamps(data)
+    assert 0.9 * 120.0 <= ts[-1] - ts[0] <= 120.0

@@ -15,6 +15,7 @@ from typing import Any
 
 from capture import Capture, StreamMeta, open_sources
 from wrappers import KflPcapS3, Outbox, ScriptContext
+from wrappers.context import NoEvents
 
 SEED_QUERIES = ["http and response.status == 500", "dns"]
 NODE = {"name": "node-1", "ip": "10.1.2.3"}
@@ -100,6 +101,11 @@ class Run:
     left_spooled: int = 0
 
 
+class _Lost(NoEvents):
+    def __init__(self, lost: Callable[[], int]) -> None:
+        self.lost = lost  # type: ignore[method-assign]
+
+
 def drive(
     pcap: Path,
     data_dir: Path,
@@ -114,10 +120,12 @@ def drive(
     before_close: Callable[[KflPcapS3, Capture], None] | None = None,
     reload_at: int | None = None,
     after_reload: Callable[[KflPcapS3, Capture], None] | None = None,
+    lost: Callable[[int], int] | None = None,
 ) -> Run:
     """Replay `pcap` through Capture → items → KflPcapS3 (ticked once per second of capture time).
 
     `echo` also prints every console/error/spool line to stdout as it happens (for child processes).
+    `lost(now_ns)`: the packets the capture had lost by then (kernel drops), as the wrapper asks.
     """
     lines: list[str] = []
     errors: list[str] = []
@@ -144,6 +152,8 @@ def drive(
         error=err,
         outbox=box,
     )
+    if lost is not None:
+        ctx.events = _Lost(lambda: lost(cap.now_ns))
     wrapper = KflPcapS3(ctx)
     if retry_s is not None:
         wrapper.retry_s = retry_s

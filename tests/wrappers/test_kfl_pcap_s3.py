@@ -191,6 +191,25 @@ def test_rotation_by_minutes_over_three_hours(tmp_path: Path) -> None:
         assert totals == {k: v for k, v in expected.items() if k in totals}
 
 
+def test_manifests_say_how_many_packets_the_capture_lost_since_the_last_repository(tmp_path: Path) -> None:
+    """Kernel drops at 90 and 150 minutes of a 3-hour capture rotated hourly: the second and third
+    repositories of each query say how many packets were lost since the one before."""
+    pcap, truth = generated(tmp_path, "3h", packets=4000, seed=5, duration=10800)
+
+    def lost(now_ns: int) -> int:
+        minutes = (now_ns / 1e9 - truth["first_ts"]) / 60
+        return (100 if minutes >= 90 else 0) + (7 if minutes >= 150 else 0)
+
+    run = drive(pcap, tmp_path / "data", {"kflArr": SEED_QUERIES, "maxMinutes": 60}, synthetic_items(truth),
+                lost=lost)
+    assert run.errors == []
+    repos = by_query(open_store(tmp_path / "data" / "repositories"))
+    for index in (0, 1):
+        chain = sorted(repos[index], key=lambda r: r.manifest["seq"])
+        said = [r.manifest.get("capture") for r in chain]
+        assert said == [None, {"kernel_drops": 100}, {"kernel_drops": 7}]
+
+
 def test_rotation_by_stream_count_continues_open_streams(capture, tmp_path: Path) -> None:
     pcap, truth = capture
     run = drive(pcap, tmp_path / "data", {"kflArr": SEED_QUERIES, "maxL4Streams": 10}, synthetic_items(truth))
