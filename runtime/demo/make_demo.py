@@ -17,6 +17,7 @@ import shutil
 import struct
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from runtime.demo import DEMO_PCAP
@@ -35,10 +36,17 @@ def count_packets(pcap: Path) -> int:
     return count
 
 
+# The capture starts about a second after this second of a minute: files run on capture time, so the
+# 70-second capture fires the per-minute jobs once, some 24 s in, while every stream a script selected
+# before is still within the store's 30-second retention (scripts that snapshot once a minute see all).
+START_SECOND = 35
+
+
 def make_demo(out_dir: Path, plan: ClientPlan) -> dict:
     """Capture `plan`'s traffic into out_dir/demo.pcap and describe it in out_dir/demo.json."""
     with tempfile.TemporaryDirectory() as tmp, LiveNet() as net:
         net.start_servers(protocols=plan.protocols)
+        time.sleep((START_SECOND - time.time()) % 60)
         raw = Path(tmp) / "capture.pcap"
         _, expected = record_reference(net, raw, plan)
         pcap = out_dir / "demo.pcap"
