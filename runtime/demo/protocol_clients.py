@@ -16,9 +16,12 @@ import ssl
 import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.demo.protocol_servers import GRPC_PORT, GRPC_SERVICE, H2_PORT, REDIS_PORT, TLS_PORT, pb_field
+
+if TYPE_CHECKING:
+    from runtime.demo.clients import ClientPlan
 
 # (weight, server name, highest version, ALPN offer): .internal names and outside ones
 TLS_MIX: list[tuple[int, str, str, list[str] | None]] = [
@@ -178,7 +181,7 @@ def redis_session(server: str, n: int) -> dict:
     return {"local_port": local_port, "commands": commands, "errors": errors}
 
 
-def protocol_worker(server: str, plan: Any, pick_request: Callable[[random.Random], tuple[str, str]],
+def protocol_worker(server: str, plan: ClientPlan, pick_request: Callable[[random.Random], tuple[str, str]],
                     log: dict[str, list[dict]]) -> None:
     """The plan's HTTP/2, gRPC, TLS and Redis connections in a seeded order, spread over its duration;
     `pick_request` draws one of the shop's (method, path) requests."""

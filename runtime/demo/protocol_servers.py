@@ -68,6 +68,9 @@ def order_message(order: int) -> bytes:
     return pb_field(1, order) + pb_field(2, "paid") + pb_field(3, total)
 
 
+_CODE_NAMES = {5: "NOT_FOUND", 9: "FAILED_PRECONDITION"}
+
+
 def grpc_outcome(method: str, order: int) -> tuple[int, str]:
     """(grpc-status, grpc-message) the order service answers: CreateOrder declines every 5th order,
     GetOrder does not know orders above 900."""
@@ -160,9 +163,6 @@ def serve_grpc(addr: str, port: int) -> Any:
     server.add_insecure_port(f"{addr}:{port}")
     server.start()
     return server
-
-
-_CODE_NAMES = {5: "NOT_FOUND", 9: "FAILED_PRECONDITION"}
 
 
 # -- TLS ------------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ responder (A, AAAA, CNAME, NXDOMAIN, REFUSED) over UDP and TCP.
 
 Run inside a network namespace by `runtime.demo.livenet`:
 `python3 -m runtime.demo.servers --addr 10.213.0.1 --http-port 80 --http-port 8080 --dns-port 53`
-prints `ready` on stdout once every socket listens, then serves until SIGTERM/SIGINT.
+(with `--protocols` also HTTP/2, gRPC, TLS and Redis: `runtime.demo.protocol_servers`) prints
+`ready` on stdout once every socket listens, then serves until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
