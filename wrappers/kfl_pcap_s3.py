@@ -132,6 +132,7 @@ class KflPcapS3:
                          for i, query in enumerate(opts.kfl_arr)]
         self.writer = RepoWriter(self.ctx.outbox, self.chains, dest, self.retry_s)
         self.writer.on_uploaded = self._uploaded
+        self.writer.on_spooled = self.ctx.console
         self.active = True
         where = describe(opts.store)
         if opts.local:

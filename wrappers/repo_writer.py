@@ -87,6 +87,9 @@ class RepoWriter:
         self.messages: collections.deque[tuple[str, Any]] = collections.deque()
         self.giving_up = False
         self.on_uploaded: Callable[[list[str], str], None] | None = None
+        # the "New PCAP (spooled)" line, on the writer thread (a queued message could be printed after
+        # the upload thread's "Uploaded" line)
+        self.on_spooled: Callable[[str], None] = lambda text: self.messages.append(("console", text))
         self.thread = threading.Thread(target=self._run, name="kflpcap-repo-writer", daemon=True)
         self.thread.start()
 
@@ -187,22 +190,26 @@ class RepoWriter:
                 f'KFL: "{job.query}"; {job.reason}'
             )
             on_uploaded = self.on_uploaded
+            ms = (time.perf_counter() - began) * 1000
+            spooled = (f"kflPcapS3: New PCAP (spooled): {folder}/{data_name}; {summary}; "
+                       f"snapshot time: {ms:.0f}ms")
+
+            def before_upload() -> None:
+                self.chains.advance(chain_id, nxt)
+                # said here, once the bundle is durable and before its upload can start (and say so)
+                self.on_spooled(spooled)
+
             self.outbox.commit(
                 bundle,
                 dest.store,
                 meta={"chain": {"id": chain_id, "next": asdict(nxt)}, "kind": "kflpcaps3"},
-                before_upload=lambda: self.chains.advance(chain_id, nxt),
+                before_upload=before_upload,
                 on_done=(lambda urls: on_uploaded(urls, summary)) if on_uploaded else None,
             )
-        ms = (time.perf_counter() - began) * 1000
         self.messages.append(("written", {
             "index": job.index, "query": job.query, "location": dest.location_of(f"{folder}/{data_name}"),
             "streams": len(job.streams), "packets": len(packets), "bytes_raw": raw_size, "bytes_gz": size,
         }))
-        self.messages.append(
-            ("console", f"kflPcapS3: New PCAP (spooled): {folder}/{data_name}; {summary}; "
-                        f"snapshot time: {ms:.0f}ms")
-        )
 
     def _manifest(self, job: Job, packets: list, link: Link) -> dict[str, Any]:
         dest = self.dest

@@ -1,6 +1,7 @@
 """The demo's clients: a known, seeded mix of HTTP requests (keep-alive and one request per
 connection, on two ports) and DNS lookups with dnspython's resolver (UDP and TCP, every query from
-its own source port), run from inside the client namespace by `runtime.demo.livenet`.
+its own source port) and, when the plan asks, HTTP/2, gRPC, TLS and Redis connections
+(`runtime.demo.protocol_clients`), run from inside the client namespace by `runtime.demo.livenet`.
 
 `python3 -m runtime.demo.clients --server 10.213.0.1 --plan '{"seed": 7}'` prints a JSON log of
 what the clients actually did (local ports, statuses, DNS codes) on stdout.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import http.client
 import json
 import random
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 
 import dns.exception
 import dns.resolver
+
+from runtime.demo.protocol_clients import protocol_worker
 
 DNS_UDP_PORT_BASE = 20000
 DNS_TCP_PORT_BASE = 21000
@@ -62,6 +66,16 @@ class ClientPlan:
     udp_queries: int = 20
     tcp_queries: int = 4
     duration_s: float = 0.0
+    h2_connections: int = 0
+    grpc_connections: int = 0
+    tls_connections: int = 0
+    redis_connections: int = 0
+
+    @property
+    def protocols(self) -> bool:
+        """Whether the plan has HTTP/2, gRPC, TLS or Redis traffic (`runtime.demo.protocol_servers`)."""
+        return bool(self.h2_connections or self.grpc_connections or self.tls_connections
+                    or self.redis_connections)
 
     @classmethod
     def quick(cls) -> ClientPlan:
@@ -72,7 +86,8 @@ class ClientPlan:
     def demo(cls) -> ClientPlan:
         """The bundled demo: spread over 70 s so every per-minute job fires at least once."""
         return cls(keepalive_connections=14, oneshot_connections=50, udp_queries=40, tcp_queries=6,
-                   duration_s=70.0)
+                   duration_s=70.0, h2_connections=8, grpc_connections=8, tls_connections=12,
+                   redis_connections=10)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -163,8 +178,10 @@ def _dns_worker(server: str, plan: ClientPlan, log: list[dict]) -> None:
 
 
 def run_clients(server: str, plan: ClientPlan) -> dict:
-    """Run the plan against `server` (three concurrent workers) and return what happened."""
+    """Run the plan against `server` (three concurrent workers, four with HTTP/2, gRPC, TLS and Redis)
+    and return what happened."""
     http_log: list[dict] = []
+    others: dict[str, list[dict]] = {"h2": [], "grpc": [], "tls": [], "redis": []}
     dns_log: list[dict] = []
     errors: list[str] = []
 
@@ -179,12 +196,15 @@ def run_clients(server: str, plan: ClientPlan) -> dict:
         threading.Thread(target=guarded, args=(_http_worker, server, plan, False, http_log)),
         threading.Thread(target=guarded, args=(_dns_worker, server, plan, dns_log)),
     ]
+    if plan.protocols:
+        pick = functools.partial(_pick, mix=HTTP_MIX)
+        workers.append(threading.Thread(target=guarded, args=(protocol_worker, server, plan, pick, others)))
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
     return {"server": server, "plan": dataclasses.asdict(plan), "http": http_log, "dns": dns_log,
-            "errors": errors}
+            **others, "errors": errors}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,8 @@ Topology (created by `LiveNet`, removed on exit; nothing is addressed outside it
     netns <tag>-srv: eth0 10.213.0.1 ──veth── kfl<tag>s ─┘
 
 The server namespace runs `runtime.demo.servers` (HTTP on 80 and 8080, some paths answer 500; DNS on
-53 UDP+TCP), the client namespace runs `runtime.demo.clients` (a seeded `ClientPlan`). Every packet
+53 UDP+TCP; with `start_servers(protocols=True)` also HTTP/2 cleartext on 8081, gRPC on 50051, TLS on
+443 and Redis on 6379), the client namespace runs `runtime.demo.clients` (a seeded `ClientPlan`). Every packet
 between them crosses `capture_iface` (`kfl<tag>c`) in the root namespace, so a capture there, by
 dumpcap or by `kflpcap run --interface`, sees all of it while still reaching services on 127.0.0.1
 (SeaweedFS). Needs root. Typical use:
@@ -39,6 +40,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from runtime.demo.clients import ClientPlan
+from runtime.demo.protocol_servers import GRPC_PORT, H2_PORT, REDIS_PORT, TLS_PORT
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER_IP = "10.213.0.1"
@@ -124,9 +126,13 @@ class LiveNet:
         for ns in (self.client_ns, self.server_ns):
             _run(["ip", "netns", "del", ns], check=False)
 
-    def start_servers(self, http_ports: tuple[int, ...] = (80, 8080), dns_port: int = 53) -> None:
-        """Start the demo HTTP and DNS servers in the server namespace; returns once they listen."""
+    def start_servers(self, http_ports: tuple[int, ...] = (80, 8080), dns_port: int = 53,
+                      protocols: bool = False) -> None:
+        """Start the demo HTTP and DNS servers in the server namespace (with `protocols` also HTTP/2,
+        gRPC, TLS and Redis: `runtime.demo.protocol_servers`); returns once they listen."""
         args = ["--addr", self.server_ip, "--dns-port", str(dns_port)]
+        if protocols:
+            args.append("--protocols")
         for port in http_ports:
             args += ["--http-port", str(port)]
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
@@ -244,6 +250,7 @@ def expected_flows(log: dict, net: LiveNet | None = None) -> dict:
         if request["status"] == 500:
             http500.add(flow)
     dns_flows = {flow_id(q["transport"], client, q["local_port"], server, 53) for q in log["dns"]}
+    others = protocol_expectations(log, client, server) if any(log.get(k) for k in PROTOCOL_LOGS) else {}
     return {
         "http_streams": sorted(http_streams),
         "http500_streams": sorted(http500),
@@ -252,7 +259,47 @@ def expected_flows(log: dict, net: LiveNet | None = None) -> dict:
         "http_by_status": dict(sorted(Counter(str(r["status"]) for r in log["http"]).items())),
         "dns_queries": len(log["dns"]),
         "dns_by_rcode": dict(sorted(Counter(q["rcode"] for q in log["dns"]).items())),
+        **others,
     }
+
+
+PROTOCOL_LOGS = {"h2": H2_PORT, "grpc": GRPC_PORT, "tls": TLS_PORT, "redis": REDIS_PORT}
+
+
+def protocol_expectations(log: dict, client: str, server: str) -> dict:
+    """The HTTP/2, gRPC, TLS and Redis part of `expected_flows`: per protocol its connections
+    (`<p>_streams`), the ones a demo query selects (`h2_500_streams`: a 5xx answer,
+    `grpc_error_streams`: a grpc-status other than 0, `tls_internal_streams`: a server name ending in
+    `.internal`, `redis_error_streams`: an error reply) and counts."""
+    def flows(kind: str, keep=lambda entry: True) -> list[str]:
+        return sorted({flow_id("tcp", client, e["local_port"], server, PROTOCOL_LOGS[kind])
+                       for e in log[kind] if keep(e)})
+
+    def counts(values) -> dict[str, int]:
+        return dict(sorted(Counter(str(v) for v in values).items()))
+
+    return {
+        "h2_streams": flows("h2"),
+        "h2_500_streams": flows("h2", lambda e: e["status"] >= 500),
+        "h2_requests": len(log["h2"]),
+        "h2_by_status": counts(e["status"] for e in log["h2"]),
+        "grpc_streams": flows("grpc"),
+        "grpc_error_streams": flows("grpc", lambda e: e["code"] != 0),
+        "grpc_calls": len(log["grpc"]),
+        "grpc_by_status": counts(e["code"] for e in log["grpc"]),
+        "tls_streams": flows("tls"),
+        "tls_internal_streams": flows("tls", lambda e: e["sni"].endswith(".internal")),
+        "tls_by_version": counts(e["version"] for e in log["tls"]),
+        "redis_streams": flows("redis"),
+        "redis_error_streams": flows("redis", lambda e: e["errors"] > 0),
+        "redis_commands": sum(e["commands"] for e in log["redis"]),
+        "redis_errors": sum(e["errors"] for e in log["redis"]),
+    }
+
+
+def protocol_streams(want: dict) -> set[str]:
+    """Every HTTP/2, gRPC, TLS and Redis connection of an `expected_flows` result (none without)."""
+    return set().union(*(want.get(f"{kind}_streams", []) for kind in PROTOCOL_LOGS))
 
 
 def record_reference(net: LiveNet, pcap: Path, plan: ClientPlan | None = None) -> tuple[dict, dict]:

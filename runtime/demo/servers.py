@@ -3,7 +3,8 @@ responder (A, AAAA, CNAME, NXDOMAIN, REFUSED) over UDP and TCP.
 
 Run inside a network namespace by `runtime.demo.livenet`:
 `python3 -m runtime.demo.servers --addr 10.213.0.1 --http-port 80 --http-port 8080 --dns-port 53`
-prints `ready` on stdout once every socket listens, then serves until SIGTERM/SIGINT.
+(with `--protocols` also HTTP/2, gRPC, TLS and Redis: `runtime.demo.protocol_servers`) prints
+`ready` on stdout once every socket listens, then serves until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -210,14 +211,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--addr", required=True, help="address to listen on")
     parser.add_argument("--http-port", type=int, action="append", default=[], help="repeatable")
     parser.add_argument("--dns-port", type=int, default=53)
+    parser.add_argument("--protocols", action="store_true",
+                        help="also HTTP/2, gRPC, TLS and Redis (runtime.demo.protocol_servers)")
     args = parser.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     servers: list[socketserver.BaseServer] = [serve_http(args.addr, p) for p in args.http_port or [80]]
     servers += serve_dns(args.addr, args.dns_port, zone_records(args.addr))
+    others = None
+    if args.protocols:
+        from runtime.demo.protocol_servers import ProtocolServers
+
+        others = ProtocolServers(args.addr)
     print("ready", flush=True)
     stop.wait()
+    if others:
+        others.close()
     for server in servers:
         server.shutdown()
         server.server_close()

@@ -10,10 +10,21 @@ from importlib import resources
 import pytest
 
 from runtime.demo import DEMO_JSON, DEMO_PCAP
+from runtime.demo.livenet import protocol_streams
 from runtime.demo.make_demo import count_packets
-from tests.product.tshark_oracle import dns_flows, http500_streams, l4_flows, tshark_fields
+from tests.product.tshark_oracle import (
+    dns_flows,
+    grpc_statuses,
+    http2_statuses,
+    http500_streams,
+    l4_flows,
+    redis_error_streams,
+    tls_server_names,
+    tshark_fields,
+)
 
 RCODES = {"0": "NOERROR", "3": "NXDOMAIN", "5": "REFUSED"}
+TLS_VERSIONS = {"0x0303": "TLSv1.2", "0x0304": "TLSv1.3"}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +54,30 @@ def test_tshark_finds_the_dns_flows_the_clients_made(sidecar: dict) -> None:
 
 
 def test_every_flow_in_the_capture_is_one_the_clients_made(sidecar: dict) -> None:
-    assert l4_flows(DEMO_PCAP) == set(sidecar["http_streams"]) | set(sidecar["dns_flows"])
+    assert l4_flows(DEMO_PCAP) == set(sidecar["http_streams"]) | set(sidecar["dns_flows"]) | protocol_streams(
+        sidecar)
+
+
+def test_tshark_finds_the_http2_answers_and_the_failing_grpc_calls_the_clients_saw(sidecar: dict) -> None:
+    statuses, failing = http2_statuses(DEMO_PCAP)
+    assert dict(statuses) == sidecar["h2_by_status"] and "500" in statuses
+    assert failing == set(sidecar["h2_500_streams"]) and 0 < len(failing) < len(sidecar["h2_streams"])
+    codes, failing = grpc_statuses(DEMO_PCAP)
+    assert dict(codes) == sidecar["grpc_by_status"] and "0" in codes and len(codes) > 1
+    assert failing == set(sidecar["grpc_error_streams"]) and 0 < len(failing) < len(sidecar["grpc_streams"])
+
+
+def test_tshark_finds_the_tls_server_names_and_the_redis_errors_the_clients_saw(sidecar: dict) -> None:
+    names = tls_server_names(DEMO_PCAP)
+    assert set(names) == set(sidecar["tls_streams"])
+    internal = {flow for flow, name in names.items() if name.endswith(".internal")}
+    assert internal == set(sidecar["tls_internal_streams"]) and 0 < len(internal) < len(names)
+    chosen = tshark_fields(DEMO_PCAP, "tls.handshake.type == 2",
+                           ["tls.handshake.version", "tls.handshake.extensions.supported_version"])
+    versions = Counter(TLS_VERSIONS[(row + [""])[1] or row[0]] for row in chosen)
+    assert dict(versions) == sidecar["tls_by_version"] and len(versions) == 2
+    errors = redis_error_streams(DEMO_PCAP)
+    assert errors == set(sidecar["redis_error_streams"]) and 0 < len(errors) < len(sidecar["redis_streams"])
 
 
 def test_statuses_and_rcodes_match_the_clients_log(sidecar: dict) -> None:

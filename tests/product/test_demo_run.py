@@ -48,5 +48,18 @@ def test_every_bundled_script_runs_without_errors_and_jobs_fire_on_capture_time(
         title = script.read_text().splitlines()[0][2:].strip()
         assert f"{title}]" in said and f"{title}:ERROR]" not in said, title
     assert "HTTP 5xx Logger] 500 " in said
+    # the first per-minute report (capture time): one line per protocol query, none above what the clients saw
+    want = json.loads(DEMO_JSON.read_text())
+    firsts = {}
+    for line in said.splitlines():
+        if line.startswith("Protocol Queries] ") and " items on " in line:
+            query, counts = line.removeprefix("Protocol Queries] ").rsplit(": ", 1)
+            firsts.setdefault(query, int(counts.split(" items on ")[1].split()[0]))
+    limits = {"http2": "h2_500_streams", "grpc": "grpc_error_streams", "tls": "tls_internal_streams",
+              "redis": "redis_error_streams"}
+    assert {q.split()[0] for q in firsts} == set(limits)
+    for query, connections in firsts.items():
+        assert connections <= len(want[limits[query.split()[0]]]), query
+    assert any(firsts.values())
     report = json.loads(next(data.glob("**/reports/status.json")).read_text())
     assert report["node"] == "demo-node" and report["items"] > 0 and "500" in report["httpByStatus"]

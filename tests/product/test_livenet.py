@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -9,8 +11,17 @@ from pathlib import Path
 import pytest
 
 from runtime.demo.clients import ClientPlan
-from runtime.demo.livenet import LiveNet, expected_flows, record_reference
-from tests.product.tshark_oracle import dns_flows, http500_streams, l4_flows, tshark_fields
+from runtime.demo.livenet import LiveNet, expected_flows, protocol_streams, record_reference
+from tests.product.tshark_oracle import (
+    dns_flows,
+    grpc_statuses,
+    http2_statuses,
+    http500_streams,
+    l4_flows,
+    redis_error_streams,
+    tls_server_names,
+    tshark_fields,
+)
 
 pytestmark = pytest.mark.live
 
@@ -23,6 +34,28 @@ def test_capture_holds_exactly_what_the_clients_did(livenet: LiveNet, tmp_path: 
     assert http500_streams(pcap) == set(want["http500_streams"])
     assert dns_flows(pcap) == set(want["dns_flows"])
     assert l4_flows(pcap) == set(want["http_streams"]) | set(want["dns_flows"])
+
+
+def test_http2_grpc_tls_and_redis_traffic_is_what_the_clients_saw(tmp_path: Path) -> None:
+    """The generator's part for the demo's other protocols (make_demo's plan, fewer connections)."""
+    if os.geteuid() != 0 or not shutil.which("dumpcap"):
+        pytest.skip("needs root and dumpcap")
+    pcap = tmp_path / "protocols.pcap"
+    plan = ClientPlan(keepalive_connections=1, oneshot_connections=1, udp_queries=1, tcp_queries=0,
+                      h2_connections=4, grpc_connections=6, tls_connections=5, redis_connections=5)
+    with LiveNet() as net:
+        net.start_servers(protocols=True)
+        log, want = record_reference(net, pcap, plan)
+    assert l4_flows(pcap) == set(want["http_streams"]) | set(want["dns_flows"]) | protocol_streams(want)
+    statuses, failing = http2_statuses(pcap)
+    assert dict(statuses) == want["h2_by_status"] and failing == set(want["h2_500_streams"])
+    codes, failing = grpc_statuses(pcap)
+    assert dict(codes) == want["grpc_by_status"] and failing == set(want["grpc_error_streams"])
+    names = tls_server_names(pcap)
+    assert names == {flow: e["sni"] for flow, e in zip(want["tls_streams"], sorted(
+        log["tls"], key=lambda e: e["local_port"]), strict=True)}
+    assert {e["version"] for e in log["tls"]} == {"TLSv1.2", "TLSv1.3"}
+    assert redis_error_streams(pcap) == set(want["redis_error_streams"]) and want["redis_errors"] >= 2
 
 
 def test_client_mix_covers_keepalive_statuses_and_dns_answers(livenet: LiveNet) -> None:

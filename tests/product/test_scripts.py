@@ -92,6 +92,9 @@ def test_kfl_queries_in_scripts_and_deploy_env_are_valid() -> None:
     for doc in yaml.safe_load_all((REPO / "deploy" / "daemonset.yaml").read_text()):
         if doc["metadata"]["name"] == "kflpcap-script-env":
             queries += re.findall(r"^WATCH_KFL=(.+)$", doc["data"]["script.env"], re.M)
-    assert len(queries) == 5
+    protocols = (REPO / "scripts" / "protocol_queries.js").read_text()
+    listed = re.search(r"PROTOCOL_QUERIES = \[(.*?)\];", protocols, re.S).group(1)
+    queries += [q[1:-1] for q in re.findall(r"\"[^\"]+\"|'[^']+'", listed)]
+    assert len(queries) == 9 and any("endsWith" in q for q in queries)
     for query in queries:
         kfl.validate(query)

@@ -7,10 +7,12 @@ import io
 import json
 import subprocess
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from tests.product.tshark_oracle import AS_HTTP2
 from tests.runtime.conftest import DEMO_PCAP, KUBESHARK, run_pipeline
 
 SEED = """var KFL_PCAP_S3_KFL_ARR = [
@@ -28,9 +30,10 @@ def script(name: str) -> str:
     return (KUBESHARK / name).read_text()
 
 
-def tshark_count(pcap: Path, display_filter: str) -> int:
+def tshark_count(pcap: Path, display_filter: str, options: Sequence[str] = ()) -> int:
     out = subprocess.run(
-        ["tshark", "-n", "-r", str(pcap), "-Y", display_filter, "-T", "fields", "-e", "frame.number"],
+        ["tshark", "-n", "-r", str(pcap), *options, "-Y", display_filter, "-T", "fields",
+         "-e", "frame.number"],
         capture_output=True,
         text=True,
         check=True,
@@ -85,7 +88,9 @@ def test_http_5xx_export_uploads_a_tar_each_minute(tmp_path: Path, seaweed) -> N
     assert "name_resolution_history.json" in names
     streams = content["l4_streams"]
     assert int(exported[0].split()[1]) == len(streams) > 0
-    assert tshark_count(tmp_path / "snap.pcap", "http.response.code == 500") >= len(streams)
+    # the script keeps HTTP/1.x and HTTP/2 5xx answers (both are protocol.name "http")
+    fives = "http.response.code >= 500 or http2.headers.status == 500"
+    assert tshark_count(tmp_path / "snap.pcap", fives, AS_HTTP2) >= len(streams)
     # the work folders were deleted again; the tar was deleted after the upload
     assert not list(run.data.glob("errors*")) and not list(run.data.glob("kubeshark_*.tar.gz"))
 
