@@ -61,6 +61,27 @@ def test_local_store_is_create_only_and_read_only(tmp_path: Path) -> None:
         store.put("../escape", path, sha)
 
 
+def test_local_store_follows_no_planted_link(tmp_path: Path) -> None:
+    """A `repositories` link (or a link to a folder below it) planted in the data folder does not
+    redirect repositories: the put is refused as permanent, nothing is written outside."""
+    src = tmp_path / "a.pcap"
+    src.write_bytes(b"x" * 100)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "repositories").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(StoreError, match="symbolic link") as refused:
+        open_store(data / "repositories").put("node/kfl_0/a.pcap", src, sha256_file(src))
+    assert refused.value.permanent
+    (data / "repositories").unlink()
+    (data / "repositories" / "node").mkdir(parents=True)
+    (data / "repositories" / "node" / "kfl_0").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(StoreError, match="symbolic link"):
+        open_store(data / "repositories").put("node/kfl_0/a.pcap", src, sha256_file(src))
+    assert list(outside.iterdir()) == []
+
+
 def test_s3_create_only_checksum_and_lock(seaweed, tmp_path: Path) -> None:
     bucket = seaweed.create_bucket("stores-locked", object_lock=True)
     store = open_store(

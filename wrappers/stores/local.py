@@ -60,8 +60,20 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root / clean_key(key)
 
+    def _no_links(self, target: Path) -> None:
+        """Refuse a key whose folders (the store's root included) are symbolic links: a link planted
+        in the data folder must not redirect repositories elsewhere (docs/security.md)."""
+        folder = self.root
+        for part in (None, *target.relative_to(self.root).parts[:-1]):
+            if part is not None:
+                folder = folder / part
+            if folder.is_symlink():
+                raise StoreError(f"{self.url}: {folder} is a symbolic link; the local store does not follow "
+                                 "links", permanent=True)
+
     def put(self, key: str, path: Path, sha256: str) -> str:
         target = self._path(key)
+        self._no_links(target)
         if target.exists():
             return self._already(target, key, sha256)
         target.parent.mkdir(parents=True, exist_ok=True)
