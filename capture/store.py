@@ -194,6 +194,9 @@ class StreamStore:
         self.retention_ns = int(cfg.retention_s * NS)
         self.held = 0
         self.now_ns = 0
+        # retention runs no further than this capture time (None: the clock): while scripts still work
+        # on items made at `hold_ns`, what they may snapshot stays as it was then
+        self.hold_ns: int | None = None
         self._recs: dict[str, Record] = {}
         self._closed: deque[Record] = deque()  # by close time, for retention
         # eviction queues (module docstring); an entry whose record changed state is skipped when popped
@@ -251,7 +254,8 @@ class StreamStore:
             return
         rec.pins -= 1
         if rec.pins == 0:
-            if rec.closed and rec.close_ts + self.retention_ns <= self.now_ns:
+            now = self.now_ns if self.hold_ns is None else min(self.now_ns, self.hold_ns)
+            if rec.closed and rec.close_ts + self.retention_ns <= now:
                 self._release(rec)
                 return
             self._requeue(rec)
@@ -313,7 +317,7 @@ class StreamStore:
         An expired stream that is pinned leaves the queue; `unpin` releases it later.
         """
         self.now_ns = now_ns
-        limit = now_ns - self.retention_ns
+        limit = (now_ns if self.hold_ns is None else min(now_ns, self.hold_ns)) - self.retention_ns
         closed = self._closed
         while closed and closed[0].close_ts <= limit:
             rec = closed.popleft()

@@ -207,9 +207,12 @@ class Outbox:
         in the store (vendor.s3.put and the like)."""
         if isinstance(source, str | Path):
             with open(source, "rb") as fh:
-                return self.submit(store_config, key, fh)
+                return self._submit(store_config, key, fh, Path(source).name)
+        return self._submit(store_config, key, source, Path(key).name)
+
+    def _submit(self, store_config: dict[str, Any], key: str, source: BinaryIO, name: str) -> str:
         with self.stage() as bundle:
-            name = Path(key).name or "artifact"
+            name = name or "artifact"
             with open(bundle.path(name), "wb") as out:
                 shutil.copyfileobj(source, out)
             bundle.add(key, name)

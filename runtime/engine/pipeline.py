@@ -167,7 +167,10 @@ class Pipeline:
         batch = self._batch
         if not batch.events:
             self._batch_started = time.monotonic()
-        batch.add_item(item, self.capture.now_ns if self.capture is not None else None)
+        cut = self.capture.now_ns if self.capture is not None else None
+        if not batch.items and self._inflight is None:
+            self.services.store.hold_ns = cut
+        batch.add_item(item, cut)
         self.services.store.pin(item["stream"])
         self.counters["items"] += 1
         proto = item.get("protocol", {}).get("name", "?")
@@ -208,6 +211,7 @@ class Pipeline:
             started = time.perf_counter()
             sent = [h for h in self.scripts.loaded() if h.send_batch(batch)]
             self._inflight = (batch, sent, started)
+            self._hold()
             if wait:
                 self._complete()
 
@@ -222,6 +226,7 @@ class Pipeline:
         store = self.services.store
         for item in batch.items:
             store.unpin(item["stream"])
+        self._hold()
         self.counters["batches"] += 1
         self._deliver_hub_actions()
         self._run_requested_jobs()
@@ -230,6 +235,17 @@ class Pipeline:
         seconds = time.perf_counter() - started
         for fn in self.on_batch:
             fn(batch, seconds)
+
+    def _hold(self) -> None:
+        """Keep the stream store as of the oldest item the scripts have not finished with (its
+        `pcap.snapshot()` must not depend on how items were batched); release what that held back."""
+        cuts = [c for b in ((self._inflight[0],) if self._inflight else ()) + (self._batch,)
+                for c in b.cuts[:1] if c is not None]
+        store = self.services.store
+        before = store.hold_ns
+        store.hold_ns = min(cuts) if cuts else None
+        if store.hold_ns != before:
+            store.advance(store.now_ns)
 
     def _next_deadline(self) -> int:
         candidates = [self._next_wrapper_tick or 1]

@@ -48,7 +48,7 @@ def test_put_in_2023_order_then_clear_spares_repositories(tmp_path: Path, seawee
 
     kflpcap_run(tmp_path / "seed", SEED, MIXED, env, ["--node", "node-7"])
     repositories = keys()
-    assert repositories and all(re.match(r"node-7/kfl_0/", k) for k in repositories)
+    assert repositories and all(re.match(r"node-7/[a-z0-9-]+/kfl_0/", k) for k in repositories)
     done = kflpcap_run(tmp_path / "put", PUT_2023, MIXED, env, ["--node", "node-7"])
     urls = re.findall(r"Uploaded: (\S+)", done.stdout)
     assert len(urls) == len(set(tshark_fields(MIXED, "http.response.code == 500", "tcp.stream")))
