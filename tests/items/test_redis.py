@@ -18,12 +18,9 @@ from pathlib import Path
 import pytest
 
 import kfl
-from capture.dissect import NodeInfo, make_handler_factory
-from capture.model import NS, StreamMeta
-from capture.names import NameTable
 from tests.items.live import captured, tshark_rows
 from tests.items.schema import check_item
-from tests.items.util import items_of
+from tests.items.util import dissect_events, items_of
 
 PEER = str(Path(__file__).with_name("redis_peer.py"))
 PORT = 6379
@@ -198,17 +195,7 @@ def _streams(pcap: Path) -> list[list[tuple[int, bytes]]]:
 
 
 def _dissect(events: list[tuple[int, bytes]], gap_at: int = -1) -> list[dict]:
-    items: list[dict] = []
-    meta = StreamMeta("000000000001.pcap", "tcp", "10.0.0.1", 40000, "10.0.0.2", PORT, 1_700_000_000 * NS)
-    handler = make_handler_factory(items.append, NodeInfo("n", "10.0.0.9"), NameTable())(meta)
-    ts = meta.first_ts_ns
-    for i, (direction, data) in enumerate(events):
-        ts += 1000
-        if i == gap_at:
-            handler.on_gap(direction, len(data), ts)
-        else:
-            handler.on_data(direction, data, ts)
-    handler.on_close(ts + 1, "fin")
+    items = dissect_events(events, PORT, gap_at)
     for item in items:
         check_item(item)
     return items

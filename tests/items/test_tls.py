@@ -26,14 +26,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import kfl
-from capture.dissect import NodeInfo, make_handler_factory
-from capture.model import NS, StreamMeta
-from capture.names import NameTable
 from tests.conftest import sample_pcaps
 from tests.items.live import captured, tshark_rows
 from tests.items.schema import check_item
 from tests.items.test_oracle import key
-from tests.items.util import items_of, sample_items
+from tests.items.util import dissect_events, items_of, sample_items
 
 PEER = str(Path(__file__).with_name("tls_peer.py"))
 PY, PY12, REFUSED, OSSL12, OSSL13 = 8443, 8444, 8445, 8446, 8447
@@ -303,18 +300,7 @@ def _streams(pcap: Path) -> list[tuple[list[tuple[int, bytes]], int]]:
 
 
 def _dissect(events: list[tuple[int, bytes]], gap_at: int = -1) -> list[dict]:
-    items: list[dict] = []
-    meta = StreamMeta("000000000001.pcap", "tcp", "10.0.0.1", 40000, "10.0.0.2", 443, 1_700_000_000 * NS)
-    handler = make_handler_factory(items.append, NodeInfo("n", "10.0.0.9"), NameTable())(meta)
-    ts = meta.first_ts_ns
-    for i, (direction, data) in enumerate(events):
-        ts += 1000
-        if i == gap_at:
-            handler.on_gap(direction, len(data), ts)
-        elif data:
-            handler.on_data(direction, data, ts)
-    handler.on_close(ts + 1, "fin")
-    return items
+    return dissect_events(events, 443, gap_at)
 
 
 @pytest.mark.live

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from capture import Capture, CaptureConfig, open_sources
 from capture.dissect import DissectConfig, NodeInfo, make_handler_factory
+from capture.model import NS, StreamMeta
 from capture.names import NameTable
 from tests.capture.tcpbuild import T0, Conn, udp_frame
 from tests.conftest import PCAPS
@@ -83,3 +84,21 @@ def answered(item: dict) -> bool:
     `response`, with status 0 / code "")?"""
     resp = item["response"]
     return bool(resp["status"]) if item["protocol"]["name"] == "http" else resp["code"] != ""
+
+
+def dissect_events(events: list[tuple[int, bytes]], server_port: int, gap_at: int = -1) -> list[dict]:
+    """The items of one TCP stream fed straight to the registry's handler: `(direction, bytes)` in
+    order, 1 µs apart; the event at `gap_at` is lost (a gap of its length)."""
+    items: list[dict] = []
+    meta = StreamMeta("000000000001.pcap", "tcp", "10.0.0.1", 40000, "10.0.0.2", server_port,
+                      1_700_000_000 * NS)
+    handler = make_handler_factory(items.append, NodeInfo("n", "10.0.0.9"), NameTable())(meta)
+    ts = meta.first_ts_ns
+    for i, (direction, data) in enumerate(events):
+        ts += 1000
+        if i == gap_at:
+            handler.on_gap(direction, len(data), ts)
+        elif data:
+            handler.on_data(direction, data, ts)
+    handler.on_close(ts + 1, "fin")
+    return items
