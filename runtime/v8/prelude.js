@@ -701,7 +701,7 @@
 
   // ---- vendor --------------------------------------------------------------------------------
 
-  // the object URL wrappers.vendor_s3_put reports for the same upload (path style with an endpoint)
+  // the object URL runtime.helpers.vendor.s3_put reports for the same upload (path style with an endpoint)
   function s3Url(bucket, key, region) {
     const endpoint = CFG.s3.endpoint;
     if (endpoint) return endpoint.replace(/\/+$/, "") + "/" + bucket + "/" + key;
