@@ -514,7 +514,7 @@ class Capture:
                 self._handler_failed(flow, exc)
             flow.asm = None
             self._handler_gone(flow)
-        self.store.closed(flow, ts)
+        self.store.closed(flow, ts, self._now)
 
     def _on_drop(self, flow: Record, what: str) -> None:
         assert isinstance(flow, Flow)

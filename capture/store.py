@@ -80,6 +80,7 @@ class Record:
         "cport",
         "close_ts",
         "closed",
+        "closed_at",
         "count",
         "data_bytes",
         "datagrams",
@@ -124,7 +125,7 @@ class Record:
         self.lts: array | None = None  # per-packet link types once a second one shows up
         # packets (and their wire bytes) of the stream that are not held: over the cap, evicted
         self.count = self.wire = 0
-        self.data_bytes = self.close_ts = self.pins = self.truncated = 0
+        self.data_bytes = self.close_ts = self.closed_at = self.pins = self.truncated = 0
         self.fragments = self.datagrams = 0
         self.handler_cost = 0  # held bytes the capture accounts for the stream's dissector
         self.closed = ""  # the close reason once closed
@@ -234,6 +235,13 @@ class StreamStore:
             rec.fragments, rec.datagrams,
         )
 
+    def retained_at(self, stream_id: str, ts_ns: int) -> bool:
+        """The stream is held and its retention had not run out at capture time `ts_ns` (pins aside:
+        who pins a stream depends on how items were batched)."""
+        rec = self._recs.get(stream_id)
+        return rec is not None and not (
+            rec.closed and max(rec.closed_at, rec.close_ts + self.retention_ns) <= ts_ns)
+
     def packets(self, stream_id: str, start: int = 0) -> list[Packet]:
         rec = self._recs.get(stream_id)
         if rec is None:
@@ -302,11 +310,13 @@ class StreamStore:
         rec.wire += wirelen
         self._c["packets_evicted"] += 1
 
-    def closed(self, rec: Record, ts_ns: int) -> None:
-        """`rec` was just closed (its `closed` reason is set): its retention starts at `ts_ns`."""
+    def closed(self, rec: Record, ts_ns: int, seen_ns: int = 0) -> None:
+        """`rec` was just closed (its `closed` reason is set): its retention starts at `ts_ns`; the
+        capture clock read `seen_ns` when the close was seen (an idle stream's close is seen later)."""
         if rec.released:
             return
         rec.close_ts = ts_ns
+        rec.closed_at = max(ts_ns, seen_ns)
         self._closed.append(rec)
         if not rec.evicted:
             self._push(rec, 1)

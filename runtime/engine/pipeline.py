@@ -211,9 +211,9 @@ class Pipeline:
             started = time.perf_counter()
             sent = [h for h in self.scripts.loaded() if h.send_batch(batch)]
             self._inflight = (batch, sent, started)
-            self._hold()
             if wait:
                 self._complete()
+        self._hold()
 
     def _complete(self) -> None:
         """Collect the batch in flight: run its commands, release its items' streams."""
@@ -226,7 +226,6 @@ class Pipeline:
         store = self.services.store
         for item in batch.items:
             store.unpin(item["stream"])
-        self._hold()
         self.counters["batches"] += 1
         self._deliver_hub_actions()
         self._run_requested_jobs()
@@ -305,10 +304,22 @@ class Pipeline:
             if requests:
                 self._deadline = 0
 
-    def tick(self, now_ns: int | None = None) -> None:
-        """Flush, then run what fell due at `now_ns` (runtime clock): jobs, timers, wrapper rotation."""
+    def tick(self, now_ns: int | None = None, wait: bool = True) -> None:
+        """Flush, then run what fell due at `now_ns` (runtime clock): jobs, timers, wrapper rotation.
+
+        With `wait=False` (file input, each capture second) and nothing due that needs the scripts to
+        have seen every earlier item — a job, a timer, a hub action, a wrapper's rotation or maxBytes
+        check — the batch goes to the scripts without waiting for them (a sparse capture no longer
+        waits on V8 every capture second); what is due still runs in order, as with `wait=True`."""
         s = self.services
         now = s.clock.now_ns() if now_ns is None else now_ns
+        wrappers_due = now >= self._next_wrapper_tick
+        if wrappers_due:
+            self._next_wrapper_tick = now - now % WRAPPER_TICK_NS + WRAPPER_TICK_NS
+        if not wait and not self._scripts_due(now):
+            self.flush(wait=False)
+            self._housekeeping(now)
+            return
         self.flush()
         self._run_requested_jobs()
         for job in s.scheduler.due(now):
@@ -317,13 +328,34 @@ class Pipeline:
         for host in self.scripts.loaded():
             host.run_timers(now_ms)
         self._deliver_hub_actions()
-        if now >= self._next_wrapper_tick:
-            self._next_wrapper_tick = now - now % WRAPPER_TICK_NS + WRAPPER_TICK_NS
-            for host in list(self.scripts.hosts.values()):
-                try:
-                    host.tick(now)
-                except Exception as exc:
-                    self.console.error(host.title, f"wrapper.kflPcapS3: {exc}", "helper")
+        if wrappers_due:
+            self._tick_wrappers(now)
+        self._housekeeping(now)
+
+    def _scripts_due(self, now: int) -> bool:
+        """A job, timer, hub action or wrapper rotation is due: the scripts must have seen every earlier
+        item first. (A wrapper's due time only moves later while items are in flight — a flush
+        restarts a repository's window — so asking before they are seen never misses one.)"""
+        s = self.services
+        if s.job_requests or s.hub_actions:
+            return True
+        due = s.scheduler.next_due_ns()
+        if due is not None and due <= now:
+            return True
+        now_ms = now // 1_000_000
+        if any(h.next_timer_ms is not None and h.next_timer_ms <= now_ms for h in self.scripts.loaded()):
+            return True
+        dues = (h.wrapper_due_ns() for h in self.scripts.hosts.values())
+        return any(due is not None and due <= now for due in dues)
+
+    def _tick_wrappers(self, now: int) -> None:
+        for host in list(self.scripts.hosts.values()):
+            try:
+                host.tick(now)
+            except Exception as exc:
+                self.console.error(host.title, f"wrapper.kflPcapS3: {exc}", "helper")
+
+    def _housekeeping(self, now: int) -> None:
         if self.scripts.pending():
             self.scripts.poll()
         self.sync_stats()
@@ -416,7 +448,7 @@ class Pipeline:
                 if capture_clock:
                     clock.advance(ts)
                     if ts >= self._deadline:
-                        self.tick(ts)
+                        self.tick(ts, wait=False)
                 yield pkt
                 n += 1
                 if len(self._batch.events) >= batch_items:

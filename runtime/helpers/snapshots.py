@@ -84,7 +84,13 @@ def snapshot(services: Any, out_rel: str, streams: list[str] | None, from_dir: s
         store = services.store
         if store is None:
             raise HelperError("no stream store (no traffic read yet)")
-        wanted = streams if streams else list(store.stream_ids())
+        cut = services.cut_ns
+        if streams:
+            wanted = streams
+        elif cut is None:
+            wanted = list(store.stream_ids())
+        else:  # from a hook: the streams the store held when its item was made
+            wanted = [s for s in store.stream_ids() if store.retained_at(s, cut)]
         missing = [s for s in wanted if store.info(s) is None]
         sources = [stream_packets(services, s) for s in wanted if s not in missing]
     packets = list(heapq.merge(*sources, key=lambda p: p[0]))

@@ -241,6 +241,11 @@ class ScriptHost:
         """Time passed on the runtime clock: the script's wrappers rotate their repositories."""
         self.commands.tick(now_ns)
 
+    def wrapper_due_ns(self) -> int | None:
+        """When the script's wrapper has rotation work next (runtime clock); None: no wrapper."""
+        wrapper = self.commands.wrapper
+        return wrapper.next_due_ns() if wrapper is not None else None
+
     def fault(self, text: str, memory: bool = False) -> None:
         """Report a script over its limits (or whose V8 died) and stop it."""
         self.stop_reason = f"memory: {text}" if memory else text
