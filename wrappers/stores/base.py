@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
+from urllib.parse import urlparse
 
 _CHUNK = 1 << 20
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -105,9 +106,18 @@ class BucketKeys:
     """Keys under a prefix in a bucket, shared by the bucket stores (S3, GCS, Azure): the object of
     `key` is `<prefix>/<key>`, shown as `<location_scheme>://<bucket>/<prefix>/<key>`."""
 
+    kind: ClassVar[str]
     location_scheme: ClassVar[str]
     bucket_field: ClassVar[str] = "bucket"
     prefix: str
+
+    @classmethod
+    def config_for(cls, url_or_dir: str, **opts: Any) -> dict[str, Any]:
+        """`<scheme>://<bucket>/<prefix>` and the kind's options (the empty ones left out)."""
+        parsed = urlparse(url_or_dir)
+        config = {"kind": cls.kind, cls.bucket_field: parsed.netloc, "prefix": parsed.path.strip("/")}
+        config.update({k: v for k, v in opts.items() if v not in (None, "", {})})
+        return config
 
     @classmethod
     def location(cls, config: dict[str, Any], key: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 from wrappers.stores.base import (
     BucketKeys,
@@ -61,13 +61,6 @@ class GcsStore(BucketKeys):
         self.bucket = self.client.bucket(bucket)
 
     # ---- the registry's questions ---------------------------------------------------------------------
-
-    @classmethod
-    def config_for(cls, url_or_dir: str, **opts: Any) -> dict[str, Any]:
-        parsed = urlparse(url_or_dir)
-        config = {"kind": cls.kind, "bucket": parsed.netloc, "prefix": parsed.path.strip("/")}
-        config.update({k: v for k, v in opts.items() if v not in (None, "", {})})
-        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> GcsStore:

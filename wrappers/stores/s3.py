@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from wrappers.stores.base import (
     BucketKeys,
@@ -102,13 +101,6 @@ class S3Store(BucketKeys):
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
 
     # ---- the registry's questions ---------------------------------------------------------------------
-
-    @classmethod
-    def config_for(cls, url_or_dir: str, **opts: Any) -> dict[str, Any]:
-        parsed = urlparse(url_or_dir)
-        config = {"kind": cls.kind, "bucket": parsed.netloc, "prefix": parsed.path.strip("/")}
-        config.update({k: v for k, v in opts.items() if v not in (None, "")})
-        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> S3Store:
