@@ -1,4 +1,5 @@
-"""Every packet of every stream, bounded by retention, a per-stream cap and a global budget (SPEC §3).
+"""Every packet of every stream, bounded by retention, a per-stream cap and a global budget
+(docs/architecture.md, "capture").
 
 Packets are held column-wise per stream (a list of bytes, an array of timestamps, an array of
 lengths; the link type once unless it changes) so holding millions of packets creates no objects

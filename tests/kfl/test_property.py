@@ -210,7 +210,7 @@ def test_comparisons_agree_with_python_on_values_equal_to_the_literal(path, op, 
     item = {"a": leaf}
     query = f"{number} {FLIPPED[op]} {path}" if flipped else f"{path} {op} {number}"
     values = value if isinstance(value, list) else [value]
-    if op == "!=":  # an array is != a scalar when no element equals it (KFL.md)
+    if op == "!=":  # an array is != a scalar when no element equals it (docs/kfl.md)
         expected = not any(v == number for v in values)
     else:
         expected = any(PY_OPS[op](v, number) for v in values)
