@@ -7,7 +7,7 @@ from typing import Any
 from capture.flows import Capture, print_error, print_warning
 from capture.model import CaptureConfig, Packet, StreamHandler, StreamMeta
 from capture.sources import PacketSource, open_sources
-from capture.store import StreamInfo, StreamStore
+from capture.store import StoreAt, StreamInfo, StreamStore
 
 __all__ = [
     "Capture",
@@ -19,6 +19,7 @@ __all__ = [
     "StreamHandler",
     "StreamInfo",
     "StreamMeta",
+    "StoreAt",
     "StreamStore",
     "make_handler_factory",
     "open_sources",

@@ -182,6 +182,7 @@ class Capture:
                             if ts > now:  # kept current: an item made below reads the clock
                                 now = self._now = ts
                             fast += 1
+                            store.seq = seq = self._packets + fast
                             if not flow.established and (
                                     wlen > 8 if proto != 6
                                     else flags & 0x16 == ACK or wlen > (data[off + 12] >> 4) << 2):
@@ -189,6 +190,7 @@ class Capture:
                             flow.last_ts = ts
                             flow.datas.append(data)
                             flow.tss.append(ts)
+                            flow.seqs.append(seq)
                             flow.data_bytes += n
                             pending += n + PACKET_OVERHEAD
                             if pending > HELD_SLACK:
@@ -251,6 +253,7 @@ class Capture:
     def feed_packet(self, pkt: Packet) -> None:
         ts, lt, data, wirelen = pkt
         self._packets += 1
+        self.store.seq = self._packets
         if ts > self._now:
             self._now = ts
             if ts >= self._next_tick:
@@ -330,8 +333,9 @@ class Capture:
                     if flow.inline and wirelen == n:
                         flow.datas.append(data)
                         flow.tss.append(ts)
+                        flow.seqs.append(self._packets)
                     else:
-                        flow.append(ts, lt, data, wirelen)
+                        flow.append(ts, lt, data, wirelen, self._packets)
                     flow.data_bytes += n
                     store = self.store
                     store.held += n + PACKET_OVERHEAD
@@ -371,7 +375,7 @@ class Capture:
             if flow.evicted:
                 store.lost_to_eviction(flow, wirelen)
             elif flow.data_bytes + n <= self._cap:
-                flow.append(ts, lt, data, wirelen)
+                flow.append(ts, lt, data, wirelen, self._packets)
                 flow.data_bytes += n
                 store.held += n + PACKET_OVERHEAD
             else:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,10 @@ class NameTable:
         self._by_ip: dict[str, Resolution] = {}
         self._by_ipport: dict[tuple[str, int], Resolution] = {}
         self._learned: dict[str, Resolution] = {}
+        # every answer learned, per IP: (packets read then, name) for `snapshot(upto=...)`
+        self._answers: dict[str, list[tuple[int, Resolution]]] = {}
+        # the capture's count of packets read (set by whoever feeds it): when an answer was learned
+        self.seq: Callable[[], int] = lambda: 0
         self._version = 0
         self.k8s = k8s
         for key, value in (static or {}).items():
@@ -142,6 +146,7 @@ class NameTable:
         res = dns_resolution(dns_name)
         if self._learned.get(ip) != res:
             self._learned[ip] = res
+            self._answers.setdefault(ip, []).append((self.seq(), res))
             self._version += 1
 
     def endpoint(self, ip: str, port: int, ts_ns: int) -> Window:
@@ -172,12 +177,20 @@ class NameTable:
         fields = self.endpoint(ip, port, time.time_ns())[0]
         return fields["name"], fields["namespace"]
 
-    def snapshot(self, brief: bool = False) -> dict[str, dict[str, Any]]:
+    def snapshot(self, brief: bool = False, upto: int | None = None) -> dict[str, dict[str, Any]]:
         """The table as of now: `IP` or `IP:port` -> {ip, port, name, namespace, source} (Kubernetes
         identities add pod, service, endpointSlice and resolutionMechanism, or with `brief` the
-        few fields of `capture.k8s.objects.brief`)."""
+        few fields of `capture.k8s.objects.brief`). With `upto`, the DNS names are those learned by
+        the time the capture had read `upto` packets."""
         out: dict[str, dict[str, Any]] = {}
-        for ip, (name, ns) in self._learned.items():
+        for ip, answers in self._answers.items():
+            if upto is None or answers[-1][0] <= upto:
+                name, ns = answers[-1][1]
+            else:
+                known = [res for seq, res in answers if seq <= upto]
+                if not known:
+                    continue
+                name, ns = known[-1]
             out[ip] = {"ip": ip, "port": "", "name": name, "namespace": ns, "source": "dns"}
         for key, ident in self.k8s.open_keys() if self.k8s is not None else ():
             ip, port = _parse_key(key)

@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import socket
 from array import array
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from capture.model import NS, CaptureConfig, Packet, StreamMeta
 
-PACKET_OVERHEAD = 56
+PACKET_OVERHEAD = 64
 RECORD_OVERHEAD = 960  # flow object, arrays, list, keys, flow-table entries (tracemalloc)
 # a stream's dissector while it has one (reassembly state of both directions, parser, its StreamMeta);
 # measured with tracemalloc over floods of streams that just opened (tests/capture/test_store.py)
@@ -82,6 +84,7 @@ class Record:
         "close_ts",
         "closed",
         "closed_at",
+        "closed_seq",
         "count",
         "data_bytes",
         "datagrams",
@@ -100,6 +103,7 @@ class Record:
         "pins",
         "queued",
         "released",
+        "seqs",
         "sid",
         "sip",
         "sport",
@@ -121,12 +125,16 @@ class Record:
         self._meta: StreamMeta | None = None
         self.datas: list[bytes] = []
         self.tss = array("q")
+        # per held packet, the capture's count of packets read when it arrived (`StreamStore.seq`):
+        # a view of the store "as of" an item or a tick cuts by it
+        self.seqs = array("q")
         # lengths on the wire, once one differs from the captured length (snaplen): until then len(data)
         self.lens: array | None = None
         self.lts: array | None = None  # per-packet link types once a second one shows up
         # packets (and their wire bytes) of the stream that are not held: over the cap, evicted
         self.count = self.wire = 0
         self.data_bytes = self.close_ts = self.closed_at = self.pins = self.truncated = 0
+        self.closed_seq = 0
         self.fragments = self.datagrams = 0
         self.handler_cost = 0  # held bytes the capture accounts for the stream's dissector
         self.closed = ""  # the close reason once closed
@@ -145,8 +153,8 @@ class Record:
                                     self.sport, self.first_ts)
         return self._meta
 
-    def append(self, ts: int, lt: int, data: bytes, orig_len: int) -> None:
-        """Hold one packet (the caller did the accounting)."""
+    def append(self, ts: int, lt: int, data: bytes, orig_len: int, seq: int) -> None:
+        """Hold one packet, the capture's `seq`-th (the caller did the accounting)."""
         if lt != self.linktype and self.lts is None:
             self.lts = array("H", [self.linktype]) * len(self.datas)
             self.inline = False
@@ -159,17 +167,25 @@ class Record:
             self.lens.append(orig_len)
         self.datas.append(data)
         self.tss.append(ts)
+        self.seqs.append(seq)
 
     def can_inline(self) -> bool:
         """Packets may be appended by the capture's inline path: Ethernet only, every length captured
         in full so far, not evicted."""
         return self.linktype == 1 and self.lts is None and self.lens is None and not self.evicted
 
-    def packets(self, start: int = 0) -> list[Packet]:
-        datas = self.datas[start:]
-        lts = self.lts[start:] if self.lts is not None else [self.linktype] * len(datas)
-        lens = self.lens[start:] if self.lens is not None else map(len, datas)
-        return list(zip(self.tss[start:], lts, datas, lens, strict=True))
+    def held_upto(self, seq: int | None) -> int:
+        """How many of the held packets had arrived when the capture had read `seq` packets."""
+        seqs = self.seqs
+        if seq is None or not seqs or seqs[-1] <= seq:
+            return len(seqs)
+        return bisect_right(seqs, seq)
+
+    def packets(self, start: int = 0, end: int | None = None) -> list[Packet]:
+        datas = self.datas[start:end]
+        lts = self.lts[start:end] if self.lts is not None else [self.linktype] * len(datas)
+        lens = self.lens[start:end] if self.lens is not None else map(len, datas)
+        return list(zip(self.tss[start:end], lts, datas, lens, strict=True))
 
     def held_wire(self) -> int:
         """Wire bytes of the packets held."""
@@ -181,6 +197,7 @@ class Record:
     def drop_packets(self) -> None:
         self.datas = []
         self.tss = array("q")
+        self.seqs = array("q")
         self.lens = None
         self.lts = None
         self.data_bytes = 0
@@ -196,6 +213,7 @@ class StreamStore:
         self.retention_ns = int(cfg.retention_s * NS)
         self.held = 0
         self.now_ns = 0
+        self.seq = 0  # packets the capture has read so far (it keeps this current)
         # retention runs no further than this capture time (None: the clock): while scripts still work
         # on items made at `hold_ns`, what they may snapshot stays as it was then
         self.hold_ns: int | None = None
@@ -224,15 +242,24 @@ class StreamStore:
 
     # -- public surface -------------------------------------------------------------------------
 
-    def info(self, stream_id: str) -> StreamInfo | None:
+    def info(self, stream_id: str, upto: int | None = None) -> StreamInfo | None:
+        """The stream now, or as it was when the capture had read `upto` packets (its held packets
+        and its close cut there; counts of packets not held, over the cap or evicted, are today's)."""
         rec = self._recs.get(stream_id)
         if rec is None:
             return None
         m = rec.meta
+        k = rec.held_upto(upto)
+        if k == len(rec.datas):
+            last, data, wire = rec.last_ts, rec.data_bytes, rec.held_wire()
+        else:
+            last = rec.tss[k - 1] if k else rec.first_ts
+            data = rec.data_bytes - sum(map(len, rec.datas[k:]))
+            wire = sum(rec.lens[:k]) if rec.lens is not None else data
+        closed = bool(rec.closed) and (upto is None or rec.closed_seq <= upto)
         return StreamInfo(
             m.stream_id, m.l4, m.client_ip, m.client_port, m.server_ip, m.server_port, m.first_ts_ns,
-            rec.last_ts, rec.count + len(rec.datas), rec.data_bytes, rec.wire + rec.held_wire(),
-            bool(rec.closed), rec.truncated, rec.evicted,
+            last, rec.count + k, data, rec.wire + wire, closed, rec.truncated, rec.evicted,
             rec.fragments, rec.datagrams,
         )
 
@@ -243,11 +270,12 @@ class StreamStore:
         return rec is not None and not (
             rec.closed and max(rec.closed_at, rec.close_ts + self.retention_ns) <= ts_ns)
 
-    def packets(self, stream_id: str, start: int = 0) -> list[Packet]:
+    def packets(self, stream_id: str, start: int = 0, upto: int | None = None) -> list[Packet]:
+        """The held packets from the `start`-th, up to those read when the capture had read `upto`."""
         rec = self._recs.get(stream_id)
         if rec is None:
             return []
-        return rec.packets(start)
+        return rec.packets(start, rec.held_upto(upto))
 
     def pin(self, stream_id: str) -> bool:
         """Hold a stream (reference counted). False when the stream is no longer in the store."""
@@ -318,6 +346,7 @@ class StreamStore:
             return
         rec.close_ts = ts_ns
         rec.closed_at = max(ts_ns, seen_ns)
+        rec.closed_seq = self.seq
         self._closed.append(rec)
         if not rec.evicted:
             self._push(rec, 1)
@@ -429,3 +458,22 @@ class StreamStore:
         self._c["streams_released"] += 1
         if self.on_drop is not None:
             self.on_drop(rec, "released")
+
+
+class StoreAt:
+    """A `StreamStore` seen as of a cut: `info` and `packets` as they were when the capture had read
+    `cut()` packets (None: now). What scripts' helpers and wrappers read while the commands of an item
+    or a deferred tick run, so that what they take does not depend on how items were batched."""
+
+    def __init__(self, store: StreamStore, cut: Callable[[], int | None]) -> None:
+        self.store = store
+        self._cut = cut
+
+    def info(self, stream_id: str) -> StreamInfo | None:
+        return self.store.info(stream_id, self._cut())
+
+    def packets(self, stream_id: str, start: int = 0) -> list[Packet]:
+        return self.store.packets(stream_id, start, self._cut())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)

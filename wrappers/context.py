@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from capture import StreamStore
+    from capture import StoreAt, StreamStore
     from wrappers.outbox import Outbox
 
 
@@ -53,7 +53,7 @@ class ScriptContext:
     env: dict[str, str]
     node: dict[str, Any]
     data_dir: Path
-    store: StreamStore
+    store: StreamStore | StoreAt
     names: Callable[[], dict]
     clock: Callable[[], int]
     console: Callable[[str], None]

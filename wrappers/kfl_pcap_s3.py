@@ -232,16 +232,6 @@ class KflPcapS3:
                 if repo.bytes_est >= self.opts.max_bytes:
                     self._flush(i, "maxBytes", now_ns)
 
-    def next_due_ns(self) -> int | None:
-        """When `tick` has work next on the runtime clock: a repository's maxMinutes (also an empty
-        one's window restart), or the 5 s maxBytes recheck of one holding open streams."""
-        if not self.active or self.closed or self.opts is None:
-            return None
-        max_age = int(self.opts.max_minutes * NS_PER_MIN)
-        due = [repo.start_ns + max_age for repo in self.repos]
-        due += [repo.bytes_checked_ns + BYTES_CHECK_NS for repo in self.repos if repo.open]
-        return min(due, default=None)
-
     def close(self, reason: str = "shutdown") -> None:
         """Write every repository and release its streams (shutdown, unload, reload)."""
         if self.closed:

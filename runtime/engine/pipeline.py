@@ -114,7 +114,8 @@ class Pipeline:
         self.names = (
             capture.NameTable.load(self.config.names_file) if self.config.names_file else capture.NameTable()
         )
-        s.names = lambda: self.names.snapshot(brief=True)  # for repository manifests
+        # for repository manifests: the names as of the item or tick whose commands run
+        s.names = lambda: self.names.snapshot(brief=True, upto=s.cut_seq)
         s.name_history = self._names_history
         self.source = capture.open_sources(self.config.sources, bpf=self.config.bpf,
                                            ring_mib=self.config.ring_mib)
@@ -130,7 +131,8 @@ class Pipeline:
             self._on_item, node=NodeInfo(s.node["name"], s.node["ip"]), names=self.names
         )
         self.capture = capture.Capture(handler_factory=factory)
-        s.store = self.capture.store
+        s.store = store = self.capture.store
+        self.names.seq = lambda: store.seq
         s.outbox_factory = self._outbox
         self.stats.source = " ".join(self.config.sources)
         self.stats.live = self._live
@@ -168,9 +170,10 @@ class Pipeline:
         if not batch.events:
             self._batch_started = time.monotonic()
         cut = self.capture.now_ns if self.capture is not None else None
+        store = self.services.store
         if not batch.items and self._inflight is None:
-            self.services.store.hold_ns = cut
-        batch.add_item(item, cut)
+            store.hold_ns = cut
+        batch.add_item(item, cut, store.seq)
         self.services.store.pin(item["stream"])
         self.counters["items"] += 1
         proto = item.get("protocol", {}).get("name", "?")
@@ -181,7 +184,8 @@ class Pipeline:
         batch = self._batch
         if not batch.events:
             self._batch_started = time.monotonic()
-        batch.add_packet(ts_ns, caplen, orig_len, caplen < orig_len, fragmented, stream_id)
+        batch.add_packet(ts_ns, caplen, orig_len, caplen < orig_len, fragmented, stream_id,
+                         self.services.store.seq)
 
     def _scripts_changed(self) -> None:
         wanted = any(h.wants_packets for h in self.scripts.loaded())
@@ -213,6 +217,9 @@ class Pipeline:
             self._inflight = (batch, sent, started)
             if wait:
                 self._complete()
+        elif batch.ticks:  # ticks after the last events: every command before them has run
+            self._batch = Batch()
+            self._run_ticks(batch, [])
         self._hold()
 
     def _complete(self) -> None:
@@ -223,6 +230,7 @@ class Pipeline:
         self._inflight = None
         for host in sent:
             host.finish_batch()
+        self._run_ticks(batch, sent)
         store = self.services.store
         for item in batch.items:
             store.unpin(item["stream"])
@@ -234,6 +242,14 @@ class Pipeline:
         seconds = time.perf_counter() - started
         for fn in self.on_batch:
             fn(batch, seconds)
+
+    def _run_ticks(self, batch: Batch, sent: list[Any]) -> None:
+        """The batch's deferred wrapper ticks, for the scripts it was not sent to (those it was sent to
+        ran them between its events' commands)."""
+        if batch.ticks:
+            for host in [h for h in self.scripts.hosts.values() if h not in sent]:
+                for _, _, now, seq in batch.ticks:
+                    host.tick(now, seq)
 
     def _hold(self) -> None:
         """Keep the stream store as of the oldest item the scripts have not finished with (its
@@ -307,17 +323,19 @@ class Pipeline:
     def tick(self, now_ns: int | None = None, wait: bool = True) -> None:
         """Flush, then run what fell due at `now_ns` (runtime clock): jobs, timers, wrapper rotation.
 
-        With `wait=False` (file input, each capture second) and nothing due that needs the scripts to
-        have seen every earlier item — a job, a timer, a hub action, a wrapper's rotation or maxBytes
-        check — the batch goes to the scripts without waiting for them (a sparse capture no longer
-        waits on V8 every capture second); what is due still runs in order, as with `wait=True`."""
+        With `wait=False` (file input, each capture second) and no job, timer or hub action due,
+        nothing waits for the scripts and no batch is sent: the wrappers' tick goes into the batch
+        being filled, to run after the commands of the items before it (`Batch.add_tick`), seeing the
+        store as it was at the tick. Repositories are the same as with `wait=True`, whatever the
+        batch size; a sparse capture no longer crosses to V8 every capture second."""
         s = self.services
         now = s.clock.now_ns() if now_ns is None else now_ns
         wrappers_due = now >= self._next_wrapper_tick
         if wrappers_due:
             self._next_wrapper_tick = now - now % WRAPPER_TICK_NS + WRAPPER_TICK_NS
         if not wait and not self._scripts_due(now):
-            self.flush(wait=False)
+            if wrappers_due:
+                self._tick_wrappers(now, deferred=True)
             self._housekeeping(now)
             return
         self.flush()
@@ -333,9 +351,7 @@ class Pipeline:
         self._housekeeping(now)
 
     def _scripts_due(self, now: int) -> bool:
-        """A job, timer, hub action or wrapper rotation is due: the scripts must have seen every earlier
-        item first. (A wrapper's due time only moves later while items are in flight — a flush
-        restarts a repository's window — so asking before they are seen never misses one.)"""
+        """A job, timer or hub action is due: the scripts must have seen every earlier item first."""
         s = self.services
         if s.job_requests or s.hub_actions:
             return True
@@ -343,17 +359,16 @@ class Pipeline:
         if due is not None and due <= now:
             return True
         now_ms = now // 1_000_000
-        if any(h.next_timer_ms is not None and h.next_timer_ms <= now_ms for h in self.scripts.loaded()):
-            return True
-        dues = (h.wrapper_due_ns() for h in self.scripts.hosts.values())
-        return any(due is not None and due <= now for due in dues)
+        return any(h.next_timer_ms is not None and h.next_timer_ms <= now_ms for h in self.scripts.loaded())
 
-    def _tick_wrappers(self, now: int) -> None:
+    def _tick_wrappers(self, now: int, deferred: bool = False) -> None:
+        """The wrappers' clock tick: now (every item before it has been through the scripts), or
+        `deferred` into the batch being filled when items are still on their way."""
+        if deferred and (self._batch.events or self._inflight is not None):
+            self._batch.add_tick(now, self.services.store.seq)
+            return
         for host in list(self.scripts.hosts.values()):
-            try:
-                host.tick(now)
-            except Exception as exc:
-                self.console.error(host.title, f"wrapper.kflPcapS3: {exc}", "helper")
+            host.tick(now)
 
     def _housekeeping(self, now: int) -> None:
         if self.scripts.pending():

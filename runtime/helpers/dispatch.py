@@ -6,6 +6,7 @@ script cannot catch it (it already returned). See docs/scripts.md.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +94,8 @@ class Commands:
         self.options = options
         self.wrapper: Any = None
         self._context: Any = None
+        # the wrapper ticks of the batch whose commands run: (first event after it, clock, packets read)
+        self.ticks: deque[tuple[int, int, int]] = deque()
         # the script's synchronous HTTP calls: timeouts and breakers (docs/security.md)
         self.webhooks = vendor.WebhookBudget(lambda text: self.error(text, "limit"))
         self.failed = 0
@@ -104,16 +107,17 @@ class Commands:
         self.services.console.error(self.identity.title, text, kind)
 
     def run(self, commands: Sequence[list[Any]], objs: Sequence[Any],
-            cuts: Sequence[int | None] | None = None) -> None:
+            cuts: Sequence[tuple[int | None, int | None]] | None = None) -> None:
         """Run a call's commands; `["@", i]` says the ones after it came from the hook of event `i`,
-        whose capture clock (`cuts[i]`) cuts what the store helpers see."""
+        whose cut (`cuts[i]`: capture clock, packets read) is what the store helpers and the wrappers
+        see. Wrapper ticks of the batch (`ticks`) due before event `i` run first."""
         try:
             self._run(commands, objs, cuts)
         finally:
-            self.services.cut_ns = None
+            self.services.cut_ns = self.services.cut_seq = None
 
     def _run(self, commands: Sequence[list[Any]], objs: Sequence[Any],
-             cuts: Sequence[int | None] | None) -> None:
+             cuts: Sequence[tuple[int | None, int | None]] | None) -> None:
         handle = None
         options = self.options
         dry_run = self.services.dry_run
@@ -121,7 +125,10 @@ class Commands:
             name = cmd[0]
             if name == "@":
                 i = cmd[1]
-                self.services.cut_ns = cuts[i] if cuts is not None and 0 <= i < len(cuts) else None
+                if self.ticks and self.ticks[0][0] <= i:
+                    self.run_ticks(i)
+                s = self.services
+                s.cut_ns, s.cut_seq = cuts[i] if cuts is not None and 0 <= i < len(cuts) else (None, None)
                 continue
             if dry_run is not None and name in _OUTSIDE:
                 dry_run.append(_OUTSIDE[name](self, cmd))
@@ -161,6 +168,7 @@ class Commands:
     def context(self) -> Any:
         """The wrappers' view of this script (docs/architecture.md, the script context)."""
         if self._context is None:
+            from capture import StoreAt
             from wrappers.context import ScriptContext
 
             s = self.services
@@ -170,9 +178,9 @@ class Commands:
                 env={k: v if isinstance(v, str) else str(v) for k, v in s.env.items()},
                 node=s.node,
                 data_dir=s.data.root,
-                store=s.store,
+                store=StoreAt(s.store, lambda: s.cut_seq),
                 names=s.names,
-                clock=s.clock.now_ns,
+                clock=lambda: s.clock.now_ns() if s.cut_ns is None else s.cut_ns,
                 console=self.log,
                 error=self.error,
                 outbox=s.outbox,
@@ -188,9 +196,28 @@ class Commands:
             self.wrapper = KflPcapS3(self.context())
         return self.wrapper
 
-    def tick(self, now_ns: int) -> None:
-        if self.wrapper is not None:
+    def tick(self, now_ns: int, seq: int | None = None) -> None:
+        """The wrappers' clock tick at `now_ns`; with `seq`, deferred: they see the store as it was
+        when the capture had read `seq` packets."""
+        if self.wrapper is None:
+            return
+        s = self.services
+        saved = s.cut_ns, s.cut_seq
+        if seq is not None:
+            s.cut_ns, s.cut_seq = now_ns, seq
+        try:
             self.wrapper.tick(now_ns)
+        except Exception as exc:
+            self.error(f"wrapper.kflPcapS3: {exc}")
+        finally:
+            s.cut_ns, s.cut_seq = saved
+
+    def run_ticks(self, before: int | None = None) -> None:
+        """Run the batch's pending wrapper ticks due before event `before` (None: all of them)."""
+        ticks = self.ticks
+        while ticks and (before is None or ticks[0][0] <= before):
+            _, now, seq = ticks.popleft()
+            self.tick(now, seq)
 
     def close(self, reason: str) -> None:
         if self.wrapper is not None:

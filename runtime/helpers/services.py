@@ -125,6 +125,8 @@ class Services:
     # while a hook's commands run: the capture clock when its item was made; the store helpers
     # (pcap.snapshot, pcap.path files) leave out packets captured later. None: no cut.
     cut_ns: int | None = None
+    # ... and the packets the capture had read then: the wrappers and helpers see the store as of it
+    cut_seq: int | None = None
     _outbox: Any = None
 
     @property

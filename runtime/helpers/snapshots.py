@@ -34,14 +34,11 @@ def _snaplen(services: Any) -> Any:
 
 
 def stream_packets(services: Any, stream: str) -> list[Packet]:
-    """The stream's packets in the store; from a hook, those captured up to its item (`cut_ns`)."""
+    """The stream's packets in the store; from a hook, those read up to its item (`cut_seq`)."""
     store = services.store
     if store is None or store.info(stream) is None:
         raise HelperError(f"stream {stream!r} is not in the stream store (never seen, or already released)")
-    cut = services.cut_ns
-    if cut is None:
-        return list(store.packets(stream))
-    return [p for p in store.packets(stream) if p[0] <= cut]
+    return store.packets(stream, 0, services.cut_seq)
 
 
 NAME_HISTORY = "name_resolution_history.json"

@@ -35,6 +35,9 @@ class Batch:
         self.events: list[Any] = []  # item dicts, or packet lines (bytes)
         self.items: list[dict[str, Any]] = []
         self.cuts: list[int | None] = []  # per event: the capture clock when it was made
+        self.seqs: list[int | None] = []  # per event: the packets the capture had read then
+        # wrapper ticks due between events: (items before it, events before it, clock, packets read)
+        self.ticks: list[tuple[int, int, int, int]] = []
         self.time_ns = 0
         self._lines: dict[tuple[bool, frozenset[str] | None], list[bytes]] = {}
         self._bodies: dict[tuple[bool, bool, frozenset[str] | None], bytes] = {}
@@ -44,21 +47,30 @@ class Batch:
     def __len__(self) -> int:
         return len(self.events)
 
-    def add_item(self, item: dict[str, Any], cut_ns: int | None = None) -> None:
-        """Add `item`, made when the capture clock read `cut_ns` (None: unknown)."""
+    def add_item(self, item: dict[str, Any], cut_ns: int | None = None, seq: int | None = None) -> None:
+        """Add `item`, made when the capture clock read `cut_ns` and the capture had read `seq`
+        packets (None: unknown)."""
         self.kinds.append(ITEM)
         self.events.append(item)
         self.items.append(item)
         self.cuts.append(cut_ns)
+        self.seqs.append(seq)
 
     def add_packet(
-        self, ts_ns: int, caplen: int, length: int, truncated: bool, fragmented: bool, stream: str
+        self, ts_ns: int, caplen: int, length: int, truncated: bool, fragmented: bool, stream: str,
+        seq: int | None = None,
     ) -> None:
         self.kinds.append(PACKET)
         self.events.append(
             b"%d,%d,%d,%d,%d,%s" % (ts_ns, caplen, length, truncated, fragmented, stream.encode())
         )
         self.cuts.append(ts_ns)
+        self.seqs.append(seq)
+
+    def add_tick(self, now_ns: int, seq: int) -> None:
+        """The wrappers' clock tick at `now_ns`, after the events so far (the capture had read `seq`
+        packets): it runs between their commands and the next events'."""
+        self.ticks.append((len(self.items), len(self.events), now_ns, seq))
 
     def has_packets(self) -> bool:
         return len(self.items) != len(self.events)
@@ -110,11 +122,17 @@ class Batch:
             self._bodies[key] = cached
         return cached
 
-    def cuts_of(self, with_packets: bool) -> list[int | None]:
-        """The capture clock per event of a variant (`add_item`'s `cut_ns`)."""
+    def cuts_of(self, with_packets: bool) -> list[tuple[int | None, int | None]]:
+        """(capture clock, packets read) per event of a variant (`add_item`'s `cut_ns` and `seq`)."""
+        cuts = list(zip(self.cuts, self.seqs, strict=True))
         if with_packets and self.has_packets():
-            return self.cuts
-        return [c for k, c in zip(self.kinds, self.cuts, strict=True) if k == ITEM]
+            return cuts
+        return [c for k, c in zip(self.kinds, cuts, strict=True) if k == ITEM]
+
+    def ticks_of(self, with_packets: bool) -> list[tuple[int, int, int]]:
+        """(index of the first event after it, clock, packets read) per tick, in a variant's indices."""
+        whole = with_packets and self.has_packets()
+        return [(events if whole else items, now, seq) for items, events, now, seq in self.ticks]
 
     def bits(self, with_packets: bool, query: str, match: Callable[[dict[str, Any]], bool]) -> str:
         """'1'/'0' per event of a variant: does `query` match that event's item."""

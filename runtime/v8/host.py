@@ -237,14 +237,10 @@ class ScriptHost:
         self._close_proc()
         self.state = "closed"
 
-    def tick(self, now_ns: int) -> None:
-        """Time passed on the runtime clock: the script's wrappers rotate their repositories."""
-        self.commands.tick(now_ns)
-
-    def wrapper_due_ns(self) -> int | None:
-        """When the script's wrapper has rotation work next (runtime clock); None: no wrapper."""
-        wrapper = self.commands.wrapper
-        return wrapper.next_due_ns() if wrapper is not None else None
+    def tick(self, now_ns: int, seq: int | None = None) -> None:
+        """Time passed on the runtime clock: the script's wrappers rotate their repositories (with
+        `seq`: a tick deferred to after the items before it, seeing the store as of then)."""
+        self.commands.tick(now_ns, seq)
 
     def fault(self, text: str, memory: bool = False) -> None:
         """Report a script over its limits (or whose V8 died) and stop it."""
@@ -444,11 +440,14 @@ class ScriptHost:
         batch, objs = self._inflight
         self._inflight = None
         with_packets = proto.HOOK_PACKET in self.hooks
+        self.commands.ticks.extend(batch.ticks_of(with_packets))
         try:
             self._drive(self._receive(), objs, batch, with_packets)
         except ScriptFault as exc:
             self.fault(str(exc), exc.memory)
             return
+        finally:
+            self.commands.run_ticks()
         self.items_seen += len(objs)
         self._drop_unused()
 

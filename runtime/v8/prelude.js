@@ -63,12 +63,12 @@
     return value;
   }
 
-  // commands made by the hook of batch event EV follow an ["@", EV] mark (the store helpers cut
-  // the stream store at that event's capture time); the seed script's "w" needs none
+  // commands made by the hook of batch event EV follow an ["@", EV] mark (the store helpers and the
+  // wrappers see the stream store as of that event; the wrappers' ticks due before it run first)
   let EV = -1;
   let MARKED = -1;
   function emit(cmd) {
-    if (EV !== MARKED && cmd[0] !== "w") {
+    if (EV !== MARKED) {
       OUT.push(["@", EV]);
       MARKED = EV;
     }
