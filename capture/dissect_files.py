@@ -18,6 +18,7 @@ from capture import (
     print_warning,
 )
 from capture.flows import HANDLER_FAILED
+from capture.store import Record
 
 
 def dissect_files(
@@ -30,6 +31,7 @@ def dissect_files(
     done: Callable[[], bool] | None = None,
     shard: tuple[int, int] | None = None,
     position: list[int] | None = None,
+    on_closed: Callable[[Record], None] | None = None,
 ) -> PacketSource:
     """Read the captures in order and hand every item to `on_item`; read errors and warnings go to
     stderr.
@@ -39,6 +41,7 @@ def dissect_files(
     of n (see `make_handler_factory`); share k > 0 leaves read errors and skipped-packet warnings
     to share 0, which reads the same packets. `position[0]`, when given, is kept at the number of
     the packet being read (1-based; one past the last while the streams are closed at the end).
+    `on_closed` is told of every stream that closes.
     """
     quiet = shard is not None and shard[0] > 0
     source = open_sources(paths, on_error=_ignore if quiet else print_error,
@@ -54,6 +57,7 @@ def dissect_files(
     capture = Capture(config or CaptureConfig(),
                       make_handler_factory(on_item, NodeInfo.local(node), names or NameTable(), shard=shard))
     capture.warn = _handler_warnings if quiet else print_warning
+    capture.store.on_closed = on_closed
     if position is None:
         capture.consume(source)
     else:

@@ -62,6 +62,10 @@ class Capture:
         self.handler_factory = handler_factory
         self.packet_listener: PacketListener | None = None
         self.warn: Callable[[str], None] = log.warning
+        # set when another process dissects some streams (`capture.shares`): True for a stream whose
+        # close on RST that process decides (whether it waits for data or ignores an out-of-window
+        # RST depends on the dissector's reassembly); it tells through `close_reset`
+        self.rst_elsewhere: Callable[[str], bool] | None = None
         self.store = StreamStore(cfg)
         self.store.on_drop = self._on_drop
         self.store.warn = lambda text: self.warn(text)
@@ -233,6 +237,12 @@ class Capture:
             store.held += pending
             if store.held > budget:
                 store.evict()
+
+    def close_reset(self, stream_id: str, ts_ns: int) -> None:
+        """The process that dissects the stream closed it on a RST at `ts_ns` (see `rst_elsewhere`)."""
+        flow = self._live.get(stream_id)
+        if flow is not None:
+            self._close(flow, ts_ns, "rst")
 
     def tick(self, now_ns: int) -> None:
         """Advance the clock: idle timeouts, retention, fragment timeouts."""
@@ -482,7 +492,7 @@ class Capture:
     def _tcp_flags(self, flow: Flow, d: int, flags: int, buf: bytes, off: int, ts: int) -> None:
         if flags & RST:
             flow.rst = True
-            if flow.closed:
+            if flow.closed or (self.rst_elsewhere is not None and self.rst_elsewhere(flow.sid)):
                 return
             if flow.asm is not None:
                 expected = flow.asm[d].next

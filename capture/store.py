@@ -229,6 +229,7 @@ class StreamStore:
         # set by whoever wants the last word on every stream before it leaves the store
         self.on_release: Callable[[StreamInfo], None] | None = None
         self.warn: Callable[[str], None] | None = None  # set by Capture: a one-line warning
+        self.on_closed: Callable[[Record], None] | None = None  # told of every stream that closes
         self._c = {
             "streams_evicted": 0,
             "packets_evicted": 0,
@@ -262,6 +263,15 @@ class StreamStore:
             last, rec.count + k, data, rec.wire + wire, closed, rec.truncated, rec.evicted,
             rec.fragments, rec.datagrams,
         )
+
+    def held_bytes(self, stream_id: str, upto: int | None = None) -> tuple[int, bool] | None:
+        """(captured bytes held, closed or evicted) as `info` has them, cheaply; None: not in the store."""
+        rec = self._recs.get(stream_id)
+        if rec is None:
+            return None
+        k = rec.held_upto(upto)
+        data = rec.data_bytes if k == len(rec.datas) else rec.data_bytes - sum(map(len, rec.datas[k:]))
+        return data, rec.evicted or (bool(rec.closed) and (upto is None or rec.closed_seq <= upto))
 
     def retained_at(self, stream_id: str, ts_ns: int) -> bool:
         """The stream is held and its retention had not run out at capture time `ts_ns` (pins aside:
@@ -347,6 +357,8 @@ class StreamStore:
         rec.close_ts = ts_ns
         rec.closed_at = max(ts_ns, seen_ns)
         rec.closed_seq = self.seq
+        if self.on_closed is not None:
+            self.on_closed(rec)
         self._closed.append(rec)
         if not rec.evicted:
             self._push(rec, 1)
@@ -474,6 +486,9 @@ class StoreAt:
 
     def packets(self, stream_id: str, start: int = 0) -> list[Packet]:
         return self.store.packets(stream_id, start, self._cut())
+
+    def held_bytes(self, stream_id: str) -> tuple[int, bool] | None:
+        return self.store.held_bytes(stream_id, self._cut())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)

@@ -255,13 +255,16 @@ class KflPcapS3:
         return n
 
     def _held_bytes(self, repo: _Repo) -> int:
-        store = self.ctx.store
+        held_bytes = self.ctx.store.held_bytes
+        streams = repo.streams
         total = 0
         for sid in list(repo.open):
-            s = repo.streams[sid]
-            info = store.info(sid)
-            grown = info.bytes - s.start_bytes if info else 0
-            if info is None or info.closed or info.evicted:
+            held = held_bytes(sid)
+            if held is None:
+                repo.open.discard(sid)
+                continue
+            grown = held[0] - streams[sid].start_bytes
+            if held[1]:
                 repo.open.discard(sid)
                 repo.closed_bytes += grown
             else:

@@ -20,8 +20,6 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from cryptography import x509
-
 from capture.dissect.base import CLAIM, MORE, REJECT, DissectConfig, Dissector, ItemFactory, error, protocol
 
 _REF = "https://datatracker.ietf.org/doc/html/rfc8446"
@@ -337,6 +335,8 @@ def certificates(body: bytes) -> list[dict[str, Any]]:
 def _certificate(der: bytes) -> dict[str, Any]:
     """A certificate's fields; the same server certificate is parsed once and its dict shared by the
     items that show it (items are read-only)."""
+    from cryptography import x509  # here: 20 ms of start-up that captures without TLS never need
+
     try:
         with warnings.catch_warnings():  # a damaged certificate is reported in the item, not on stderr
             warnings.simplefilter("ignore")

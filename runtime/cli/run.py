@@ -82,6 +82,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="V8 heap limit per script (default: %(default)s; e.g. --heap-mib 512)")
     scr.add_argument("--batch", type=int, default=1000, metavar="N",
                      help="items per batch into each script (default: %(default)s; e.g. --batch 500)")
+    src.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="processes that dissect capture files, each a share of the streams; the "
+                     "same items and repositories whatever N (default: %(default)s, see bench/README.md; "
+                     "live input, stdin and --k8s take 1; e.g. --workers 2)")
     out = p.add_argument_group("output")
     out.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                      help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics during the run "
@@ -189,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         limits=Limits(call_timeout_s=args.call_timeout, heap_bytes=args.heap_mib * MIB),
         batch_items=max(1, args.batch),
         watch=True,
+        workers=max(1, args.workers),
     )
     try:
         pipeline = Pipeline(config)

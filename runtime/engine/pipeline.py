@@ -26,6 +26,7 @@ from typing import Any
 
 from runtime.engine.gc_policy import LoopGC
 from runtime.engine.scripts import Scripts
+from runtime.engine.shares import SharedItems
 from runtime.engine.stats import RunStats
 from runtime.helpers.console import Console
 from runtime.helpers.files import DataDir
@@ -52,6 +53,8 @@ class PipelineConfig:
     batch_items: int = 1000
     live_flush_ms: float = 50.0
     watch: bool = True
+    # processes that dissect (capture files only, without Kubernetes names; see `capture.shares`)
+    workers: int = 1
 
 
 class Pipeline:
@@ -84,6 +87,8 @@ class Pipeline:
         self._lock = threading.Lock()
         self._packets_wanted = False
         self._live = False
+        self._mine: list[dict[str, Any]] = []  # with workers: this share's items of the packet read
+        self._shares: SharedItems | None = None
         self._gc = LoopGC()
         clock_mode = config.clock or "capture"
         self.services = Services(
@@ -117,6 +122,7 @@ class Pipeline:
         # for repository manifests: the names as of the item or tick whose commands run
         s.names = lambda: self.names.snapshot(brief=True, upto=s.cut_seq)
         s.name_history = self._names_history
+        shares = self._fork_shares()  # before any thread starts
         self.source = capture.open_sources(self.config.sources, bpf=self.config.bpf,
                                            ring_mib=self.config.ring_mib)
         self._live = bool(getattr(self.source, "live", False))
@@ -128,14 +134,31 @@ class Pipeline:
             s.clock = Clock("wall" if self._live else "capture")
         self.source.heartbeat = self._heartbeat
         factory = capture.make_handler_factory(
-            self._on_item, node=NodeInfo(s.node["name"], s.node["ip"]), names=self.names
+            self._on_item if shares is None else self._mine.append,
+            node=NodeInfo(s.node["name"], s.node["ip"]), names=self.names,
+            shard=None if shares is None else (0, self.config.workers),
         )
         self.capture = capture.Capture(handler_factory=factory)
+        if shares is not None:
+            self._shares = SharedItems(shares, self._on_item, self.capture)
         s.store = store = self.capture.store
         self.names.seq = lambda: store.seq
         s.outbox_factory = self._outbox
         self.stats.source = " ".join(self.config.sources)
         self.stats.live = self._live
+
+    def _fork_shares(self) -> list[Any] | None:
+        """With `workers` > 1 on capture files: the workers that dissect the other shares of the
+        streams (this process dissects share 0 and keeps the stream store of every stream)."""
+        cfg = self.config
+        if cfg.workers <= 1 or cfg.k8s is not None or any(
+                spec == "-" or spec.startswith("iface:") for spec in cfg.sources):
+            return None
+        from capture.model import CaptureConfig
+        from capture.shares import fork_shares
+
+        return fork_shares(cfg.sources, range(1, cfg.workers), cfg.workers, node=self.services.node["name"],
+                           names=self.names, config=CaptureConfig(stream_cap_bytes=0), resets=True)
 
     def _start_resolver(self, kubeconfig: str | None, context: str | None, wait_s: float) -> None:
         """Kubernetes identities for src/dst; files wait (bounded) for the first lists, live capture
@@ -411,6 +434,8 @@ class Pipeline:
         self._stopping = True
         if self.source is not None:
             self.source.stop()
+        if self._shares is not None:
+            self._shares.stop()
 
     def start(self) -> None:
         """Open the sources and load the scripts (run() calls it). A spool an earlier run left
@@ -458,6 +483,7 @@ class Pipeline:
         batch_items = self.config.batch_items
         n = 0
         try:
+            shares = self._shares
             for pkt in itertools.chain((first,), packets):
                 ts = pkt[0]
                 if capture_clock:
@@ -466,6 +492,8 @@ class Pipeline:
                         self.tick(ts, wait=False)
                 yield pkt
                 n += 1
+                if shares is not None and (self._mine or shares.next_packet <= n):
+                    shares.deliver(n, self._mine)
                 if len(self._batch.events) >= batch_items:
                     self.flush(wait=False)
                 elif (not capture_clock and n % 256 == 0 and clock.now_ns() >= self._deadline) or (
@@ -524,6 +552,8 @@ class Pipeline:
         try:
             if self.capture is not None:
                 self.capture.finish()
+            if self._shares is not None:
+                self._shares.finish(self._mine, lambda text: self.console.error("kflpcap", text, "input"))
             self.tick()
         finally:
             self._input_problems()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections import Counter
@@ -31,5 +32,18 @@ class Console:
 
     def _write(self, stream: TextIO, line: str) -> None:
         with self._lock:
-            stream.write(line)
-            stream.flush()
+            try:
+                stream.write(line)
+                stream.flush()
+            except OSError:  # the reader went away (`| head`) or the disk is full: the run goes on
+                _silence(stream)
+
+
+def _silence(stream: TextIO) -> None:
+    """Send what is still written to `stream` (and the interpreter's last flush) to /dev/null."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass

@@ -1,6 +1,7 @@
-"""A replay gives the same console output, items and repositories whatever `--batch` is: the wrappers'
-ticks (maxMinutes, the maxBytes recheck) travel in the ordered stream of items, and what a wrapper
-reads of the stream store and the name table is cut at the item or tick it works for."""
+"""A replay gives the same console output, items and repositories whatever `--batch` and `--workers`
+are: the wrappers' ticks (maxMinutes, the maxBytes recheck) travel in the ordered stream of items,
+what a wrapper reads of the stream store and the name table is cut at the item or tick it works for,
+and the items of the dissection workers are merged in the order one process makes them."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.trafficgen import write_capture
+from tests.runtime.conftest import DEMO_PCAP
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +28,14 @@ function onItemCaptured(data) {
 """
 SEEN = """// Seen
 function onItemCaptured(data) {
-  console.log(data.id + " " + data.stream + " " + data.protocol.name + " " + data.timestamp);
+  console.log(JSON.stringify([data.id, data.stream, data.protocol.abbr, data.timestamp, data.dst.name,
+                              JSON.stringify(data.response).length]));
+}
+"""
+PROTOCOLS = """// Protocols
+function onItemCaptured(data) {
+  wrapper.kflPcapS3(data, { kflArr: ["http2", "grpc and response.grpc.status != 0", "tls", "redis", "dns"],
+                            maxL4Streams: 3 });
 }
 """
 VOLATILE = ("run", "previous_manifest_sha256")  # a run's id, and the chain link that hashes it
@@ -40,15 +49,16 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _replay(capture: Path, tmp: Path, *batch: str) -> tuple[list[str], dict[str, bytes], dict[str, dict]]:
+def _replay(capture: Path, tmp: Path, *options: str,
+            wrapper: str = ROTATE) -> tuple[list[str], dict[str, bytes], dict[str, dict]]:
     tmp.mkdir()
     scripts = tmp / "scripts"
     scripts.mkdir()
-    (scripts / "rotate.js").write_text(ROTATE)
+    (scripts / "wrapper.js").write_text(wrapper)
     (scripts / "seen.js").write_text(SEEN)
     data = tmp / "data"
     done = subprocess.run([sys.executable, "-m", "runtime", "run", "--pcap", str(capture), "--scripts",
-                           str(scripts), "--data-dir", str(data), "--no-progress", *batch],
+                           str(scripts), "--data-dir", str(data), "--no-progress", *options],
                           capture_output=True, text=True, timeout=300, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stdout + done.stderr
@@ -68,18 +78,31 @@ def _replay(capture: Path, tmp: Path, *batch: str) -> tuple[list[str], dict[str,
     return seen + spooled + uploaded, pcaps, manifests
 
 
-def test_console_items_and_repositories_do_not_depend_on_the_batch_size(capture: Path,
-                                                                         tmp_path: Path) -> None:
+def test_console_items_and_repositories_do_not_depend_on_batches_or_workers(capture: Path,
+                                                                          tmp_path: Path) -> None:
     one = _replay(capture, tmp_path / "one", "--batch", "1")
-    seven = _replay(capture, tmp_path / "seven", "--batch", "7")
-    default = _replay(capture, tmp_path / "default")
     console, pcaps, manifests = one
     assert sum(ln.startswith("Seen] ") for ln in console) > 1000
     reasons = {m["reason"] for m in manifests.values()}
     assert {"maxMinutes", "maxL4Streams"} <= reasons, reasons
     assert len(pcaps) > 20
-    for other in (seven, default):
-        assert other[0] == console
-        assert other[1].keys() == pcaps.keys()
-        assert [k for k in pcaps if other[1][k] != pcaps[k]] == []
-        assert other[2] == manifests
+    for name, options in [("seven", ["--batch", "7"]), ("default", []), ("two", ["--workers", "2"]),
+                          ("three", ["--workers", "3", "--batch", "1"])]:
+        other = _replay(capture, tmp_path / name, *options)
+        assert other[0] == console, name
+        assert other[1].keys() == pcaps.keys(), name
+        assert [k for k in pcaps if other[1][k] != pcaps[k]] == [], name
+        assert other[2] == manifests, name
+
+
+def test_workers_give_one_process_items_on_every_protocol(tmp_path: Path) -> None:
+    """The demo's HTTP/1.1, HTTP/2, gRPC, TLS, Redis and DNS: the same console and repositories from
+    one process and from three that share the streams."""
+    console, pcaps, manifests = _replay(DEMO_PCAP, tmp_path / "one", wrapper=PROTOCOLS)
+    names = {json.loads(ln[6:])[2] for ln in console if ln.startswith("Seen] [")}
+    assert names == {"HTTP", "HTTP/2", "gRPC", "TLS", "REDIS", "DNS"}
+    assert len(pcaps) > 10
+    other = _replay(DEMO_PCAP, tmp_path / "three", "--workers", "3", wrapper=PROTOCOLS)
+    assert other[0] == console
+    assert other[1] == pcaps
+    assert other[2] == manifests

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from runtime.demo import DEMO_JSON, DEMO_PCAP
-from tests.product.tshark_oracle import l4_flows
+from tests.product.tshark_oracle import l4_flows, tshark_fields
 from tests.seaweed import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -206,3 +206,29 @@ def test_two_scripts_keep_their_repositories_in_their_own_folders_and_chains(
     assert manifests[0]["script"]["title"] == "DNS Keeper"
     verified = kflpcap("repo", "verify", "d/repositories", cwd=tmp_path)
     assert verified.returncode == 0 and "3 chains" in verified.stdout + verified.stderr, verified.stdout
+
+
+def test_a_reader_that_stops_reading_does_not_stop_the_run(tmp_path: Path) -> None:
+    """`kflpcap run … | head -3`: once the pipe is closed, console lines go nowhere and the run still
+    writes every repository (it used to wait forever on its writer, which retried the failed print)."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "chatty.js").write_text(
+        '// Chatty\nfunction onItemCaptured(data) {\n  console.log(data.id);\n'
+        '  wrapper.kflPcapS3(data, { kflArr: ["dns"], maxL4Streams: 2 });\n}\n')
+    data = tmp_path / "data"
+    proc = subprocess.Popen([*KFLPCAP, "run", "--pcap", str(DEMO_PCAP), "--scripts", str(scripts),
+                             "--data-dir", str(data), "--no-progress"], cwd=tmp_path, env=CHECKOUT_ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    try:
+        code = proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    assert first.startswith(b"Chatty] ")
+    assert code == 0
+    dns_flows = {tuple(row) for row in tshark_fields(DEMO_PCAP, "dns", ["tcp.stream", "udp.stream"])}
+    manifests = [json.loads(p.read_text()) for p in (data / "repositories").rglob("*.json")]
+    assert len({s["id"] for m in manifests for s in m["streams"]}) == len(dns_flows)
