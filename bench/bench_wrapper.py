@@ -8,6 +8,7 @@ default (gzip/chunked bodies, on which tshark is unusually slow), and plain brow
 DNS dense (within 2 minutes) and sparse (over 2 hours). Per shape:
   * `kflpcap run` with the seed script alone in a scripts folder and the local store (a fresh data
     folder per run) — the product path: capture → dissectors → V8 batches → kflPcapS3 → spool → store;
+  * the same with `--workers 2` (a forked worker dissects half of the streams);
   * the same without JavaScript: capture → dissectors → `KflPcapS3.handle` in one Python process
     (`--inner`), which shows what the wrapper itself costs;
   * tshark: pass 1 finds the streams of each query, pass 2 writes their packets (the baseline).
@@ -121,6 +122,10 @@ def bench_shape(shape: str, args: argparse.Namespace, json_file: TextIO | None) 
     benches["kflpcap run (seed script)"] = lambda i: [
         sys.executable, "-m", "runtime", "run", "--pcap", str(pcap), "--scripts", str(scripts),
         "--data-dir", str(fresh("run", i)), "--node", "bench",
+    ]
+    benches["kflpcap run --workers 2"] = lambda i: [
+        sys.executable, "-m", "runtime", "run", "--pcap", str(pcap), "--scripts", str(scripts),
+        "--data-dir", str(fresh("workers", i)), "--node", "bench", "--workers", "2",
     ]
     benches["kflPcapS3 without JS"] = lambda i: [
         sys.executable, "-m", "bench.bench_wrapper", "--inner", str(pcap), str(fresh("inner", i)),
