@@ -6,6 +6,7 @@ repository, wait a bounded time for the uploads and exit 0."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -23,6 +24,7 @@ log = logging.getLogger("kflpcap.run")
 BUNDLED_SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 DEFAULT_SCRIPTS = Path("scripts")
 REFRESH_S = 0.25
+MAX_PRESTART = 8  # script processes started ahead
 
 EPILOG = """\
 examples:
@@ -155,7 +157,19 @@ def _install_signals(pipeline: Any, pipe_input: bool) -> None:
         signal.signal(sig, stop)
 
 
+def _script_files(paths: list[str]) -> int:
+    """How many scripts `paths` (files and folders of .js files) hold now."""
+    count = 0
+    for path in map(Path, paths):
+        with contextlib.suppress(OSError):
+            count += sum(1 for p in path.iterdir() if p.suffix == ".js") if path.is_dir() else path.is_file()
+    return count
+
+
 def run(args: argparse.Namespace) -> int:
+    from runtime.v8.process import prestart
+
+    prestart(min(_script_files(_scripts(args) or []), MAX_PRESTART))  # while the rest is imported
     from rich.console import Console as RichConsole
 
     from runtime.cli import report

@@ -176,7 +176,7 @@ class ScriptHost:
         name = src.path.name
         code = src.text + "\n//# sourceURL=" + name
         lines = src.text.count("\n") + 1
-        self._proc = IsolateProcess(self.services.limits.process_bytes)
+        self._proc = IsolateProcess.take(self.services.limits.process_bytes)
         try:
             for _ in range(MAX_LOAD_ROUNDS):
                 self._proc.new_isolate(self.services.limits.heap_bytes)
