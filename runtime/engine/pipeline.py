@@ -359,6 +359,11 @@ class Pipeline:
         if not wait and not self._scripts_due(now):
             if wrappers_due:
                 self._tick_wrappers(now, deferred=True)
+            store = s.store
+            if self._batch.items and store.held > store.budget - (store.budget >> 3):
+                # the store is nearly full: items waiting in a batch pin their streams, and what
+                # they pin the store cannot evict, so they go to the scripts now
+                self.flush(wait=False)
             self._housekeeping(now)
             return
         self.flush()
