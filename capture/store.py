@@ -91,6 +91,7 @@ class Record:
         "datas",
         "established",
         "evicted",
+        "first_seq",
         "first_ts",
         "fragments",
         "handler_cost",
@@ -135,6 +136,7 @@ class Record:
         self.count = self.wire = 0
         self.data_bytes = self.close_ts = self.closed_at = self.pins = self.truncated = 0
         self.closed_seq = 0
+        self.first_seq = 0  # the capture's count of packets read when the stream was added
         self.fragments = self.datagrams = 0
         self.handler_cost = 0  # held bytes the capture accounts for the stream's dissector
         self.closed = ""  # the close reason once closed
@@ -247,7 +249,7 @@ class StreamStore:
         """The stream now, or as it was when the capture had read `upto` packets (its held packets
         and its close cut there; counts of packets not held, over the cap or evicted, are today's)."""
         rec = self._recs.get(stream_id)
-        if rec is None:
+        if rec is None or (upto is not None and upto < rec.first_seq):
             return None
         m = rec.meta
         k = rec.held_upto(upto)
@@ -267,7 +269,7 @@ class StreamStore:
     def held_bytes(self, stream_id: str, upto: int | None = None) -> tuple[int, bool] | None:
         """(captured bytes held, closed or evicted) as `info` has them, cheaply; None: not in the store."""
         rec = self._recs.get(stream_id)
-        if rec is None:
+        if rec is None or (upto is not None and upto < rec.first_seq):
             return None
         k = rec.held_upto(upto)
         data = rec.data_bytes if k == len(rec.datas) else rec.data_bytes - sum(map(len, rec.datas[k:]))
@@ -328,6 +330,7 @@ class StreamStore:
 
     def add(self, rec: Record) -> None:
         """A new stream (a `Record`, or the capture's subclass of it)."""
+        rec.first_seq = self.seq
         self._recs[rec.sid] = rec
         self.held += RECORD_OVERHEAD
         rec.queued = BARE | LIVE

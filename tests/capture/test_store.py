@@ -10,7 +10,7 @@ from bench.floodgen import syn_frame
 from bench.floodgen import udp_frame as flood_udp_frame
 from capture import Capture, CaptureConfig, make_handler_factory
 from capture.model import NS
-from capture.store import HANDLER_OVERHEAD
+from capture.store import HANDLER_OVERHEAD, StoreAt
 from tests.capture.tcpbuild import T0, Conn, udp_frame
 
 
@@ -236,3 +236,43 @@ def test_accounting_of_flood_streams_with_their_dissectors_matches_real_memory()
         assert abs(held - used) <= 0.15 * used, (make.__name__, held, used)
         cap.finish()  # every dissector closed: their share leaves the count
         assert cap.counters["bytes_held"] == held - 5000 * HANDLER_OVERHEAD[l4]
+
+
+def _mixed_traffic() -> tuple[list[tuple[int, bytes]], str, str]:
+    """A TCP connection (closed by FIN) interleaved with a UDP flow: (ts, frame) in reading order."""
+    conn = Conn()
+    tcp = conn.handshake() + [conn.data(0, 0, b"GET / HTTP/1.1\r\n\r\n")]
+    tcp += [conn.data(1, 0, b"HTTP/1.1 200 OK\r\n"), conn.fin(0), conn.fin(1)]
+    udp = [udp_frame(("10.0.0.1", 4000), ("10.0.0.2", 53), bytes([i]) * 40) for i in range(len(tcp))]
+    packets = []
+    for i, (ts, frame) in enumerate(tcp):
+        packets += [(ts, frame), (ts + 1, udp[i])]
+    return packets, "000000000000.pcap", "000000000001_udp.pcap"
+
+
+def test_a_view_as_of_packets_read_is_what_the_store_held_then() -> None:
+    """`info(sid, upto)` and `packets(sid, start, upto)` answer as the store was when the capture had
+    read `upto` packets (what a wrapper tick or a hook's helpers see after the batch), on the fast
+    path of `consume` and on `feed` alike."""
+    packets, tcp, udp = _mixed_traffic()
+    fed = _cap()
+    then: dict[int, dict[str, tuple]] = {}
+    for ts, frame in packets:
+        fed.feed(ts, 1, frame, len(frame))
+        then[fed.store.seq] = {sid: (fed.store.info(sid), fed.store.packets(sid)) for sid in (tcp, udp)}
+    consumed = _cap()
+    consumed.consume([(ts, 1, frame, len(frame)) for ts, frame in packets])
+    assert fed.store.seq == consumed.store.seq == len(packets)
+    for cap in (fed, consumed):
+        view_seq: list[int | None] = [None]
+        view = StoreAt(cap.store, lambda seq=view_seq: seq[0])
+        for seq, state in then.items():
+            view_seq[0] = seq
+            for sid, (info, held) in state.items():
+                assert cap.store.packets(sid, 0, seq) == held == view.packets(sid)
+                assert cap.store.info(sid, seq) == info == view.info(sid)
+                held_bytes = None if info is None else (info.bytes, info.closed or info.evicted)
+                assert cap.store.held_bytes(sid, seq) == held_bytes
+    assert then[1][udp][0] is None  # the UDP flow starts with the second packet
+    assert [then[s][tcp][0].closed for s in sorted(then)].count(True) == 2  # from the last FIN on
+    assert not fed.store.info(tcp, len(packets) - 2).closed and fed.store.info(tcp, len(packets) - 1).closed
