@@ -57,7 +57,10 @@ class Share:
             if len(head) < size:
                 return
             packet, stream, length = unpack(head)
-            yield packet, stream, seq, read(length)
+            line = read(length)
+            if len(line) < length:  # the worker was stopped while it wrote
+                return
+            yield packet, stream, seq, line
             seq += 1
 
     def wait(self) -> int:
@@ -114,7 +117,9 @@ def _worker(paths: list[str], wfd: int, match: Match, config: CaptureConfig | No
     from capture.dissect_files import dissect_files
 
     try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # ^C reaches the whole group: the parent decides (it reads up to where it stopped, then ends
+        # the workers with SIGTERM); alone, a worker ends at its first write once the parent is gone
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         position = [0]
         dumps = orjson.dumps

@@ -197,7 +197,7 @@ class Pipeline:
         if not batch.items and self._inflight is None:
             store.hold_ns = cut
         batch.add_item(item, cut, store.seq)
-        self.services.store.pin(item["stream"])
+        store.pin(item["stream"])
         self.counters["items"] += 1
         proto = item.get("protocol", {}).get("name", "?")
         items = self.stats.items
@@ -558,7 +558,8 @@ class Pipeline:
             if self.capture is not None:
                 self.capture.finish()
             if self._shares is not None:
-                self._shares.finish(self._mine, lambda text: self.console.error("kflpcap", text, "input"))
+                self._shares.finish(self._mine, self.counters["packets"],
+                                    lambda text: self.console.error("kflpcap", text, "input"))
             self.tick()
         finally:
             self._input_problems()

@@ -32,6 +32,7 @@ class SharedItems:
         self._head = next(self._merged, None)
         self.next_packet = NEVER if self._head is None else self._head[0]
         self._closing: list[str] = []
+        self._stopped = False
         store.on_closed = self._closed
 
     def _closed(self, rec: Any) -> None:
@@ -72,18 +73,21 @@ class SharedItems:
             for sid in closing:
                 unpin(sid)
 
-    def finish(self, mine: list[dict[str, Any]], error: Callable[[str], None]) -> None:
-        """End of input: the items made as the streams closed, then the workers' exit."""
-        self.deliver(NEVER, mine)
+    def finish(self, mine: list[dict[str, Any]], read: int, error: Callable[[str], None]) -> None:
+        """End of input (`read` packets were read): the items made as the streams closed, then the
+        workers' exit. After `stop`, the workers' items of packets this process did not read are
+        left out."""
+        self.deliver(read if self._stopped else NEVER, mine)
         for share in self._shares:
+            if self._stopped:
+                share.kill()
+                continue
             code = share.wait()
             if code not in (0, 2):
                 error(f"dissection worker {share.index} failed (exit {code}): items of its streams "
                       "may be missing")
 
     def stop(self) -> None:
-        """Reading stopped early: the workers stop too, the items they made later are not taken."""
-        self._head = None
-        self.next_packet = NEVER
-        for share in self._shares:
-            share.kill()
+        """Reading stops early (a signal handler calls this): `finish` takes the workers' items of
+        the packets this process read, then stops them."""
+        self._stopped = True

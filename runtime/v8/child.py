@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import sys
 from typing import Any, BinaryIO
 
@@ -119,6 +120,10 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
 
 
 def main() -> None:
+    # ^C in a terminal (or a stop sent to the whole group) reaches this process too: the parent
+    # stops cleanly and closes it; alone (the parent gone) it ends when its stdin does
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # Keep the protocol on a private descriptor: anything else that writes to fd 1 goes to stderr.
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)

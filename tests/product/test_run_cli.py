@@ -3,6 +3,7 @@ on good and bad scripts (real V8, real KFL, real captures)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -232,3 +233,37 @@ def test_a_reader_that_stops_reading_does_not_stop_the_run(tmp_path: Path) -> No
     dns_flows = {tuple(row) for row in tshark_fields(DEMO_PCAP, "dns", ["tcp.stream", "udp.stream"])}
     manifests = [json.loads(p.read_text()) for p in (data / "repositories").rglob("*.json")]
     assert len({s["id"] for m in manifests for s in m["streams"]}) == len(dns_flows)
+
+
+def test_ctrl_c_with_workers_stops_them_and_keeps_what_was_read(tmp_path: Path) -> None:
+    """^C (SIGINT to the process group) during `run --workers 2`: exit 0, the dissection worker gone,
+    no traceback, and the repositories written so far verify."""
+    from bench.trafficgen import write_capture
+
+    pcap = tmp_path / "big.pcap"
+    write_capture(pcap, packets=300_000, seed=5, plain=True)
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "seed.js").write_text(
+        'function onItemCaptured(data) {\n'
+        '  wrapper.kflPcapS3(data, { kflArr: ["dns"], maxL4Streams: 50 });\n}\n')
+    data = tmp_path / "data"
+    proc = subprocess.Popen([*KFLPCAP, "run", "--pcap", str(pcap), "--scripts", str(scripts), "--data-dir",
+                             str(data), "--no-progress", "--workers", "2"], cwd=tmp_path, env=CHECKOUT_ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the first repository: the run is well under way
+            if "New PCAP" in line:
+                break
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in out + err and "ERROR]" not in out + err and "dissection worker" not in err, err
+    left = subprocess.run(["pgrep", "-f", str(data)], capture_output=True, text=True).stdout.split()
+    assert left == []
+    verify = kflpcap("repo", "verify", str(data / "repositories"), cwd=tmp_path)
+    assert verify.returncode == 0 and "OK:" in verify.stdout, verify.stdout + verify.stderr
