@@ -14,6 +14,7 @@ import sysconfig
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from runtime.demo import DEMO_JSON, DEMO_PCAP
 from tests.product.tshark_oracle import l4_flows, tshark_fields
@@ -209,18 +210,26 @@ def test_two_scripts_keep_their_repositories_in_their_own_folders_and_chains(
     assert verified.returncode == 0 and "3 chains" in verified.stdout + verified.stderr, verified.stdout
 
 
+def _start_run(tmp_path: Path, pcap: Path, script: str, *options: str,
+               **popen: Any) -> tuple[subprocess.Popen, Path]:
+    """`kflpcap run` of `script` alone on `pcap` in the background, stdout piped: (process, data dir)."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "script.js").write_text(script)
+    data = tmp_path / "data"
+    proc = subprocess.Popen([*KFLPCAP, "run", "--pcap", str(pcap), "--scripts", str(scripts), "--data-dir",
+                             str(data), "--no-progress", *options], cwd=tmp_path, env=CHECKOUT_ENV,
+                            stdout=subprocess.PIPE, **popen)
+    return proc, data
+
+
 def test_a_reader_that_stops_reading_does_not_stop_the_run(tmp_path: Path) -> None:
     """`kflpcap run … | head -3`: once the pipe is closed, console lines go nowhere and the run still
     writes every repository (it used to wait forever on its writer, which retried the failed print)."""
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    (scripts / "chatty.js").write_text(
-        '// Chatty\nfunction onItemCaptured(data) {\n  console.log(data.id);\n'
-        '  wrapper.kflPcapS3(data, { kflArr: ["dns"], maxL4Streams: 2 });\n}\n')
-    data = tmp_path / "data"
-    proc = subprocess.Popen([*KFLPCAP, "run", "--pcap", str(DEMO_PCAP), "--scripts", str(scripts),
-                             "--data-dir", str(data), "--no-progress"], cwd=tmp_path, env=CHECKOUT_ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc, data = _start_run(tmp_path, DEMO_PCAP,
+                            '// Chatty\nfunction onItemCaptured(data) {\n  console.log(data.id);\n'
+                            '  wrapper.kflPcapS3(data, { kflArr: ["dns"], maxL4Streams: 2 });\n}\n',
+                            stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     first = proc.stdout.readline()
     proc.stdout.close()
@@ -242,15 +251,10 @@ def test_ctrl_c_with_workers_stops_them_and_keeps_what_was_read(tmp_path: Path) 
 
     pcap = tmp_path / "big.pcap"
     write_capture(pcap, packets=300_000, seed=5, plain=True)
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    (scripts / "seed.js").write_text(
-        'function onItemCaptured(data) {\n'
-        '  wrapper.kflPcapS3(data, { kflArr: ["dns"], maxL4Streams: 50 });\n}\n')
-    data = tmp_path / "data"
-    proc = subprocess.Popen([*KFLPCAP, "run", "--pcap", str(pcap), "--scripts", str(scripts), "--data-dir",
-                             str(data), "--no-progress", "--workers", "2"], cwd=tmp_path, env=CHECKOUT_ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc, data = _start_run(tmp_path, pcap,
+                            'function onItemCaptured(data) {\n'
+                            '  wrapper.kflPcapS3(data, { kflArr: ["dns"], maxL4Streams: 50 });\n}\n',
+                            "--workers", "2", stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert proc.stdout is not None
         for line in proc.stdout:  # the first repository: the run is well under way
