@@ -15,7 +15,6 @@ in this process (items per CPU second of capture + dissection, no JSON).
 from __future__ import annotations
 
 import argparse
-import datetime
 import random
 import shutil
 import ssl
@@ -26,13 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from bench.harness import TSHARK, compare, print_table
 from capture import Capture, CaptureConfig, NameTable, NodeInfo, make_handler_factory, open_sources
+from runtime.demo.protocol_servers import self_signed
 
 OUT = Path(__file__).parent / "out"
 MSS = 1448
@@ -80,21 +75,6 @@ class _Writer:
 
     def close(self) -> None:
         self.out.close()
-
-
-def _certificates(folder: Path) -> tuple[Path, Path]:
-    now = datetime.datetime.now(datetime.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench.kfl.internal")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("bench.kfl.internal")]), critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_file, key_file
 
 
 def tls_handshake(server_ctx: ssl.SSLContext, sni: str, alpn: list[str], tls12: bool
@@ -150,7 +130,7 @@ def make_captures(connections: int) -> tuple[Path, Path]:
         return tls_pcap, redis_pcap
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
-        cert, key = _certificates(Path(tmp))
+        cert, key = self_signed(Path(tmp), ["bench.kfl.internal"])
         server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         server_ctx.load_cert_chain(cert, key)
         server_ctx.set_alpn_protocols(["h2", "http/1.1"])
