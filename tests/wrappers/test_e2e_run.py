@@ -124,6 +124,17 @@ function onItemCaptured(data) {
 }
 """
 
+def dense_setup(tmp_path: Path, packets: int, seed: int) -> tuple[Path, Path]:
+    """A generated capture and a scripts folder holding DENSE_SCRIPT: (pcap, scripts)."""
+    from bench.trafficgen import write_capture
+
+    pcap = tmp_path / "t.pcap"
+    write_capture(pcap, packets=packets, seed=seed)
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "dense.js").write_text(DENSE_SCRIPT)
+    return pcap, scripts
+
 
 def pcap_header(path: Path) -> tuple[int, int] | None:
     """(snaplen, link type) of a classic pcap file (gzipped too), None for pcapng."""
@@ -148,14 +159,9 @@ def kflpcap_run(pcap: Path, scripts: Path, data: Path, env: dict[str, str], **kw
 @pytest.mark.s3
 @pytest.mark.slow
 def test_run_with_s3_down_then_a_quiet_next_run_delivers(tmp_path: Path) -> None:
-    from bench.trafficgen import write_capture
     from tests.seaweed import SeaweedS3
 
-    pcap = tmp_path / "t.pcap"
-    write_capture(pcap, packets=3000, seed=4)
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    (scripts / "dense.js").write_text(DENSE_SCRIPT)
+    pcap, scripts = dense_setup(tmp_path, 3000, 4)
     with SeaweedS3(tmp_path / "weed") as server:
         bucket = server.create_bucket("down-then-up", object_lock=True)
         server.stop()
@@ -188,13 +194,7 @@ def test_a_store_that_accepts_and_never_answers_fails_the_run_like_one_that_refu
     import socket
     import threading
 
-    from bench.trafficgen import write_capture
-
-    pcap = tmp_path / "t.pcap"
-    write_capture(pcap, packets=600, seed=4)
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    (scripts / "dense.js").write_text(DENSE_SCRIPT)
+    pcap, scripts = dense_setup(tmp_path, 600, 4)
     silent = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
     stop = threading.Event()
@@ -234,11 +234,7 @@ def test_run_killed_with_sigkill_while_flushing(seaweed, tmp_path: Path) -> None
 
     from bench.trafficgen import write_capture
 
-    pcap = tmp_path / "t.pcap"
-    write_capture(pcap, packets=20000, seed=6)
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    (scripts / "dense.js").write_text(DENSE_SCRIPT)
+    pcap, scripts = dense_setup(tmp_path, 20000, 6)
     bucket = seaweed.create_bucket("run-sigkill", object_lock=True)
     data = tmp_path / "data"
     proc = kflpcap_run(pcap, scripts, data, seaweed.env(bucket))
