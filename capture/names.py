@@ -100,8 +100,8 @@ class NameTable:
     def __init__(self, static: Mapping[str, Any] | None = None, k8s: History | None = None) -> None:
         self._by_ip: dict[str, Resolution] = {}
         self._by_ipport: dict[tuple[str, int], Resolution] = {}
-        self._learned: dict[str, Resolution] = {}
-        # every answer learned, per IP: (packets read then, name) for `snapshot(upto=...)`
+        # the names DNS answers gave, per IP in the order learned: (packets read then, name); the
+        # last one holds now, `snapshot(upto=...)` finds the one that held then
         self._answers: dict[str, list[tuple[int, Resolution]]] = {}
         # the capture's count of packets read (set by whoever feeds it): when an answer was learned
         self.seq: Callable[[], int] = lambda: 0
@@ -144,10 +144,14 @@ class NameTable:
     def learn(self, ip: str, dns_name: str) -> None:
         """A DNS answer said `dns_name` has address `ip`; the latest answer wins."""
         res = dns_resolution(dns_name)
-        if self._learned.get(ip) != res:
-            self._learned[ip] = res
-            self._answers.setdefault(ip, []).append((self.seq(), res))
+        answers = self._answers.setdefault(ip, [])
+        if not answers or answers[-1][1] != res:
+            answers.append((self.seq(), res))
             self._version += 1
+
+    def _learned_now(self, ip: str) -> Resolution:
+        answers = self._answers.get(ip)
+        return answers[-1][1] if answers else _NONE
 
     def endpoint(self, ip: str, port: int, ts_ns: int) -> Window:
         """(the name fields of an endpoint as of `ts_ns`, lo, hi): the answer holds for capture times
@@ -158,7 +162,7 @@ class NameTable:
         if self.k8s is None:
             if res is not None:
                 return {"name": res[0], "namespace": res[1], "resolutionMechanism": "ip"}, 0, FOREVER
-            name, ns = self._learned.get(ip, _NONE)
+            name, ns = self._learned_now(ip)
             return {"name": name, "namespace": ns, "resolutionMechanism": "dns" if name else "none"}, 0, \
                 FOREVER
         if res is not None:
@@ -169,7 +173,7 @@ class NameTable:
             lo, hi = max(lo, lo2), min(hi, hi2)
         if ident is not None:
             return dict(ident), lo, hi
-        name, ns = self._learned.get(ip, _NONE)
+        name, ns = self._learned_now(ip)
         return _k8s_shape(name, ns, "dns" if name else "none"), lo, hi
 
     def resolve(self, ip: str, port: int) -> Resolution:

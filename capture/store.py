@@ -183,6 +183,14 @@ class Record:
             return len(seqs)
         return bisect_right(seqs, seq)
 
+    def data_upto(self, k: int) -> int:
+        """Captured bytes of the first `k` held packets."""
+        return self.data_bytes if k == len(self.datas) else self.data_bytes - sum(map(len, self.datas[k:]))
+
+    def closed_by(self, seq: int | None) -> bool:
+        """Closed by the time the capture had read `seq` packets (None: now)."""
+        return bool(self.closed) and (seq is None or self.closed_seq <= seq)
+
     def packets(self, start: int = 0, end: int | None = None) -> list[Packet]:
         datas = self.datas[start:end]
         lts = self.lts[start:end] if self.lts is not None else [self.linktype] * len(datas)
@@ -248,32 +256,34 @@ class StreamStore:
     def info(self, stream_id: str, upto: int | None = None) -> StreamInfo | None:
         """The stream now, or as it was when the capture had read `upto` packets (its held packets
         and its close cut there; counts of packets not held, over the cap or evicted, are today's)."""
-        rec = self._recs.get(stream_id)
-        if rec is None or (upto is not None and upto < rec.first_seq):
+        rec = self._rec_at(stream_id, upto)
+        if rec is None:
             return None
         m = rec.meta
         k = rec.held_upto(upto)
+        data = rec.data_upto(k)
         if k == len(rec.datas):
-            last, data, wire = rec.last_ts, rec.data_bytes, rec.held_wire()
+            last, wire = rec.last_ts, rec.held_wire()
         else:
             last = rec.tss[k - 1] if k else rec.first_ts
-            data = rec.data_bytes - sum(map(len, rec.datas[k:]))
             wire = sum(rec.lens[:k]) if rec.lens is not None else data
-        closed = bool(rec.closed) and (upto is None or rec.closed_seq <= upto)
         return StreamInfo(
             m.stream_id, m.l4, m.client_ip, m.client_port, m.server_ip, m.server_port, m.first_ts_ns,
-            last, rec.count + k, data, rec.wire + wire, closed, rec.truncated, rec.evicted,
+            last, rec.count + k, data, rec.wire + wire, rec.closed_by(upto), rec.truncated, rec.evicted,
             rec.fragments, rec.datagrams,
         )
 
     def held_bytes(self, stream_id: str, upto: int | None = None) -> tuple[int, bool] | None:
         """(captured bytes held, closed or evicted) as `info` has them, cheaply; None: not in the store."""
-        rec = self._recs.get(stream_id)
-        if rec is None or (upto is not None and upto < rec.first_seq):
+        rec = self._rec_at(stream_id, upto)
+        if rec is None:
             return None
-        k = rec.held_upto(upto)
-        data = rec.data_bytes if k == len(rec.datas) else rec.data_bytes - sum(map(len, rec.datas[k:]))
-        return data, rec.evicted or (bool(rec.closed) and (upto is None or rec.closed_seq <= upto))
+        return rec.data_upto(rec.held_upto(upto)), rec.evicted or rec.closed_by(upto)
+
+    def _rec_at(self, stream_id: str, upto: int | None) -> Record | None:
+        """The stream's record, if the store had it when the capture had read `upto` packets."""
+        rec = self._recs.get(stream_id)
+        return None if rec is None or (upto is not None and upto < rec.first_seq) else rec
 
     def retained_at(self, stream_id: str, ts_ns: int) -> bool:
         """The stream is held and its retention had not run out at capture time `ts_ns` (pins aside:
