@@ -87,6 +87,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self._packets_wanted = False
         self._live = False
+        self._piped = False  # stdin among the sources
         self._mine: list[dict[str, Any]] = []  # with workers: this share's items of the packet read
         self._shares: SharedItems | None = None
         self._gc = LoopGC()
@@ -126,6 +127,7 @@ class Pipeline:
         self.source = capture.open_sources(self.config.sources, bpf=self.config.bpf,
                                            ring_mib=self.config.ring_mib)
         self._live = bool(getattr(self.source, "live", False))
+        self._piped = "-" in self.config.sources
         source = self.source
         self.stats.kernel_drops = lambda: source.counters().get("kernel_drops", 0)
         if self.config.k8s is not None:
@@ -360,9 +362,10 @@ class Pipeline:
             if wrappers_due:
                 self._tick_wrappers(now, deferred=True)
             store = s.store
-            if self._batch.items and store.held > store.budget - (store.budget >> 3):
-                # the store is nearly full: items waiting in a batch pin their streams, and what
-                # they pin the store cannot evict, so they go to the scripts now
+            if self._batch.items and (self._piped or store.held > store.budget - (store.budget >> 3)):
+                # stdin may be a capture still being written (`tcpdump -w - | kflpcap run --pcap -`):
+                # its items reach the scripts within a capture second, as before; and when the store
+                # is nearly full, items waiting in a batch pin streams the store cannot evict
                 self.flush(wait=False)
             self._housekeeping(now)
             return
