@@ -21,8 +21,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from capture.k8s.history import FOREVER, History, key_of
 from capture.k8s.objects import brief as brief_identity
 from capture.k8s.objects import timestamp_ns
@@ -121,6 +119,8 @@ class NameTable:
     @classmethod
     def load(cls, path: str | Path) -> NameTable:
         """Read a static map: `.json` as JSON, anything else as YAML."""
+        import yaml  # here, not at start-up: most runs read no YAML
+
         text = Path(path).read_text()
         try:
             data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)

@@ -1,5 +1,3 @@
-import sys
+from runtime.cli.main import entry
 
-from runtime.cli.main import main
-
-sys.exit(main())
+entry()

@@ -1,5 +1,5 @@
 """The `kflpcap` command line: `main`, one module per sub-command, the summary and metrics."""
 
-from runtime.cli.main import main
+from runtime.cli.main import entry, main
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
+from typing import NoReturn
 
 # (sub-command, module under runtime/ that defines `register(subparsers)`)
 COMMANDS: list[tuple[str, str]] = [
@@ -56,5 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def entry() -> NoReturn:
+    """The `kflpcap` command: `main`, then exit without walking the heap again. Everything a
+    command writes is closed by `main`; freezing the objects left keeps the interpreter's final
+    garbage collections from visiting them (~0.1 s after a 100 k-packet run, all of them live)."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

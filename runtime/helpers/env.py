@@ -7,8 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 RESERVED = frozenset(
     [
@@ -105,6 +103,8 @@ def load_env_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise EnvError(f"--env-file {path}: {exc.strerror or exc}") from exc
     suffix = path.suffix.lower()
+    import yaml  # here, not at start-up: most runs read no YAML
+
     try:
         if suffix == ".json":
             data = json.loads(text)

@@ -10,11 +10,12 @@ the first fire time after the clock — missed runs are not replayed one by one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-from croniter import croniter
+from typing import TYPE_CHECKING, Any
 
 from runtime.helpers.cron import CronError, check_cron
+
+if TYPE_CHECKING:  # croniter is imported when the first job is scheduled (start-up)
+    from croniter import croniter
 
 __all__ = ["NS", "CronError", "Job", "Scheduler"]
 
@@ -56,6 +57,8 @@ class Scheduler:
 
     def schedule(self, owner: Any, tag: str, cron: str, limit: int, now_ns: int) -> tuple[Job, Job | None]:
         """Add (or replace) job `tag`; returns the job and the job it replaced, if any."""
+        from croniter import croniter
+
         check_cron(cron)
         try:
             it = croniter(cron, now_ns / NS, second_at_beginning=True)
