@@ -472,12 +472,12 @@ class Pipeline:
                 clock.advance(first[0])
         self.scripts.start()
         self._scripts_changed()
-        with self._gc:
+        with self._gc:  # also over the final flush, which allocates as much as any second of the loop
             if self._live:
                 self._run_live(first, packets, capture_clock)
             elif first is not None:
                 self._loop(first, packets, capture_clock)
-        self.finish()
+            self.finish()
         return 0
 
     def _loop(self, first: Any, packets: Any, capture_clock: bool) -> None:
