@@ -35,6 +35,8 @@ from runtime.v8.batch import Batch
 
 NS = 1_000_000_000
 WRAPPER_TICK_NS = NS
+# how often a tick brings `stats` up to date (wall seconds): progress, summary and /metrics read them
+STATS_EVERY_S = 0.05
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Pipeline:
         }
         self.on_batch: list[Callable[[Batch, float], None]] = []
         self.on_tick: list[Callable[[int], None]] = []
+        self._stats_synced = 0.0  # time.monotonic() of the last sync_stats at a tick
         self.source: Any = None
         self.capture: Any = None
         self.names: Any = None
@@ -404,7 +407,10 @@ class Pipeline:
     def _housekeeping(self, now: int) -> None:
         if self.scripts.pending():
             self.scripts.poll()
-        self.sync_stats()
+        wall = time.monotonic()
+        if wall - self._stats_synced >= STATS_EVERY_S:  # not every capture second of a sparse capture
+            self._stats_synced = wall
+            self.sync_stats()
         for fn in self.on_tick:
             fn(now)
         self._gc.due()
