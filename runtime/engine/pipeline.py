@@ -32,6 +32,7 @@ from runtime.helpers.console import Console
 from runtime.helpers.files import DataDir
 from runtime.helpers.services import Clock, Limits, Services
 from runtime.v8.batch import Batch
+from runtime.v8.host import ScriptHost
 
 NS = 1_000_000_000
 WRAPPER_TICK_NS = NS
@@ -233,21 +234,18 @@ class Pipeline:
         always wait.
         """
         batch = self._batch
-        if batch.events:
+        if batch.events or batch.ticks:  # ticks alone: the scripts' timers due at them run there
             self._batch = Batch()
             batch.time_ns = self.services.clock.now_ns()
             for host in self.scripts.loaded():
                 host.prepare_batch(batch)  # the batch's JSON, made while the scripts still work
         self._complete()
-        if batch.events:
+        if batch.events or batch.ticks:
             started = time.perf_counter()
             sent = [h for h in self.scripts.loaded() if h.send_batch(batch)]
             self._inflight = (batch, sent, started)
             if wait:
                 self._complete()
-        elif batch.ticks:  # ticks after the last events: every command before them has run
-            self._batch = Batch()
-            self._run_ticks(batch, [])
         self._hold()
 
     def _complete(self) -> None:
@@ -295,7 +293,7 @@ class Pipeline:
         due = self.services.scheduler.next_due_ns()
         if due is not None:
             candidates.append(due)
-        for host in self.scripts.loaded():
+        for host in self._timed_here():
             if host.next_timer_ms is not None:
                 candidates.append(int(host.next_timer_ms) * 1_000_000)
         return min(candidates)
@@ -363,7 +361,7 @@ class Pipeline:
             self._next_wrapper_tick = now - now % WRAPPER_TICK_NS + WRAPPER_TICK_NS
         if not wait and not self._scripts_due(now):
             if wrappers_due:
-                self._tick_wrappers(now, deferred=True)
+                self._tick_deferred(now)
             store = s.store
             if self._batch.items and (self._piped or store.held > store.budget - (store.budget >> 3)):
                 # stdin may be a capture still being written (`tcpdump -w - | kflpcap run --pcap -`):
@@ -393,14 +391,30 @@ class Pipeline:
         if due is not None and due <= now:
             return True
         now_ms = now // 1_000_000
-        return any(h.next_timer_ms is not None and h.next_timer_ms <= now_ms for h in self.scripts.loaded())
+        return any(h.next_timer_ms is not None and h.next_timer_ms <= now_ms for h in self._timed_here())
 
-    def _tick_wrappers(self, now: int, deferred: bool = False) -> None:
-        """The wrappers' clock tick: now (every item before it has been through the scripts), or
-        `deferred` into the batch being filled when items are still on their way."""
-        if deferred and (self._batch.events or self._inflight is not None):
+    def _timed_here(self) -> list[ScriptHost]:
+        """The scripts whose timers this process runs when due. On the capture clock a script that
+        takes batches runs its own, at the events and ticks of its batches (`Batch.clock_ms`): the
+        same items and ticks come before each timer whatever the batch size, and no batch waits."""
+        if self.services.clock.mode != "capture":
+            return self.scripts.loaded()
+        return [h for h in self.scripts.loaded() if not h.wants_items]
+
+    def _tick_deferred(self, now: int) -> None:
+        """A capture-second tick with no job, timer or hub action due here: into the batch being
+        filled when events are still on their way (their scripts run the timers due at it, then the
+        wrappers tick, between the commands of the events around it); else now."""
+        if self._batch.events or self._batch.ticks or self._inflight is not None:
             self._batch.add_tick(now, self.services.store.seq)
             return
+        now_ms = now // 1_000_000
+        for host in self.scripts.loaded():
+            host.run_timers(now_ms)
+        self._tick_wrappers(now)
+
+    def _tick_wrappers(self, now: int) -> None:
+        """The wrappers' clock tick (every item before it has been through the scripts)."""
         for host in list(self.scripts.hosts.values()):
             host.tick(now)
 

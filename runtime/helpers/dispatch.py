@@ -94,8 +94,9 @@ class Commands:
         self.options = options
         self.wrapper: Any = None
         self._context: Any = None
-        # the wrapper ticks of the batch whose commands run: (first event after it, clock, packets read)
-        self.ticks: deque[tuple[int, int, int]] = deque()
+        # the wrapper ticks of the batch whose commands run: (its number in the batch, first event
+        # after it, clock, packets read)
+        self.ticks: deque[tuple[int, int, int, int]] = deque()
         # the script's synchronous HTTP calls: timeouts and breakers (docs/security.md)
         self.webhooks = vendor.WebhookBudget(lambda text: self.error(text, "limit"))
         self.failed = 0
@@ -125,10 +126,20 @@ class Commands:
             name = cmd[0]
             if name == "@":
                 i = cmd[1]
-                if self.ticks and self.ticks[0][0] <= i:
+                if self.ticks and self.ticks[0][1] <= i:
                     self.run_ticks(i)
                 s = self.services
                 s.cut_ns, s.cut_seq = cuts[i] if cuts is not None and 0 <= i < len(cuts) else (None, None)
+                continue
+            if name == "T":  # from timers due at the batch's tick k: after the wrapper ticks before it
+                k = cmd[1]
+                ticks = self.ticks
+                while ticks and ticks[0][0] < k:
+                    _, _, now, seq = ticks.popleft()
+                    self.tick(now, seq)
+                s = self.services
+                at = ticks[0] if ticks and ticks[0][0] == k else (k, 0, None, None)
+                s.cut_ns, s.cut_seq = at[2], at[3]
                 continue
             if dry_run is not None and name in _OUTSIDE:
                 dry_run.append(_OUTSIDE[name](self, cmd))
@@ -215,8 +226,8 @@ class Commands:
     def run_ticks(self, before: int | None = None) -> None:
         """Run the batch's pending wrapper ticks due before event `before` (None: all of them)."""
         ticks = self.ticks
-        while ticks and (before is None or ticks[0][0] <= before):
-            _, now, seq = ticks.popleft()
+        while ticks and (before is None or ticks[0][1] <= before):
+            _, _, now, seq = ticks.popleft()
             self.tick(now, seq)
 
     def close(self, reason: str) -> None:

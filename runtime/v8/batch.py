@@ -134,6 +134,13 @@ class Batch:
         whole = with_packets and self.has_packets()
         return [(events if whole else items, now, seq) for items, events, now, seq in self.ticks]
 
+    def clock_ms(self, with_packets: bool) -> tuple[list[int | None], list[list[int]]]:
+        """(the runtime clock in ms per event, [[index of the next event, clock ms]] per tick) of a
+        variant: the script's clock at each event and tick, whatever the batch's size (its timers
+        fall due at those, not at the batch's sending)."""
+        times = [None if ns is None else ns // 1_000_000 for ns, _ in self.cuts_of(with_packets)]
+        return times, [[index, now // 1_000_000] for index, now, _ in self.ticks_of(with_packets)]
+
     def bits(self, with_packets: bool, query: str, match: Callable[[dict[str, Any]], bool]) -> str:
         """'1'/'0' per event of a variant: does `query` match that event's item."""
         with_packets = with_packets and self.has_packets()

@@ -399,14 +399,16 @@ class ScriptHost:
 
     def send_batch(self, batch: Batch) -> bool:
         """Start delivering `batch`; `finish_batch()` completes it. False when the script takes none."""
-        if not self.wants_items or len(batch) == 0:
+        if not self.wants_items:
             return False
         with_packets = proto.HOOK_PACKET in self.hooks
         kinds, objs = batch.skeleton(with_packets)
-        if not kinds:
+        times, ticks = batch.clock_ms(with_packets)
+        if not kinds and not ticks:
             return False
         lean = self.lean and not with_packets
-        header: dict[str, Any] = {proto.BATCH_KINDS: kinds, proto.BATCH_UPDATE: self._update()}
+        header: dict[str, Any] = {proto.BATCH_KINDS: kinds, proto.BATCH_UPDATE: self._update(),
+                                  proto.BATCH_TIMES: times, proto.BATCH_TICKS: ticks}
         if lean:
             header[proto.BATCH_LEAN] = True
         if not self.bodies:
@@ -440,7 +442,7 @@ class ScriptHost:
         batch, objs = self._inflight
         self._inflight = None
         with_packets = proto.HOOK_PACKET in self.hooks
-        self.commands.ticks.extend(batch.ticks_of(with_packets))
+        self.commands.ticks.extend((k, *tick) for k, tick in enumerate(batch.ticks_of(with_packets)))
         try:
             self._drive(self._receive(), objs, batch, with_packets)
         except ScriptFault as exc:

@@ -64,12 +64,13 @@
   }
 
   // commands made by the hook of batch event EV follow an ["@", EV] mark (the store helpers and the
-  // wrappers see the stream store as of that event; the wrappers' ticks due before it run first)
+  // wrappers see the stream store as of that event; the wrappers' ticks due before it run first);
+  // EV = -2 - k while timers due at the batch's tick k run: ["T", k]
   let EV = -1;
   let MARKED = -1;
   function emit(cmd) {
     if (EV !== MARKED) {
-      OUT.push(["@", EV]);
+      OUT.push(EV <= -2 ? ["T", -2 - EV] : ["@", EV]);
       MARKED = EV;
     }
     OUT.push(cmd);
@@ -316,10 +317,57 @@
     return kind === 112 ? ["onPacketCaptured", G.onPacketCaptured] : ["onItemCaptured", G.onItemCaptured];
   }
 
+  // The setTimeout callbacks due by NOW, in due order, their commands marked for event `ev`
+  // (EV's values); false when one raised a signal: it stays due, its commands are dropped and the
+  // call resumes at event `at` (a batch) or starts again (outside one).
+  function fireTimers(ev, at) {
+    if (NOW < TIMER_MIN) return true;
+    const due = [];
+    for (const [id, t] of TIMERS) if (t.due <= NOW) due.push([t.due, id, t]);
+    due.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    EV = ev;
+    let done = true;
+    for (const [, id, t] of due) {
+      TIMERS.delete(id);
+      const mark = OUT.length;
+      const printed = CONSOLE_USED;
+      const err = guarded("setTimeout", t.fn, t.args);
+      if (PENDING) {
+        TIMERS.set(id, t);
+        OUT.length = mark;
+        MARKED = null;
+        CONSOLE_USED = printed;
+        PENDING.at = at;
+        done = false;
+        break;
+      }
+      if (err !== null) emit(["error", "(setTimeout) " + err]);
+    }
+    TIMER_MIN = nextTimer() ?? Infinity;
+    return done;
+  }
+
+  // Before batch event i (B.n: after the last): the batch's ticks up to it, then the event's own
+  // clock; timers fall due at these, so where they run does not depend on how events were batched.
+  function beforeEvent(i) {
+    const tk = B.tk;
+    while (B.tc < tk.length && tk[B.tc][0] <= i) {
+      NOW = tk[B.tc][1];
+      if (!fireTimers(-2 - B.tc, i)) return false;
+      B.tc++;
+    }
+    if (i < B.n && B.tm !== null && B.tm[i] !== null) {
+      NOW = B.tm[i];
+      return fireTimers(i, i);
+    }
+    return true;
+  }
+
   function runEvents(start) {
     const deadline = Date.now() + CFG.sliceMs;
     const n = B.n;
     for (let i = start; i < n; i++) {
+      if (!beforeEvent(i)) return finish(null);
       const kind = B.kinds.charCodeAt(i);
       const [name, fn] = hookFor(kind);
       if (typeof fn === "function") {
@@ -349,6 +397,7 @@
       }
       if ((i & 15) === 15 && i + 1 < n && Date.now() > deadline) return finish(i + 1);
     }
+    beforeEvent(n);
     return finish(null);
   }
 
@@ -377,6 +426,8 @@
       (typeof G.onHubAction === "function" ? "a" : "");
   }
 
+  const TIMERS = new Map();
+  let TIMER_MIN = Infinity;  // no timer is due before this (the earliest, or earlier)
   function nextTimer() {
     let best = null;
     for (const t of TIMERS.values()) if (best === null || t.due < best) best = t.due;
@@ -424,7 +475,8 @@
       const h = JSON.parse(head);
       applyUpdate(h.u);
       B = { lines: body === "" ? [] : body.split("\x01"), kinds: h.k, ans: h.a || {}, n: h.k.length,
-        targets: [], gen: GEN, nb: !!h.nb, proj: h.pf ? new Set(h.pf) : null };
+        targets: [], gen: GEN, nb: !!h.nb, proj: h.pf ? new Set(h.pf) : null,
+        tm: h.tm || null, tk: h.tk || [], tc: 0 };
       if (h.lean && !leanStillValid()) {
         PENDING = { k: "need", at: 0 };
         return finish(null);
@@ -481,18 +533,7 @@
     timers(now, update) {
       applyUpdate(update);
       NOW = now;
-      const due = [];
-      for (const [id, t] of TIMERS) if (t.due <= now) due.push([t.due, id, t]);
-      due.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-      for (const [, id, t] of due) {
-        TIMERS.delete(id);
-        const err = guarded("setTimeout", t.fn, t.args);
-        if (PENDING) {
-          TIMERS.set(id, t);
-          break;
-        }
-        if (err !== null) emit(["error", "(setTimeout) " + err]);
-      }
+      fireTimers(-1, 0);
       return finish(null);
     },
     // after the top-level code: its commands, or the signal it raised
@@ -1132,13 +1173,13 @@
     },
   };
 
-  const TIMERS = new Map();
   let timerSeq = 0;
   function setTimeout(fn, ms, ...args) {
     typeCheck("setTimeout", fn, "function", "callback");
     const delay = Math.max(0, Number(ms) || 0);
     timerSeq += 1;
     TIMERS.set(timerSeq, { due: NOW + delay, fn: fn, args: args });
+    if (NOW + delay < TIMER_MIN) TIMER_MIN = NOW + delay;
     return timerSeq;
   }
   function clearTimeout(id) { TIMERS.delete(id); }

@@ -77,9 +77,12 @@ BATCH_ANSWERS = "a"  # query id -> "0"/"1" per event (precomputed kfl.match answ
 BATCH_LEAN = "lean"  # no item text was sent (the script only forwards items)
 BATCH_NO_BODIES = "nb"  # message bodies were left out
 BATCH_PROJECTION = "pf"  # the top-level item fields sent (absent: all)
+BATCH_TIMES = "tm"  # per event: the runtime clock (ms) when it was made (null: unknown)
+BATCH_TICKS = "tk"  # the capture-second ticks between events: [[index of the next event, clock ms]]
 
 # the object every call returns
-RESULT_COMMANDS = "c"  # [[helper command name, args...], ...] to execute in order
+RESULT_COMMANDS = "c"  # [[helper command name, args...], ...] to execute in order; ["@", i]: those
+# after it came from event i's hook (or timers due by its time), ["T", k]: from timers due at tick k
 RESULT_HOOKS = "h"  # letters of HOOKS the script defines
 RESULT_SIGNAL = "s"  # a pending signal (below): answer it, then resume at signal["at"]
 RESULT_YIELD = "y"  # the call handed back control after its time slice: resume at this index

@@ -1,5 +1,6 @@
 """A replay gives the same console output, items and repositories whatever `--batch` and `--workers`
-are: the wrappers' ticks (maxMinutes, the maxBytes recheck) travel in the ordered stream of items,
+are: the wrappers' ticks (maxMinutes, the maxBytes recheck) and the scripts' timers travel in the
+ordered stream of items,
 what a wrapper reads of the stream store and the name table is cut at the item or tick it works for,
 and the items of the dissection workers are merged in the order one process makes them."""
 
@@ -27,7 +28,17 @@ function onItemCaptured(data) {
 }
 """
 SEEN = """// Seen
+var n = 0;
+function every(ms) {  // a timer that sets the next: each falls due where the clock stood when it ran
+  setTimeout(function () { console.log("interval after " + n + " items"); every(ms); }, ms);
+}
+every(45000);
 function onItemCaptured(data) {
+  n++;
+  if (n % 150 === 1) {
+    var id = data.id;
+    setTimeout(function () { console.log("timer of " + id + " after " + n + " items"); }, 20000);
+  }
   console.log(JSON.stringify([data.id, data.stream, data.protocol.abbr, data.timestamp, data.dst.name,
                               JSON.stringify(data.response).length]));
 }
@@ -82,7 +93,11 @@ def test_console_items_and_repositories_do_not_depend_on_batches_or_workers(capt
                                                                           tmp_path: Path) -> None:
     one = _replay(capture, tmp_path / "one", "--batch", "1")
     console, pcaps, manifests = one
-    assert sum(ln.startswith("Seen] ") for ln in console) > 1000
+    assert sum(ln.startswith("Seen] [") for ln in console) > 1000
+    # setTimeout callbacks run between the same items whatever the batch (they used to run when the
+    # batch that held them came back: after up to a whole batch of later items, or never at the end)
+    assert sum(ln.startswith("Seen] timer of ") for ln in console) > 5
+    assert sum(ln.startswith("Seen] interval after ") for ln in console) > 30
     reasons = {m["reason"] for m in manifests.values()}
     assert {"maxMinutes", "maxL4Streams"} <= reasons, reasons
     assert len(pcaps) > 20
