@@ -442,7 +442,9 @@ def _hub_action(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
 def _schedule(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
     _, tag, cron, limit = cmd
     s = c.services
-    _job, old = s.scheduler.schedule(c.identity, tag, cron, limit, s.clock.now_ns())
+    # from the clock of the item whose hook scheduled it (its cut), not of the batch's return
+    now = s.cut_ns if s.cut_ns is not None else s.clock.now_ns()
+    _job, old = s.scheduler.schedule(c.identity, tag, cron, limit, now)
     if old is not None and old.owner is not c.identity:
         s.console.log(old.owner.title, f"Job {tag!r} was replaced by script {c.identity.title!r}")
     c.log(f'Scheduled the job: "{tag}" for cron: "{cron}" (limit: {limit or "infinite"})')
