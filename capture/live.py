@@ -189,6 +189,12 @@ class LiveSource:
         return out
 
     def __iter__(self) -> Iterator[Packet]:
+        for block in self.blocks():
+            yield from block
+
+    def blocks(self) -> Iterator[list[Packet]]:
+        """The packets of each ring block, a list at a time (copied out: the block is back with the
+        kernel before they are processed)."""
         ring = self._ring
         size = self._block_size
         blocks = self._blocks
@@ -206,7 +212,7 @@ class LiveSource:
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + STATS_S
                     self.read_stats()
-                yield from packets
+                yield packets
                 continue
             wait = POLL_S
             if self._stopped:

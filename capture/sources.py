@@ -15,6 +15,7 @@ from capture.model import Packet
 from capture.readers import GZIP_MAGIC, MAX_RECORD, NotACapture, read_capture
 
 MAX_GZIP_LAYERS = 4  # a .gz of a .gz is read; deeper nesting is not a capture
+FILE_BLOCK = 1024  # packets per list of a file in `Sources.blocks`
 
 
 class _Prefixed(io.RawIOBase):
@@ -165,6 +166,18 @@ class PacketSource:
     def __iter__(self) -> Iterator[Packet]:
         # chain the readers' own generators: no extra generator layer per packet
         return itertools.chain.from_iterable(self._inputs())
+
+    def blocks(self) -> Iterator[list[Packet]]:
+        """The packets in lists: a live interface's as its ring hands them over, a file's by
+        `FILE_BLOCK` (a consumer takes a list without waiting between its packets)."""
+        for packets in self._inputs():
+            ring = getattr(packets, "blocks", None)
+            if ring is not None:
+                yield from ring()
+                continue
+            it = iter(packets)
+            while block := list(itertools.islice(it, FILE_BLOCK)):
+                yield block
 
     def _inputs(self) -> Iterator[Iterable[Packet]]:
         for spec in self.specs:

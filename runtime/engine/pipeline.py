@@ -19,7 +19,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -383,9 +383,10 @@ class Pipeline:
         self._housekeeping(now)
 
     def _scripts_due(self, now: int) -> bool:
-        """A job, timer or hub action is due: the scripts must have seen every earlier item first."""
+        """A job, timer or hub action is due, or a script's file changed (reloaded between batches):
+        the scripts must have seen every earlier item first."""
         s = self.services
-        if s.job_requests or s.hub_actions:
+        if s.job_requests or s.hub_actions or self.scripts.pending():
             return True
         due = s.scheduler.next_due_ns()
         if due is not None and due <= now:
@@ -483,28 +484,26 @@ class Pipeline:
         self.start()
         clock = self.services.clock
         capture_clock = clock.mode == "capture"
-        packets = iter(self.source)
-        first = None
+        # live: the lists of packets the kernel's ring hands over at once
+        packets = self.source.blocks() if self._live else iter(self.source)
         if capture_clock:
             # jobs scheduled at load count from the capture's first packet, not from today
             first = next(packets, None)
             if first is not None:
-                clock.advance(first[0])
+                clock.advance((first[0] if self._live else first)[0])
+                packets = itertools.chain((first,), packets)
         self.scripts.start()
         self._scripts_changed()
+        self.capture.use_snaplens(self.source)
         with self._gc:  # also over the final flush, which allocates as much as any second of the loop
             if self._live:
-                self._run_live(first, packets, capture_clock)
-            elif first is not None:
-                self._loop(first, packets, capture_clock)
+                self._run_live(packets, capture_clock)
+            else:
+                self.capture.consume(self._paced(packets, capture_clock))
             self.finish()
         return 0
 
-    def _loop(self, first: Any, packets: Any, capture_clock: bool) -> None:
-        self.capture.use_snaplens(self.source)
-        self.capture.consume(self._paced(first, packets, capture_clock))
-
-    def _paced(self, first: Any, packets: Any, capture_clock: bool) -> Iterator[Any]:
+    def _paced(self, packets: Iterable[Any], capture_clock: bool) -> Iterator[Any]:
         """The packets for `Capture.consume` (its fast path), with the loop's work between two:
         the clock and what falls due before a packet; a full batch, a poll, a stop after it."""
         clock = self.services.clock
@@ -512,7 +511,7 @@ class Pipeline:
         n = 0
         try:
             shares = self._shares
-            for pkt in itertools.chain((first,), packets):
+            for pkt in packets:
                 ts = pkt[0]
                 if capture_clock:
                     clock.advance(ts)
@@ -527,50 +526,49 @@ class Pipeline:
                 elif (not capture_clock and n % 256 == 0 and clock.now_ns() >= self._deadline) or (
                     n % 4096 == 0 and self.scripts.pending()
                 ):
-                    self.tick()
+                    self.tick(wait=False)
                 if self._stopping:
                     return
         finally:
             self.counters["packets"] += n
 
-    def _run_live(self, first: Any, packets: Any, capture_clock: bool) -> None:
-        """Live input: the same, plus a timer thread that flushes a batch once its first event is
-        `live_flush_ms` old and runs what falls due, while the source waits for packets. The lock
-        is held while a packet is processed, not while waiting for the next one."""
-        clock = self.services.clock
-        feed = self.capture.feed_packet
-        counters = self.counters
-        batch_items = self.config.batch_items
+    def _run_live(self, blocks: Iterator[list[Any]], capture_clock: bool) -> None:
+        """Live input: each block of packets the ring hands over goes through `Capture.consume`'s fast
+        path under the lock, which a timer thread also takes to flush a batch once its first event
+        is `live_flush_ms` old and to run what falls due while the source waits for packets. The
+        lock is held while a block is processed, not while waiting for the next one."""
         lock = self._lock
         done = threading.Event()
         timer = threading.Thread(target=self._live_timer, args=(done,), name="kflpcap-flush", daemon=True)
         timer.start()
         try:
-            pkt = first if first is not None else next(packets, None)
-            while pkt is not None and not self._stopping:
+            for block in blocks:
                 with lock:
-                    ts = pkt[0]
-                    if capture_clock:
-                        clock.advance(ts)
-                    feed(pkt)
-                    counters["packets"] += 1
-                    if len(self._batch.events) >= batch_items:
-                        self.flush()
-                pkt = next(packets, None)
+                    self.capture.consume(self._paced(block, capture_clock))
+                if self._stopping:
+                    break
         finally:
             done.set()
             timer.join()
 
     def _live_timer(self, done: threading.Event) -> None:
+        """Every few ms: what fell due (a job, timer or hub action waits for the scripts; the wrappers'
+        tick goes into the batch); a batch whose first event is `live_flush_ms` old is sent without
+        waiting; a batch in flight whose answer is there is collected (its commands run)."""
         flush_s = self.config.live_flush_ms / 1000.0
         period = min(0.01, flush_s / 4)
         clock = self.services.clock
         while not done.wait(period):
             with self._lock:
-                old = bool(self._batch.events) and time.monotonic() - self._batch_started >= flush_s
-                if old or clock.now_ns() >= self._deadline or self.scripts.pending():
-                    self.capture.tick(clock.now_ns())
-                    self.tick()
+                now = clock.now_ns()
+                if now >= self._deadline or self.scripts.pending():
+                    self.capture.tick(now)
+                    self.tick(now, wait=False)
+                if self._batch.events and time.monotonic() - self._batch_started >= flush_s:
+                    self.flush(wait=False)
+                elif self._inflight is not None and all(h.answered() for h in self._inflight[1]):
+                    self._complete()
+                    self._hold()
 
     def finish(self) -> None:
         """End of input: close every stream, deliver the last items, run due jobs, unload, drain."""

@@ -436,6 +436,10 @@ class ScriptHost:
         self._inflight = (batch, objs)
         return True
 
+    def answered(self) -> bool:
+        """`finish_batch` would find the batch's first answer waiting (or no batch is in flight)."""
+        return self._inflight is None or self._proc is None or self._proc.answered()
+
     def finish_batch(self) -> None:
         if self._inflight is None:
             return

@@ -141,6 +141,13 @@ class IsolateProcess:
             raise IsolateGone(self._death()) from exc
         self._pending = True
 
+    def answered(self) -> bool:
+        """The answer to the call in flight can be read without waiting (or no call is in flight)."""
+        if not self._pending:
+            return True
+        stdout = self._proc.stdout
+        return stdout is None or bool(select.select([stdout], [], [], 0)[0])
+
     def receive(self, wait_s: float) -> Answer:
         stdout = self._proc.stdout
         assert stdout is not None

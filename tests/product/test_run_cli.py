@@ -301,3 +301,16 @@ def test_items_from_a_pipe_reach_the_scripts_while_it_is_still_written(tmp_path:
     finally:
         proc.kill()
         proc.stdin.close()
+
+
+def test_a_capture_file_on_the_wall_clock_is_read_whole(tmp_path: Path, only_seed: Path) -> None:
+    """`--clock wall` on a file: every packet goes through the scripts and the DNS flows tshark sees
+    are kept (the run read nothing: the loop only started from the first packet of the capture clock)."""
+    done = kflpcap("run", "--pcap", str(DEMO_PCAP), "--clock", "wall", "--scripts", str(only_seed),
+                   "--data-dir", "d", "--node", "n1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    packets = len(tshark_fields(DEMO_PCAP, "frame", ["frame.number"]))
+    assert re.search(rf"packets\s+│\s+{packets:,} ", done.stderr), done.stderr
+    repos = tmp_path / "d" / "repositories" / "n1" / "kfl-pcap-s3"
+    dns = {flow for pcap in repos.glob("kfl_1/*.pcap.gz") for flow in l4_flows(pcap)}
+    assert dns == set(json.loads(DEMO_JSON.read_text())["dns_flows"])
