@@ -30,7 +30,9 @@ from runtime.engine.shares import SharedItems
 from runtime.engine.stats import RunStats
 from runtime.helpers.console import Console
 from runtime.helpers.files import DataDir
+from runtime.helpers.jobs import Job
 from runtime.helpers.services import Clock, Limits, Services
+from runtime.v8 import protocol as proto
 from runtime.v8.batch import Batch
 from runtime.v8.host import ScriptHost
 
@@ -261,6 +263,11 @@ class Pipeline:
         for item in batch.items:
             store.unpin(item["stream"])
         self.counters["batches"] += 1
+        runs = self.services.job_runs
+        if runs:
+            self.counters["jobs_run"] += len(runs)
+            self.counters["jobs_failed"] += sum(runs)
+            runs.clear()
         self._deliver_hub_actions()
         self._run_requested_jobs()
         if any(h.wants_packets for h in self.scripts.loaded()) != self._packets_wanted:
@@ -360,8 +367,9 @@ class Pipeline:
         if wrappers_due:
             self._next_wrapper_tick = now - now % WRAPPER_TICK_NS + WRAPPER_TICK_NS
         if not wait and not self._scripts_due(now):
-            if wrappers_due:
-                self._tick_deferred(now)
+            jobs = s.scheduler.due(now)  # any due here run in their scripts' batches (`_jobs_in_stream`)
+            if wrappers_due or jobs:
+                self._tick_deferred(now, jobs)
             store = s.store
             if self._batch.items and (self._piped or store.held > store.budget - (store.budget >> 3)):
                 # stdin may be a capture still being written (`tcpdump -w - | kflpcap run --pcap -`):
@@ -389,7 +397,7 @@ class Pipeline:
         if s.job_requests or s.hub_actions or self.scripts.pending():
             return True
         due = s.scheduler.next_due_ns()
-        if due is not None and due <= now:
+        if due is not None and due <= now and not self._jobs_in_stream():
             return True
         now_ms = now // 1_000_000
         return any(h.next_timer_ms is not None and h.next_timer_ms <= now_ms for h in self._timed_here())
@@ -402,13 +410,32 @@ class Pipeline:
             return self.scripts.loaded()
         return [h for h in self.scripts.loaded() if not h.wants_items]
 
-    def _tick_deferred(self, now: int) -> None:
-        """A capture-second tick with no job, timer or hub action due here: into the batch being
-        filled when events are still on their way (their scripts run the timers due at it, then the
-        wrappers tick, between the commands of the events around it); else now."""
+    def _jobs_in_stream(self) -> bool:
+        """On the capture clock a job runs in its script's batch, at the tick it falls due, unless a
+        script hooks onJobPassed/onJobFailed (they must wait for its end) or its script takes no
+        batches."""
+        if self.services.clock.mode != "capture":
+            return False
+        hosts = self.scripts.loaded()
+        if any(proto.HOOK_LETTER["onJobPassed"] in h.hooks or proto.HOOK_LETTER["onJobFailed"] in h.hooks
+               for h in hosts):
+            return False
+        owners = {id(h.identity) for h in hosts if h.wants_items}
+        return all(id(job.owner) in owners for job in self.services.scheduler.jobs.values())
+
+    def _tick_deferred(self, now: int, jobs: list[Job]) -> None:
+        """A capture-second tick with nothing due that must wait: into the batch being filled when
+        events are still on their way (their scripts run the `jobs` and the timers due at it, then
+        the wrappers tick, between the commands of the events around it); else now."""
+        s = self.services
         if self._batch.events or self._batch.ticks or self._inflight is not None:
-            self._batch.add_tick(now, self.services.store.seq)
+            owned = [(self.scripts.owner_of(job), [job.tag, job.cron, job.limit]) for job in jobs]
+            self._batch.add_tick(now, s.store.seq, owned)
+            for job in jobs:
+                s.scheduler.ran(job)
             return
+        for job in jobs:
+            self.run_job(job.tag)
         now_ms = now // 1_000_000
         for host in self.scripts.loaded():
             host.run_timers(now_ms)

@@ -463,6 +463,15 @@ def _remove_all(c: Commands, _cmd: list[Any], _objs: Sequence[Any]) -> None:
     c.log("All jobs are removed.")
 
 
+@command("job.done")
+def _job_done(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
+    """A job the script ran at a tick of its batch: `[_, tag, error text or None]`."""
+    _, tag, error = cmd
+    c.services.job_runs.append(error is not None)
+    if error is not None:
+        c.error(f"(job={tag}) {error}", "job")
+
+
 @command("jobs.run")
 def _run(c: Commands, cmd: list[Any], _objs: Sequence[Any]) -> None:
     if c.services.scheduler.get(cmd[1]) is None:

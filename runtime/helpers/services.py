@@ -116,6 +116,8 @@ class Services:
     job_requests: list[str] = field(default_factory=list)
     # hub.action(action, object JSON) calls, delivered to every script's onHubAction by the pipeline
     hub_actions: list[tuple[str, str]] = field(default_factory=list)
+    # jobs run inside a batch (their tick's): True per run that failed, counted by the pipeline
+    job_runs: list[bool] = field(default_factory=list)
     # where a script's wrappers report their figures (`wrappers.context.WrapperEvents`), by title
     wrapper_events: Callable[[str], Any] | None = None
     # the scripts' prometheus.metric/vector series (`runtime.helpers.vendor.ScriptMetrics`)

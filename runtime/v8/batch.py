@@ -9,7 +9,7 @@ onPacketCaptured get the items-only variant, so event indices are per variant.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -38,6 +38,8 @@ class Batch:
         self.seqs: list[int | None] = []  # per event: the packets the capture had read then
         # wrapper ticks due between events: (items before it, events before it, clock, packets read)
         self.ticks: list[tuple[int, int, int, int]] = []
+        # jobs that run at a tick, in their script: (tick number, owner, [tag, cron, limit])
+        self.jobs: list[tuple[int, Any, list[Any]]] = []
         self.time_ns = 0
         self._lines: dict[tuple[bool, frozenset[str] | None], list[bytes]] = {}
         self._bodies: dict[tuple[bool, bool, frozenset[str] | None], bytes] = {}
@@ -67,9 +69,12 @@ class Batch:
         self.cuts.append(ts_ns)
         self.seqs.append(seq)
 
-    def add_tick(self, now_ns: int, seq: int) -> None:
+    def add_tick(self, now_ns: int, seq: int, jobs: Sequence[tuple[Any, list[Any]]] = ()) -> None:
         """The wrappers' clock tick at `now_ns`, after the events so far (the capture had read `seq`
-        packets): it runs between their commands and the next events'."""
+        packets): it runs between their commands and the next events'. `jobs`: (owner, [tag, cron,
+        limit]) of the jobs due then, which their scripts run at the tick."""
+        for owner, job in jobs:
+            self.jobs.append((len(self.ticks), owner, job))
         self.ticks.append((len(self.items), len(self.events), now_ns, seq))
 
     def has_packets(self) -> bool:
@@ -134,12 +139,19 @@ class Batch:
         whole = with_packets and self.has_packets()
         return [(events if whole else items, now, seq) for items, events, now, seq in self.ticks]
 
-    def clock_ms(self, with_packets: bool) -> tuple[list[int | None], list[list[int]]]:
-        """(the runtime clock in ms per event, [[index of the next event, clock ms]] per tick) of a
-        variant: the script's clock at each event and tick, whatever the batch's size (its timers
-        fall due at those, not at the batch's sending)."""
+    def clock_ms(self, with_packets: bool, owner: Any = None) -> tuple[list[int | None], list[list[Any]]]:
+        """(the runtime clock in ms per event, [[index of the next event, clock ms(, jobs)]] per tick)
+        of a variant: the script's clock at each event and tick, whatever the batch's size (its
+        timers fall due at those, not at the batch's sending); a tick lists the jobs of `owner` due
+        at it, [tag, cron, limit] each."""
         times = [None if ns is None else ns // 1_000_000 for ns, _ in self.cuts_of(with_packets)]
-        return times, [[index, now // 1_000_000] for index, now, _ in self.ticks_of(with_packets)]
+        ticks: list[list[Any]] = [[index, now // 1_000_000] for index, now, _ in self.ticks_of(with_packets)]
+        for k, job_owner, job in self.jobs:
+            if job_owner is owner:
+                if len(ticks[k]) == 2:
+                    ticks[k].append([])
+                ticks[k][2].append(job)
+        return times, ticks
 
     def bits(self, with_packets: bool, query: str, match: Callable[[dict[str, Any]], bool]) -> str:
         """'1'/'0' per event of a variant: does `query` match that event's item."""

@@ -403,7 +403,7 @@ class ScriptHost:
             return False
         with_packets = proto.HOOK_PACKET in self.hooks
         kinds, objs = batch.skeleton(with_packets)
-        times, ticks = batch.clock_ms(with_packets)
+        times, ticks = batch.clock_ms(with_packets, self)
         if not kinds and not ticks:
             return False
         lean = self.lean and not with_packets

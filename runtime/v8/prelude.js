@@ -347,14 +347,41 @@
     return done;
   }
 
-  // Before batch event i (B.n: after the last): the batch's ticks up to it, then the event's own
-  // clock; timers fall due at these, so where they run does not depend on how events were batched.
+  // The jobs due at tick k of the batch ([tag, cron, limit] each), from the B.jc-th; false when
+  // one raised a signal (it runs again from its start when the batch resumes at event `at`).
+  function runJobs(k, jobs, at) {
+    EV = -2 - k;
+    for (; B.jc < jobs.length; B.jc++) {
+      const tag = jobs[B.jc][0];
+      const mark = OUT.length;
+      const printed = CONSOLE_USED;
+      const entry = JOB_FNS.get(tag);
+      const err = entry === undefined ? "job " + JSON.stringify(tag) + " is not defined in this script"
+        : guarded("job", entry[0], entry[1]);
+      if (PENDING) {
+        OUT.length = mark;
+        MARKED = null;
+        CONSOLE_USED = printed;
+        PENDING.at = at;
+        return false;
+      }
+      emit(["job.done", tag, err]);
+    }
+    return true;
+  }
+
+  // Before batch event i (B.n: after the last): the batch's ticks up to it (the jobs due there,
+  // then the timers), then the event's own clock (timers); they fall due at these, so where they
+  // run does not depend on how events were batched.
   function beforeEvent(i) {
     const tk = B.tk;
     while (B.tc < tk.length && tk[B.tc][0] <= i) {
-      NOW = tk[B.tc][1];
+      const tick = tk[B.tc];
+      NOW = tick[1];
+      if (tick.length > 2 && !runJobs(B.tc, tick[2], i)) return false;
       if (!fireTimers(-2 - B.tc, i)) return false;
       B.tc++;
+      B.jc = 0;
     }
     if (i < B.n && B.tm !== null && B.tm[i] !== null) {
       NOW = B.tm[i];
@@ -476,7 +503,7 @@
       applyUpdate(h.u);
       B = { lines: body === "" ? [] : body.split("\x01"), kinds: h.k, ans: h.a || {}, n: h.k.length,
         targets: [], gen: GEN, nb: !!h.nb, proj: h.pf ? new Set(h.pf) : null,
-        tm: h.tm || null, tk: h.tk || [], tc: 0 };
+        tm: h.tm || null, tk: h.tk || [], tc: 0, jc: 0 };
       if (h.lean && !leanStillValid()) {
         PENDING = { k: "need", at: 0 };
         return finish(null);

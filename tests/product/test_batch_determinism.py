@@ -33,6 +33,10 @@ function every(ms) {  // a timer that sets the next: each falls due where the cl
   setTimeout(function () { console.log("interval after " + n + " items"); every(ms); }, ms);
 }
 every(45000);
+jobs.schedule("tally", "*/20 * * * * *", function () {
+  console.log("job after " + n + " items");
+  if (n % 7 === 3) throw new Error("odd tally " + n);
+});
 function onItemCaptured(data) {
   n++;
   if (n % 150 === 1) {
@@ -75,6 +79,7 @@ def _replay(capture: Path, tmp: Path, *options: str,
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.replace(str(data), "DATA").splitlines()
     seen = [ln for ln in lines if ln.startswith("Seen] ")]
+    seen += [ln for ln in done.stderr.splitlines() if "(job=tally)" in ln]
     spooled = [re.sub(r"; snapshot time: \d+ms$", "", ln) for ln in lines if "New PCAP" in ln]
     uploaded = sorted(ln for ln in lines if "Uploaded" in ln)  # told by the uploader thread
     repos = data / "repositories"
@@ -98,6 +103,9 @@ def test_console_items_and_repositories_do_not_depend_on_batches_or_workers(capt
     # batch that held them came back: after up to a whole batch of later items, or never at the end)
     assert sum(ln.startswith("Seen] timer of ") for ln in console) > 5
     assert sum(ln.startswith("Seen] interval after ") for ln in console) > 30
+    # and so do jobs (in their script's batches, unless a script hooks onJobPassed/onJobFailed)
+    assert sum(ln.startswith("Seen] job after ") for ln in console) > 60
+    assert any("(job=tally) Error: odd tally" in ln for ln in console)
     reasons = {m["reason"] for m in manifests.values()}
     assert {"maxMinutes", "maxL4Streams"} <= reasons, reasons
     assert len(pcaps) > 20
