@@ -356,20 +356,22 @@ class Pipeline:
     def tick(self, now_ns: int | None = None, wait: bool = True) -> None:
         """Flush, then run what fell due at `now_ns` (runtime clock): jobs, timers, wrapper rotation.
 
-        With `wait=False` (file input, each capture second) and no job, timer or hub action due,
-        nothing waits for the scripts and no batch is sent: the wrappers' tick goes into the batch
-        being filled, to run after the commands of the items before it (`Batch.add_tick`), seeing the
+        With `wait=False` (file input, each capture second), events on their way to the scripts and
+        nothing due that must wait for them, no batch is sent: the tick goes into the batch being
+        filled, to run after the commands of the items before it (`Batch.add_tick`), seeing the
         store as it was at the tick. Repositories are the same as with `wait=True`, whatever the
-        batch size; a sparse capture no longer crosses to V8 every capture second."""
+        batch size; a sparse capture no longer crosses to V8 every capture second. With nothing on
+        its way, what is due runs now (nothing to wait for)."""
         s = self.services
         now = s.clock.now_ns() if now_ns is None else now_ns
         wrappers_due = now >= self._next_wrapper_tick
         if wrappers_due:
             self._next_wrapper_tick = now - now % WRAPPER_TICK_NS + WRAPPER_TICK_NS
-        if not wait and not self._scripts_due(now):
+        on_the_way = self._batch.events or self._batch.ticks or self._inflight is not None
+        if not wait and on_the_way and not self._scripts_due(now):
             jobs = s.scheduler.due(now)  # any due here run in their scripts' batches (`_jobs_in_stream`)
             if wrappers_due or jobs:
-                self._tick_deferred(now, jobs)
+                self._defer_tick(now, jobs)
             store = s.store
             if self._batch.items and (self._piped or store.held > store.budget - (store.budget >> 3)):
                 # stdin may be a capture still being written (`tcpdump -w - | kflpcap run --pcap -`):
@@ -423,23 +425,15 @@ class Pipeline:
         owners = {id(h.identity) for h in hosts if h.wants_items}
         return all(id(job.owner) in owners for job in self.services.scheduler.jobs.values())
 
-    def _tick_deferred(self, now: int, jobs: list[Job]) -> None:
-        """A capture-second tick with nothing due that must wait: into the batch being filled when
-        events are still on their way (their scripts run the `jobs` and the timers due at it, then
-        the wrappers tick, between the commands of the events around it); else now."""
+    def _defer_tick(self, now: int, jobs: list[Job]) -> None:
+        """A tick while events are on their way, with nothing due that must wait: into the batch
+        being filled (its scripts run the `jobs` and the timers due at it, then the wrappers tick,
+        between the commands of the events around it)."""
         s = self.services
-        if self._batch.events or self._batch.ticks or self._inflight is not None:
-            owned = [(self.scripts.owner_of(job), [job.tag, job.cron, job.limit]) for job in jobs]
-            self._batch.add_tick(now, s.store.seq, owned)
-            for job in jobs:
-                s.scheduler.ran(job)
-            return
+        owned = [(self.scripts.owner_of(job), [job.tag, job.cron, job.limit]) for job in jobs]
+        self._batch.add_tick(now, s.store.seq, owned)
         for job in jobs:
-            self.run_job(job.tag)
-        now_ms = now // 1_000_000
-        for host in self.scripts.loaded():
-            host.run_timers(now_ms)
-        self._tick_wrappers(now)
+            s.scheduler.ran(job)
 
     def _tick_wrappers(self, now: int) -> None:
         """The wrappers' clock tick (every item before it has been through the scripts)."""

@@ -133,10 +133,8 @@ class Commands:
                 continue
             if name == "T":  # from timers due at the batch's tick k: after the wrapper ticks before it
                 k = cmd[1]
+                self.run_ticks(below=k)
                 ticks = self.ticks
-                while ticks and ticks[0][0] < k:
-                    _, _, now, seq = ticks.popleft()
-                    self.tick(now, seq)
                 s = self.services
                 at = ticks[0] if ticks and ticks[0][0] == k else (k, 0, None, None)
                 s.cut_ns, s.cut_seq = at[2], at[3]
@@ -223,10 +221,11 @@ class Commands:
         finally:
             s.cut_ns, s.cut_seq = saved
 
-    def run_ticks(self, before: int | None = None) -> None:
-        """Run the batch's pending wrapper ticks due before event `before` (None: all of them)."""
+    def run_ticks(self, before: int | None = None, below: int | None = None) -> None:
+        """Run the batch's pending wrapper ticks due before event `before` and numbered below tick
+        `below` (None: no bound)."""
         ticks = self.ticks
-        while ticks and (before is None or ticks[0][1] <= before):
+        while ticks and (before is None or ticks[0][1] <= before) and (below is None or ticks[0][0] < below):
             _, _, now, seq = ticks.popleft()
             self.tick(now, seq)
 

@@ -317,6 +317,21 @@
     return kind === 112 ? ["onPacketCaptured", G.onPacketCaptured] : ["onItemCaptured", G.onItemCaptured];
   }
 
+  // A run that raised a signal: drop what it emitted since `mark` (its console use since
+  // `printed`); the call resumes at batch event `at` (finish() clears the marks).
+  function undoRun(mark, printed, at) {
+    OUT.length = mark;
+    CONSOLE_USED = printed;
+    PENDING.at = at;
+  }
+
+  // job `tag` of this script: null, or the text of what it threw
+  function runJob(tag) {
+    const entry = JOB_FNS.get(tag);
+    if (entry === undefined) return "job " + JSON.stringify(tag) + " is not defined in this script";
+    return guarded("job", entry[0], entry[1]);
+  }
+
   // The setTimeout callbacks due by NOW, in due order, their commands marked for event `ev`
   // (EV's values); false when one raised a signal: it stays due, its commands are dropped and the
   // call resumes at event `at` (a batch) or starts again (outside one).
@@ -334,10 +349,7 @@
       const err = guarded("setTimeout", t.fn, t.args);
       if (PENDING) {
         TIMERS.set(id, t);
-        OUT.length = mark;
-        MARKED = null;
-        CONSOLE_USED = printed;
-        PENDING.at = at;
+        undoRun(mark, printed, at);
         done = false;
         break;
       }
@@ -355,14 +367,9 @@
       const tag = jobs[B.jc][0];
       const mark = OUT.length;
       const printed = CONSOLE_USED;
-      const entry = JOB_FNS.get(tag);
-      const err = entry === undefined ? "job " + JSON.stringify(tag) + " is not defined in this script"
-        : guarded("job", entry[0], entry[1]);
+      const err = runJob(tag);
       if (PENDING) {
-        OUT.length = mark;
-        MARKED = null;
-        CONSOLE_USED = printed;
-        PENDING.at = at;
+        undoRun(mark, printed, at);
         return false;
       }
       emit(["job.done", tag, err]);
@@ -415,10 +422,7 @@
           if (!PENDING) emit(["error", "(hook=" + name + ") " + errText(e)]);
         }
         if (PENDING) {
-          OUT.length = mark;
-          MARKED = -1;
-          CONSOLE_USED = printed;
-          PENDING.at = i;
+          undoRun(mark, printed, i);
           return finish(null);
         }
       }
@@ -539,10 +543,7 @@
     job(tag, update) {
       applyUpdate(update);
       retire();
-      const entry = JOB_FNS.get(tag);
-      let err = null;
-      if (entry === undefined) err = "job " + JSON.stringify(tag) + " is not defined in this script";
-      else err = guarded("job", entry[0], entry[1]);
+      const err = runJob(tag);
       const out = JSON.parse(finish(null));
       if (err !== null) out.x = err;
       return JSON.stringify(out);
